@@ -1,0 +1,11 @@
+"""divkit's symbolic layer: sympy objects only, no arrays.
+
+>>> from theory import u, fdiv
+>>> fdiv.get("kl").f
+u*log(u)
+"""
+
+from theory._symbols import t, u
+from theory import fdiv  # noqa: E402
+
+__all__ = ["u", "t", "fdiv"]
