@@ -1,11 +1,5 @@
-"""divkit's symbolic layer: sympy objects only, no arrays.
-
->>> from theory import u, fdiv
->>> fdiv.get("kl").f
-u*log(u)
-"""
+"""divkit's symbolic layer: sympy objects only, no arrays."""
 
 from theory._symbols import t, u
-from theory import fdiv  # noqa: E402
 
-__all__ = ["u", "t", "fdiv"]
+__all__ = ["u", "t"]
