@@ -1,0 +1,930 @@
+r"""f-divergences from their generators, with everything the theory derives from them.
+
+Convention (the whole of divkit keeps it): for a convex generator :math:`f` on
+:math:`(0, \infty)` with :math:`f(1) = 0`,
+
+.. math::
+
+    D_f(P \,\|\, Q) = \mathbb{E}_Q\!\left[f\!\left(\tfrac{dP}{dQ}\right)\right]
+                    = \sum_i q_i \, f(p_i / q_i),
+
+P first (target, teacher, or the policy in alignment papers), Q second. The ratio symbol is
+``u = p/q``. Zero mass follows from the generator's own limits:
+:math:`0 \cdot f(0/0) = 0`, :math:`q f(0/q) = q f(0^+)`, :math:`0 \cdot f(p/0) = p f'(\infty)`
+with :math:`f'(\infty) = \lim_{u\to\infty} f(u)/u`.
+
+>>> from theory import fdiv, u
+>>> kl = fdiv.get("kl")
+>>> kl.f, kl.df, kl.weighting
+(u*log(u), log(u) + 1, u)
+>>> kl.conjugate.expr
+exp(t - 1)
+>>> kl.reverse.f
+-log(u)
+>>> fdiv.get("js").f_at_zero
+log(2)/2
+>>> fdiv.FDivergence.from_string("(sqrt(u) - 1)**2").weighting
+sqrt(u)/2
+
+New catalog entries go in the registry at the end of this module: one decorated function
+returning the generator, with the source cited in its docstring.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import mpmath
+import sympy
+
+from theory._symbols import t, u
+from theory.parsing import ParseError, parse_expression, parse_number
+
+__all__ = [
+    "FDivergence",
+    "Conjugate",
+    "RenyiDivergence",
+    "get",
+    "names",
+    "renyi",
+    "catalog_markdown",
+]
+
+#: Log-grid used for numeric checks: 1e-12 … 1e12, 40 points per decade.
+GRID_DECADES = (-12, 12)
+GRID_PER_DECADE = 40
+#: Working precision (decimal digits) of numeric checks.
+CHECK_DPS = 50
+
+
+def _tidy(expr: sympy.Expr) -> sympy.Expr:
+    """Light, bounded simplification: ``simplify`` on small expressions only."""
+    if not isinstance(expr, sympy.Basic):
+        return expr
+    if sympy.count_ops(expr) > 120:
+        return expr
+    try:
+        out = sympy.simplify(expr)
+    except (NotImplementedError, TypeError, ValueError, RecursionError):  # pragma: no cover
+        return expr
+    # keep the simpler of the two: sympy sometimes expands generators
+    return out if sympy.count_ops(out) <= sympy.count_ops(expr) else expr
+
+
+def _safe_limit(expr: sympy.Expr, point, direction: str = "+") -> sympy.Expr | None:
+    try:
+        val = sympy.limit(expr, u, point, direction)
+    except (NotImplementedError, ValueError, TypeError, RecursionError):
+        return None
+    if isinstance(val, sympy.Limit) or val.has(sympy.AccumBounds) or val.has(sympy.nan):
+        return None
+    return _tidy(val)
+
+
+#: Extra Python stack frames ``solve`` may use before we give up on a closed form; sympy's
+#: solver recurses for a long time on equations it cannot solve (softened_rkl's f' = t).
+SOLVE_STACK_BUDGET = 200
+
+
+def _bounded_solve(eq, var) -> list:
+    """``sympy.solve`` with a bounded recursion depth: [] when it cannot finish."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack(0)) + SOLVE_STACK_BUDGET)
+    try:
+        return list(sympy.solve(eq, var))
+    except (NotImplementedError, ValueError, TypeError, RecursionError):
+        return []
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def _log_grid() -> list[mpmath.mpf]:
+    lo, hi = GRID_DECADES
+    n = (hi - lo) * GRID_PER_DECADE
+    with mpmath.workdps(CHECK_DPS + 10):
+        return [mpmath.mpf(10) ** (lo + mpmath.mpf(k) / GRID_PER_DECADE) for k in range(n + 1)]
+
+
+def _mp_function(expr: sympy.Expr, var: sympy.Symbol = u) -> Callable:
+    """An mpmath-evaluable function of one variable (evaluated in the caller's precision)."""
+    return sympy.lambdify(var, expr, modules=["mpmath"])
+
+
+def _as_param(name: str, value) -> sympy.Expr:
+    """Turn a user parameter into an exact sympy number (strings go through the parser)."""
+    if isinstance(value, bool):
+        raise TypeError(f"parameter {name!r} must be a number, got a bool")
+    if isinstance(value, str):
+        return parse_number(value)
+    if isinstance(value, int):
+        return sympy.Integer(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"parameter {name!r} must be finite, got {value!r}")
+        return sympy.Rational(repr(value))
+    if isinstance(value, sympy.Basic):
+        return value
+    raise TypeError(f"parameter {name!r} must be a number, got {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class Conjugate:
+    r"""The convex conjugate :math:`f^*(t) = \sup_{u > 0} \, (t u - f(u))`.
+
+    Attributes
+    ----------
+    expr : sympy.Expr or None
+        Closed form in ``t``, valid on the interior of :attr:`interior` (the image of f');
+        ``None`` when sympy could not find one (then evaluation is numeric).
+    domain : sympy.Interval
+        Effective domain: where :math:`f^*` is finite.
+    interior : sympy.Interval
+        The open interval :math:`(f'(0^+), f'(\infty))` on which ``expr`` holds.
+    method : str
+        ``"closed form"`` or ``"numeric Legendre transform"``.
+    piecewise : sympy.Expr or None
+        The extended-real function on all of ℝ: ``-f(0+)`` left of the image of f',
+        ``expr`` on it, the limit value at a finite right end, ``oo`` beyond.
+    """
+
+    expr: sympy.Expr | None
+    domain: sympy.Interval
+    interior: sympy.Interval
+    method: str
+    piecewise: sympy.Expr | None
+    _owner: FDivergence = field(repr=False, compare=False)
+
+    def __call__(self, value, *, dps: int = CHECK_DPS):
+        """Evaluate :math:`f^*` at ``value`` with mpmath at ``dps`` digits (``+inf`` outside)."""
+        with mpmath.workdps(dps + 10):
+            tv = mpmath.mpf(value) if not isinstance(value, sympy.Basic) else mpmath.mpf(
+                sympy.N(value, dps + 10)
+            )
+            if self.piecewise is not None:
+                out = _eval_mp(self.piecewise, t, tv, dps + 10)
+            else:
+                out = self._owner._legendre(tv)
+        with mpmath.workdps(dps):
+            return +out
+
+
+def _eval_mp(expr: sympy.Expr, var: sympy.Symbol, value, dps: int):
+    """Evaluate a sympy expression (Piecewise allowed) at an mpmath value."""
+    val = expr.subs(var, sympy.Float(value, dps)) if not isinstance(value, sympy.Basic) else expr.subs(var, value)
+    val = sympy.N(val, dps)
+    if val in (sympy.oo, sympy.zoo) or val == sympy.oo:
+        return mpmath.inf
+    if val == -sympy.oo:
+        return mpmath.ninf
+    return mpmath.mpf(sympy.re(val)) if val.is_real is not False else mpmath.mpf(val)
+
+
+class FDivergence:
+    r"""An f-divergence :math:`D_f(P\|Q) = \sum_i q_i f(p_i/q_i)` built from its generator.
+
+    Parameters
+    ----------
+    f : sympy expression in :data:`theory.u` (or a plain symbol named ``u``)
+        The generator. It must be convex on :math:`(0, \infty)` with :math:`f(1) = 0`;
+        both are checked on construction — symbolically where sympy decides it, otherwise
+        numerically on a log-grid :math:`10^{-12} \ldots 10^{12}` with mpmath at 50 digits.
+        :attr:`convexity_check` records which.
+    name : str, optional
+        Display name; catalog entries carry their catalog name.
+    params : mapping, optional
+        The parameters the generator was built with (for display and provenance).
+    source : str, optional
+        Where the generator comes from (paper, textbook).
+
+    Raises
+    ------
+    ValueError
+        If f(1) ≠ 0 or f is not convex; the message says which and shows the
+        standardised generator f(u) − f(1) − f'(1)(u − 1).
+    TypeError
+        If ``f`` is not a sympy expression.
+
+    Notes
+    -----
+    Derived quantities are cached properties returning sympy objects, so a REPL user can
+    ``simplify``, ``latex`` or ``series`` them.
+    """
+
+    def __init__(
+        self,
+        f,
+        *,
+        name: str | None = None,
+        params: Mapping[str, sympy.Expr] | None = None,
+        source: str | None = None,
+        _convexity: str | None = None,
+    ):
+        if isinstance(f, str):
+            raise TypeError("FDivergence takes a sympy expression; use FDivergence.from_string(text)")
+        if not isinstance(f, sympy.Expr):
+            raise TypeError(f"generator must be a sympy expression in u, got {type(f).__name__}")
+        # accept a plain Symbol('u') from the user and switch it to our positive u
+        plain = [s for s in f.free_symbols if s.name == "u" and s != u]
+        if plain:
+            f = f.subs({s: u for s in plain})
+        extra = sorted((s for s in f.free_symbols if s != u), key=str)
+        self._f = f
+        self.name = name or f"f(u) = {sympy.sstr(f)}"
+        self.params = dict(params or {})
+        self.source = source
+        if _convexity is not None:
+            self.convexity_check = _convexity
+            return
+        failures = []
+        f1 = self._value_at_one(f)
+        if f1 is not None:
+            failures.append(f"f(1) = {f1} ≠ 0")
+        convex, how = self._check_convex(extra)
+        if not convex:
+            failures.append(how)
+        if failures:
+            msg = f"invalid generator {sympy.sstr(f)}: " + "; ".join(failures)
+            std = self._standardised_text(f)
+            if std is not None:
+                msg += f". The standardised generator f(u) - f(1) - f'(1)*(u - 1) is {std}"
+            raise ValueError(msg)
+        self.convexity_check = how
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_string(cls, text: str, *, name: str | None = None, **params) -> FDivergence:
+        """Build from text through the whitelist parser (never ``sympify``).
+
+        Names in ``params`` become allowed symbols and are substituted by their values.
+
+        >>> FDivergence.from_string("u**a - 1 - a*(u - 1)", a=2).f
+        u**2 - 2*u + 1
+        """
+        values = {k: _as_param(k, v) for k, v in params.items()}
+        symbols = {"u": u, **{k: sympy.Symbol(k, real=True) for k in values}}
+        expr = parse_expression(text, symbols=symbols)
+        if not isinstance(expr, sympy.Expr):
+            raise ParseError(f"{text!r} is not an expression")
+        expr = expr.subs({symbols[k]: v for k, v in values.items()})
+        if not expr.has(u):
+            raise ValueError(f"generator {text!r} does not depend on u")
+        return cls(sympy.expand_power_base(expr) if False else expr, name=name, params=values)
+
+    @staticmethod
+    def _value_at_one(f: sympy.Expr):
+        """None when f(1) = 0, else the offending value."""
+        v = _tidy(f.subs(u, 1))
+        if v.is_zero:
+            return None
+        if v.is_number:
+            with mpmath.workdps(CHECK_DPS + 20):
+                num = sympy.N(v, CHECK_DPS + 20)
+            if num.is_number and abs(num) < sympy.Float(10) ** (-CHECK_DPS):
+                return None
+            return v
+        return v
+
+    @staticmethod
+    def _standardised_text(f: sympy.Expr) -> str | None:
+        try:
+            f1 = f.subs(u, 1)
+            d1 = sympy.diff(f, u).subs(u, 1)
+            if not (f1.is_zero and sympy.simplify(d1).is_zero):
+                return sympy.sstr(_tidy(f - f1 - d1 * (u - 1)))
+        except (TypeError, ValueError):  # pragma: no cover
+            return None
+        return None
+
+    def _check_convex(self, extra) -> tuple[bool, str]:
+        d2 = _tidy(sympy.diff(self._f, u, 2))
+        verdict = d2.is_nonnegative
+        if verdict is None and not d2.has(sympy.DiracDelta, sympy.Heaviside):
+            for form in (sympy.factor(d2), sympy.together(d2)):
+                verdict = form.is_nonnegative
+                if verdict is not None:
+                    break
+        if verdict is True:
+            return True, f"symbolic: f''(u) = {sympy.sstr(d2)} ≥ 0 on (0, oo)"
+        if verdict is False and not extra:
+            return False, f"f is not convex: f''(u) = {sympy.sstr(d2)} is negative on (0, oo)"
+        if extra:
+            names_ = ", ".join(map(str, extra))
+            return False, (
+                f"convexity could not be decided symbolically with free parameter(s) {names_}; "
+                "substitute numeric values"
+            )
+        return self._check_convex_numeric()
+
+    def _check_convex_numeric(self) -> tuple[bool, str]:
+        """Slopes of f between consecutive grid points must not decrease (kinks allowed)."""
+        fn = _mp_function(self._f)
+        grid = _log_grid()
+        with mpmath.workdps(CHECK_DPS + 10):
+            vals = []
+            for x in grid:
+                try:
+                    y = fn(x)
+                except (ValueError, ZeroDivisionError, TypeError) as exc:
+                    return False, f"f cannot be evaluated at u = {mpmath.nstr(x, 5)}: {exc}"
+                y = mpmath.mpmathify(y)
+                if not (isinstance(y, mpmath.mpf) and mpmath.isfinite(y)):
+                    if isinstance(y, mpmath.mpc) and abs(y.imag) < mpmath.mpf(10) ** (-CHECK_DPS):
+                        y = y.real
+                    else:
+                        return False, f"f is not real and finite at u = {mpmath.nstr(x, 5)} ({y})"
+                vals.append(y)
+            slopes = [(vals[i + 1] - vals[i]) / (grid[i + 1] - grid[i]) for i in range(len(grid) - 1)]
+            tol = mpmath.mpf(10) ** (-(CHECK_DPS - 10))
+            for i in range(len(slopes) - 1):
+                if slopes[i + 1] < slopes[i] - tol * (1 + abs(slopes[i]) + abs(slopes[i + 1])):
+                    return False, (
+                        "f is not convex: its slope decreases near u = "
+                        f"{mpmath.nstr(grid[i + 1], 6)} (numeric check, {CHECK_DPS} digits)"
+                    )
+        n = len(grid)
+        return True, (
+            f"numeric: slopes of f non-decreasing on a {n}-point log-grid "
+            f"1e{GRID_DECADES[0]}…1e{GRID_DECADES[1]} at {CHECK_DPS} digits"
+        )
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        return f"FDivergence({self.name!r}, f={sympy.sstr(self._f)})"
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, FDivergence):
+            return NotImplemented
+        return sympy.simplify(self._f - other._f) == 0
+
+    def __hash__(self) -> int:
+        return hash(sympy.srepr(self._f))
+
+    # ------------------------------------------------------------------ derived quantities
+    @property
+    def f(self) -> sympy.Expr:
+        """The generator f(u)."""
+        return self._f
+
+    @functools.cached_property
+    def df(self) -> sympy.Expr:
+        """f'(u)."""
+        return _tidy(sympy.diff(self._f, u))
+
+    @functools.cached_property
+    def d2f(self) -> sympy.Expr:
+        """f''(u)."""
+        return _tidy(sympy.diff(self.df, u))
+
+    @functools.cached_property
+    def df_at_one(self) -> sympy.Expr:
+        """f'(1): the slope removed by :attr:`standardized`."""
+        v = _safe_limit(self.df, 1, "+")
+        return v if v is not None else _tidy(self.df.subs(u, 1))
+
+    @functools.cached_property
+    def standardized(self) -> sympy.Expr:
+        r"""The standardised generator :math:`f(u) - f'(1)(u - 1)`: ≥ 0, zero at u = 1.
+
+        It defines the same divergence between normalised P and Q (the added term sums to
+        zero) and every term :math:`q\,f_{std}(p/q)` of the sum is non-negative, which is
+        how the kernels avoid cancellation.
+        """
+        return _tidy(self._f - self.df_at_one * (u - 1))
+
+    @functools.cached_property
+    def weighting(self) -> sympy.Expr:
+        r"""The f-distill gradient weight :math:`h(u) = u^2 f''(u)` (Xu et al. 2025)."""
+        return _tidy(u**2 * self.d2f)
+
+    @functools.cached_property
+    def f_at_zero(self) -> sympy.Expr:
+        r""":math:`f(0^+) = \lim_{u\to 0^+} f(u)`: the value of :math:`q f(0/q) / q`."""
+        v = _safe_limit(self._f, 0, "+")
+        if v is None:
+            raise ValueError(f"{self.name}: sympy could not find lim f(u) as u -> 0+")
+        return v
+
+    @functools.cached_property
+    def slope_at_infinity(self) -> sympy.Expr:
+        r""":math:`f'(\infty) = \lim_{u\to\infty} f(u)/u`: the value of :math:`0\cdot f(p/0) / p`."""
+        v = _safe_limit(self._f / u, sympy.oo, "-")
+        if v is None:
+            raise ValueError(f"{self.name}: sympy could not find lim f(u)/u as u -> oo")
+        return v
+
+    @functools.cached_property
+    def df_at_zero(self) -> sympy.Expr:
+        r""":math:`f'(0^+)`, the left end of the range of f' (of the reward map)."""
+        v = _safe_limit(self.df, 0, "+")
+        if v is None:
+            raise ValueError(f"{self.name}: sympy could not find lim f'(u) as u -> 0+")
+        return v
+
+    @property
+    def reward_map(self) -> sympy.Expr:
+        r"""The f-DPO KKT map :math:`u \mapsto f'(u)`.
+
+        For :math:`\max_\pi \mathbb{E}_\pi[r] - \beta D_f(\pi\|\pi_{ref})` the optimum satisfies
+        :math:`r(y) = \beta f'(\pi^*(y)/\pi_{ref}(y)) + \lambda` (Wang et al. 2024, f-DPO),
+        with u = π/π_ref (π is P, the first argument).
+        """
+        return self.df
+
+    @functools.cached_property
+    def policy_domain(self) -> sympy.Interval:
+        r"""The open interval :math:`(f'(0^+), f'(\infty))` of values of the reward map."""
+        return sympy.Interval.open(self.df_at_zero, self.slope_at_infinity)
+
+    @functools.cached_property
+    def strictly_convex(self) -> bool:
+        """True when f'' > 0 on (0, ∞) (then f' is invertible)."""
+        d2 = self.d2f
+        if d2.has(sympy.DiracDelta, sympy.Heaviside, sympy.sign):
+            return False
+        pos = d2.is_positive
+        if pos is None:
+            pos = sympy.factor(d2).is_positive
+        if pos is not None:
+            return bool(pos)
+        fn = _mp_function(d2)
+        with mpmath.workdps(CHECK_DPS):
+            return all(mpmath.re(fn(x)) > 0 for x in _log_grid()[::8])
+
+    @functools.cached_property
+    def policy_map(self) -> sympy.Expr | None:
+        r"""The inverse reward map :math:`(f')^{-1}(t)`: the policy ratio π*/π_ref from a reward.
+
+        Defined on :attr:`policy_domain`; ``None`` when f' is not invertible (f not strictly
+        convex, e.g. tv) or sympy finds no closed form (numeric kernels then invert f'
+        numerically).
+        """
+        if not self.strictly_convex:
+            return None
+        w = sympy.Symbol("w", positive=True)
+        sols = _bounded_solve(sympy.Eq(self.df.subs(u, w), t), w)
+        probe_points = self._interior_probe_points()
+        for cand in sols:
+            cand = self._on_interior(_tidy(cand))
+            if self._is_inverse(cand, probe_points):
+                return cand
+        return None
+
+    def _on_interior(self, expr: sympy.Expr) -> sympy.Expr:
+        """Simplify an expression of t using a < t < b, the image of f' (removes Abs etc.)."""
+        a, b = self.df_at_zero, self.slope_at_infinity
+        facts = sympy.true
+        if a.is_finite:
+            facts = facts & sympy.Q.gt(t, a)
+        if b.is_finite:
+            facts = facts & sympy.Q.lt(t, b)
+        if facts is sympy.true:
+            return expr
+        try:
+            return _tidy(sympy.refine(expr, facts))
+        except (NotImplementedError, TypeError, ValueError, RecursionError):  # pragma: no cover
+            return expr
+
+    def _interior_probe_points(self) -> list[sympy.Expr]:
+        lo, hi = self.df_at_zero, self.slope_at_infinity
+        pts = []
+        for x in (sympy.Rational(1, 7), 1 + sympy.Rational(1, 3), 5):
+            v = self.df.subs(u, x)
+            if lo < v < hi:
+                pts.append(v)
+        return pts
+
+    def _is_inverse(self, cand: sympy.Expr, points) -> bool:
+        if not points:
+            return False
+        for tv, x in zip(points, (sympy.Rational(1, 7), 1 + sympy.Rational(1, 3), 5)):
+            val = sympy.N(cand.subs(t, tv), 40)
+            if not val.is_real or abs(val - x) > sympy.Float("1e-30"):
+                return False
+        return True
+
+    @functools.cached_property
+    def fdpo_positive(self) -> bool:
+        r"""The f-DPO positivity condition :math:`f'(0^+) = -\infty` (0 ∉ dom f').
+
+        When it holds, the optimal policy of the f-regularised objective puts positive mass
+        wherever π_ref does, so the KKT multipliers μ vanish and the normaliser λ cancels in
+        the Bradley–Terry loss (Wang et al. 2024, Theorem 1).
+        """
+        return self.df_at_zero == -sympy.oo
+
+    @functools.cached_property
+    def conjugate(self) -> Conjugate:
+        r"""The convex conjugate :math:`f^*(t) = \sup_{u>0}(t u - f(u))` with its domain.
+
+        Closed form :math:`f^*(t) = t\,g(t) - f(g(t))` with :math:`g = (f')^{-1}` where sympy
+        finds g; otherwise a numeric Legendre transform evaluated with mpmath.
+        """
+        a, b = self.df_at_zero, self.slope_at_infinity
+        interior = sympy.Interval.open(a, b)
+        right_val = None
+        if b.is_finite:
+            right_val = _safe_limit(b * u - self._f, sympy.oo, "-")
+            if right_val is not None and not right_val.is_finite:
+                right_val = None
+        domain = sympy.Interval(-sympy.oo, b, right_open=right_val is None)
+        g = self.policy_map
+        if g is None:
+            return Conjugate(None, domain, interior, "numeric Legendre transform", None, self)
+        expr = self._on_interior(_tidy(t * g - self._f.subs(u, g)))
+        pieces = []
+        if a.is_finite:
+            pieces.append((-self.f_at_zero, t <= a))
+        pieces.append((expr, t < b) if b.is_finite else (expr, True))
+        if b.is_finite:
+            if right_val is not None:
+                pieces.append((right_val, sympy.Eq(t, b)))
+            pieces.append((sympy.oo, True))
+        pw = sympy.Piecewise(*pieces) if len(pieces) > 1 else expr
+        return Conjugate(expr, domain, interior, "closed form", pw, self)
+
+    def _legendre(self, tv):
+        """Numeric f*(tv) at the caller's mpmath precision: solve f'(u) = tv by bisection."""
+        a, b = self.df_at_zero, self.slope_at_infinity
+        f_mp = _mp_function(self._f)
+        df_mp = _mp_function(self.df)
+        a_mp = mpmath.mpf(sympy.N(a, mpmath.mp.dps)) if a.is_finite else mpmath.ninf
+        b_mp = mpmath.mpf(sympy.N(b, mpmath.mp.dps)) if b.is_finite else mpmath.inf
+        if tv <= a_mp:
+            return -mpmath.mpf(sympy.N(self.f_at_zero, mpmath.mp.dps))
+        if tv >= b_mp:
+            if tv > b_mp:
+                return mpmath.inf
+            lim = self.conjugate.domain.contains(b)
+            if lim is sympy.true:
+                v = _safe_limit(b * u - self._f, sympy.oo, "-")
+                return mpmath.mpf(sympy.N(v, mpmath.mp.dps))
+            return mpmath.inf
+        # bracket the root of f'(u) - tv in log u; f' is non-decreasing
+        lo, hi = mpmath.mpf(-1), mpmath.mpf(1)
+        while mpmath.re(df_mp(mpmath.exp(lo))) > tv and lo > -10**6:
+            lo *= 2
+        while mpmath.re(df_mp(mpmath.exp(hi))) < tv and hi < 10**6:
+            hi *= 2
+        for _ in range(4 * mpmath.mp.prec):
+            mid = (lo + hi) / 2
+            if mpmath.re(df_mp(mpmath.exp(mid))) < tv:
+                lo = mid
+            else:
+                hi = mid
+            if hi - lo < mpmath.eps * (1 + abs(mid)):
+                break
+        x = mpmath.exp((lo + hi) / 2)
+        return tv * x - mpmath.re(f_mp(x))
+
+    @functools.cached_property
+    def reverse(self) -> FDivergence:
+        r"""The reverse divergence, generator :math:`u f(1/u)`: :math:`D_{rev}(P\|Q) = D_f(Q\|P)`."""
+        raw = u * self._f.subs(u, 1 / u)
+        g = min((_tidy(raw), _tidy(sympy.expand_log(raw, force=True))), key=sympy.count_ops)
+        name = _REVERSE_NAMES.get(self.name, f"reverse of {self.name}")
+        return FDivergence(
+            g,
+            name=name,
+            params=self.params,
+            source=self.source,
+            _convexity=f"inherited: the perspective u f(1/u) of {self.name}, which is convex",
+        )
+
+    # ------------------------------------------------------------------ finite supports
+    def discrete(self, P: Sequence, Q: Sequence, *, check_normalized: bool = True) -> sympy.Expr:
+        r"""Sympy expression of :math:`D_f(P\|Q) = \sum_i q_i f(p_i/q_i)` on a finite support.
+
+        Parameters
+        ----------
+        P, Q : sequences of numbers or sympy expressions
+            Probabilities of the same support; P is the first argument (the target).
+            Strings are parsed as numbers through the whitelist parser.
+        check_normalized : bool, keyword-only
+            When all entries are numbers, require each of P and Q to sum to 1.
+
+        Notes
+        -----
+        Zero-mass rules: :math:`0\cdot f(0/0) = 0`, :math:`q f(0/q) = q f(0^+)`,
+        :math:`0 \cdot f(p/0) = p f'(\infty)` (so KL is ``oo`` where q = 0 < p).
+        Symbolic entries are taken as positive.
+
+        >>> from theory import fdiv
+        >>> fdiv.get("kl").discrete([1, 0], ["1/2", "1/2"])
+        log(2)
+        >>> fdiv.get("kl").discrete(["1/2", "1/2"], [1, 0])
+        oo
+        """
+        Ps = [self._prob(x, "P", i) for i, x in enumerate(P)]
+        Qs = [self._prob(x, "Q", i) for i, x in enumerate(Q)]
+        if len(Ps) != len(Qs):
+            raise ValueError(f"P and Q must have the same length, got {len(Ps)} and {len(Qs)}")
+        if not Ps:
+            raise ValueError("P and Q must not be empty")
+        if check_normalized:
+            for label, vec in (("P", Ps), ("Q", Qs)):
+                if all(x.is_number for x in vec):
+                    s = sympy.nsimplify(sum(vec)) if any(x.is_Float for x in vec) else sum(vec)
+                    if abs(sympy.N(s - 1, 30)) > 1e-12:
+                        raise ValueError(f"{label} must sum to 1, got {sympy.N(s, 15)}")
+        terms = []
+        for p, q in zip(Ps, Qs):
+            pz, qz = p.is_zero, q.is_zero
+            if pz and qz:
+                continue
+            if pz:
+                terms.append(q * self.f_at_zero)
+            elif qz:
+                terms.append(p * self.slope_at_infinity)
+            else:
+                terms.append(q * self._f.subs(u, p / q))
+        total = sympy.Add(*terms)
+        return total
+
+    @staticmethod
+    def _prob(x, label: str, i: int) -> sympy.Expr:
+        if isinstance(x, str):
+            x = parse_number(x)
+        elif isinstance(x, bool):
+            raise TypeError(f"{label}[{i}] must be a number, got a bool")
+        elif isinstance(x, (int, float)):
+            x = sympy.Integer(x) if isinstance(x, int) else sympy.Float(x)
+        elif not isinstance(x, sympy.Basic):
+            raise TypeError(f"{label}[{i}] must be a number or sympy expression, got {type(x).__name__}")
+        if x.is_number and (x.is_negative or not x.is_real):
+            raise ValueError(f"{label}[{i}] = {x} is not a probability (must be real and ≥ 0)")
+        return x
+
+
+# ---------------------------------------------------------------------- Rényi
+class RenyiDivergence:
+    r"""Rényi divergence of order α as a transform of the power f-divergence.
+
+    .. math::
+
+        R_\alpha(P\|Q) = \frac{1}{\alpha - 1}\log \sum_i p_i^\alpha q_i^{1-\alpha}
+                       = \frac{\log\left(1 + (\alpha - 1) D_{f_\alpha}(P\|Q)\right)}{\alpha - 1},
+        \qquad f_\alpha(u) = \frac{u^\alpha - 1}{\alpha - 1},
+
+    so :math:`R_\alpha` is a monotone function of an f-divergence but not one itself
+    (Rényi 1961; Liese & Vajda 2006, Sec. II). At α = 1 it is KL(P‖Q).
+
+    >>> r = renyi(2)
+    >>> r.power.f
+    u**2 - 1
+    >>> r.discrete(["1/2", "1/2"], ["1/4", "3/4"])
+    log(4/3)
+    """
+
+    def __init__(self, alpha):
+        self.alpha = _as_param("alpha", alpha)
+        if not (self.alpha.is_number and self.alpha.is_positive):
+            raise ValueError(f"Rényi order alpha must be a positive number, got {self.alpha}")
+        self.power = get("power", alpha=self.alpha) if self.alpha != 1 else get("kl")
+
+    def from_fdivergence(self, d: sympy.Expr) -> sympy.Expr:
+        """The Rényi value from the value ``d`` of the power divergence."""
+        if self.alpha == 1:
+            return d
+        return sympy.log(1 + (self.alpha - 1) * d) / (self.alpha - 1)
+
+    def discrete(self, P: Sequence, Q: Sequence, **kw) -> sympy.Expr:
+        """Sympy expression of R_α(P‖Q) on a finite support (P first)."""
+        return _tidy(self.from_fdivergence(self.power.discrete(P, Q, **kw)))
+
+    def __repr__(self) -> str:
+        return f"RenyiDivergence(alpha={self.alpha})"
+
+
+def renyi(alpha) -> RenyiDivergence:
+    """The Rényi divergence of order ``alpha`` (> 0); see :class:`RenyiDivergence`."""
+    return RenyiDivergence(alpha)
+
+
+# ---------------------------------------------------------------------- catalog
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    build: Callable[..., sympy.Expr]
+    defaults: dict
+    summary: str
+
+
+_REGISTRY: dict[str, _Entry] = {}
+_REVERSE_NAMES = {"kl": "reverse_kl", "reverse_kl": "kl"}
+
+
+def _register(name: str, summary: str, **defaults):
+    def deco(fn):
+        _REGISTRY[name] = _Entry(name, fn, defaults, summary)
+        return fn
+
+    return deco
+
+
+def names() -> list[str]:
+    """Catalog names, in catalog order.
+
+    >>> names()[:3]
+    ['kl', 'reverse_kl', 'js']
+    """
+    return list(_REGISTRY)
+
+
+def get(name: str, **params) -> FDivergence:
+    """The catalog divergence ``name`` with parameters ``params``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (with the closest names suggested) or unknown/invalid parameters.
+
+    >>> get("alpha", alpha="1/3").f
+    -9*u**(2/3)/2 + 3*u + 3/2
+    >>> get("kll")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown divergence 'kll'; did you mean: kl, ...
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    key = name.strip().lower().replace("-", "_")
+    if key not in _REGISTRY:
+        close = difflib.get_close_matches(key, list(_REGISTRY), n=4, cutoff=0.4)
+        hint = f"; did you mean: {', '.join(close)}" if close else ""
+        raise ValueError(f"unknown divergence {name!r}{hint} (catalog: {', '.join(_REGISTRY)})")
+    entry = _REGISTRY[key]
+    unknown = set(params) - set(entry.defaults)
+    if unknown:
+        allowed = ", ".join(entry.defaults) or "none"
+        raise ValueError(f"{key} has no parameter(s) {', '.join(sorted(unknown))}; allowed: {allowed}")
+    values = {}
+    for k, default in entry.defaults.items():
+        v = params.get(k, default)
+        values[k] = v if isinstance(v, bool) else _as_param(k, v)
+    return _build(key, tuple(sorted(values.items(), key=lambda kv: kv[0])))
+
+
+@functools.lru_cache(maxsize=256)
+def _build(key: str, items: tuple) -> FDivergence:
+    entry = _REGISTRY[key]
+    values = dict(items)
+    f = entry.build(**values)
+    shown = {k: v for k, v in values.items() if not isinstance(v, bool) or v}
+    label = key if not entry.defaults else key + "(" + ", ".join(
+        f"{k}={v}" for k, v in shown.items()) + ")"
+    return FDivergence(f, name=key if not entry.defaults else label, params=values,
+                       source=(entry.build.__doc__ or "").strip())
+
+
+def _in_unit(name, v, *, closed=True):
+    ok = (0 <= v <= 1) if closed else (0 < v < 1)
+    if not ok:
+        raise ValueError(f"{name} must be in {'[0, 1]' if closed else '(0, 1)'}, got {v}")
+
+
+log = sympy.log
+
+
+@_register("kl", "Kullback–Leibler KL(P‖Q)")
+def _kl():
+    """KL(P‖Q) = Σ p log(p/q). Kullback & Leibler (1951); f = u log u (Csiszár 1967)."""
+    return u * log(u)
+
+
+@_register("reverse_kl", "reverse KL: KL(Q‖P)")
+def _reverse_kl():
+    """KL(Q‖P) = Σ q log(q/p); f = −log u, the reverse of kl. f-distill's "reverse-KL"."""
+    return -log(u)
+
+
+@_register("js", "generalised Jensen–Shannon JSD_β, M = βP + (1−β)Q", beta=sympy.Rational(1, 2),
+           normalized=False)
+def _js(beta, normalized):
+    """Generalised JSD: β KL(P‖M) + (1−β) KL(Q‖M), M = βP + (1−β)Q (Lin 1991; Agarwal et al.
+    2024 GKD; Liger-Kernel and TRL use the same β). f(u) = β u log u − (βu + 1 − β) log(βu + 1 − β).
+    With ``normalized=True`` the generator is divided by β(1−β), which is continuous on [0, 1]
+    with KL(P‖Q) at β → 0 and KL(Q‖P) at β → 1 (standardised forms)."""
+    _in_unit("beta", beta)
+    m = beta * u + 1 - beta
+    f = beta * u * log(u) - m * log(m)
+    if not normalized:
+        return f
+    if beta == 0:
+        return u * log(u) - u + 1
+    if beta == 1:
+        return -log(u) + u - 1
+    return f / (beta * (1 - beta))
+
+
+@_register("hellinger", "squared Hellinger Σ(√p − √q)² = 2(1 − BC)")
+def _hellinger():
+    """Squared Hellinger distance H²(P,Q) = Σ (√p − √q)² = 2(1 − Σ√(pq)); f = (√u − 1)²
+    (Hellinger 1909; Le Cam 1986). Some texts put a factor ½ in front."""
+    return (sympy.sqrt(u) - 1) ** 2
+
+
+@_register("tv", "total variation ½Σ|p − q|")
+def _tv():
+    """Total variation TV(P,Q) = ½ Σ |p − q|; f = |u − 1|/2 (Csiszár 1967)."""
+    return sympy.Abs(u - 1) / 2
+
+
+@_register("pearson", "Pearson χ²(P‖Q) = Σ (p − q)²/q")
+def _pearson():
+    """Pearson χ²(P‖Q) = Σ (p − q)²/q; f = (u − 1)² (Pearson 1900; Csiszár 1967)."""
+    return (u - 1) ** 2
+
+
+@_register("neyman", "Neyman χ²(P‖Q) = Σ (p − q)²/p")
+def _neyman():
+    """Neyman χ²(P‖Q) = Σ (p − q)²/p; f = (u − 1)²/u, the reverse of pearson (Neyman 1949)."""
+    return (u - 1) ** 2 / u
+
+
+@_register("alpha", "Amari α-divergence (f-DPO form)", alpha=sympy.Rational(1, 2))
+def _alpha(alpha):
+    """Amari α-divergence in the f-DPO form f(u) = (u^{1−α} − (1−α)u − α)/(α(α − 1)), with
+    f'(u) = (1 − u^{−α})/α and f''(u) = u^{−α−1} > 0 for every real α (Amari 1985; Wang et al.
+    2024, f-DPO Table 1; DPH-RL). Limits: α → 0 gives kl, α → 1 gives reverse_kl
+    (standardised)."""
+    if alpha == 0:
+        return u * log(u) - u + 1
+    if alpha == 1:
+        return -log(u) + u - 1
+    return (u ** (1 - alpha) - (1 - alpha) * u - alpha) / (alpha * (alpha - 1))
+
+
+@_register("jeffreys", "Jeffreys KL(P‖Q) + KL(Q‖P)")
+def _jeffreys():
+    """Jeffreys divergence KL(P‖Q) + KL(Q‖P); f = (u − 1) log u (Jeffreys 1946; f-distill "jf")."""
+    return (u - 1) * log(u)
+
+
+@_register("le_cam", "triangular discrimination Σ (p − q)²/(p + q)")
+def _le_cam():
+    """Triangular discrimination (Le Cam) Δ(P,Q) = Σ (p − q)²/(p + q); f = (u − 1)²/(u + 1)
+    (Le Cam 1986; Topsøe 2000). Le Cam's distance is often defined as Δ/2."""
+    return (u - 1) ** 2 / (u + 1)
+
+
+@_register("softened_rkl", "f-distill softened reverse KL")
+def _softened_rkl():
+    """Softened reverse KL of f-distill (Xu, Nie & Vahdat 2025, Table 1, "sf"):
+    f = (u + 1) log((u + 1)/(2u)), weighting h(u) = 1/(1 + u)."""
+    return (u + 1) * log((u + 1) / (2 * u))
+
+
+@_register("power", "power divergence (u^α − 1)/(α − 1), Rényi's f-divergence", alpha=2)
+def _power(alpha):
+    """Power (Hellinger-α / Tsallis-type) divergence f = (u^α − 1)/(α − 1) for α > 0, α ≠ 1,
+    with Σ q f(p/q) = (Σ p^α q^{1−α} − 1)/(α − 1); Rényi's R_α = log(1 + (α−1)D)/(α−1)
+    (Liese & Vajda 2006). α → 1 gives kl."""
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0 for the power divergence, got {alpha}")
+    if alpha == 1:
+        return u * log(u)
+    return (u**alpha - 1) / (alpha - 1)
+
+
+# ---------------------------------------------------------------------- docs table
+def catalog_markdown() -> str:
+    """The catalog as a markdown table (docs/catalog.md is this text; a test regenerates it)."""
+    lines = [
+        "# The f-divergence catalog",
+        "",
+        "Generated by `theory.fdiv.catalog_markdown()`; do not edit by hand "
+        "(`python -m theory.fdiv > docs/catalog.md`). Convention: "
+        "D_f(P‖Q) = Σ q f(p/q), u = p/q, P first. Parameters at their defaults.",
+        "",
+        "| name | f(u) | f'(u) | u²f''(u) | f(0+) | f'(∞) | f-DPO positive | f*(t) | convexity |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def c(e):
+        return "`" + sympy.sstr(e).replace("|", "\\|") + "`"
+
+    for name in names():
+        d = get(name)
+        conj = d.conjugate
+        conj_txt = c(conj.expr) + (f" on {c(conj.interior)}" if conj.expr is not None else "")
+        if conj.expr is None:
+            conj_txt = "numeric Legendre"
+        how = d.convexity_check.split(":")[0]
+        lines.append(
+            f"| `{d.name}` | {c(d.f)} | {c(d.df)} | {c(d.weighting)} | {c(d.f_at_zero)} | "
+            f"{c(d.slope_at_infinity)} | {'yes' if d.fdpo_positive else 'no'} | {conj_txt} | {how} |"
+        )
+    lines += ["", "## Sources", ""]
+    for name in names():
+        doc = " ".join((_REGISTRY[name].build.__doc__ or "").split())
+        lines.append(f"- `{name}`: {doc}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(catalog_markdown(), end="")
