@@ -103,6 +103,10 @@ def _bounded_solve(eq, var) -> list:
         sys.setrecursionlimit(old)
 
 
+#: Interior points u at which a candidate inverse of f' is checked.
+_PROBES = (sympy.Rational(1, 7), sympy.Rational(4, 3), sympy.Integer(5))
+
+
 def _log_grid() -> list[mpmath.mpf]:
     lo, hi = GRID_DECADES
     n = (hi - lo) * GRID_PER_DECADE
@@ -175,7 +179,8 @@ class Conjugate:
 
 def _eval_mp(expr: sympy.Expr, var: sympy.Symbol, value, dps: int):
     """Evaluate a sympy expression (Piecewise allowed) at an mpmath value."""
-    val = expr.subs(var, sympy.Float(value, dps)) if not isinstance(value, sympy.Basic) else expr.subs(var, value)
+    arg = value if isinstance(value, sympy.Basic) else sympy.Float(value, dps)
+    val = expr.subs(var, arg)
     val = sympy.N(val, dps)
     if val in (sympy.oo, sympy.zoo) or val == sympy.oo:
         return mpmath.inf
@@ -492,7 +497,7 @@ class FDivergence:
     def _interior_probe_points(self) -> list[sympy.Expr]:
         lo, hi = self.df_at_zero, self.slope_at_infinity
         pts = []
-        for x in (sympy.Rational(1, 7), 1 + sympy.Rational(1, 3), 5):
+        for x in _PROBES:
             v = self.df.subs(u, x)
             if lo < v < hi:
                 pts.append(v)
@@ -501,7 +506,7 @@ class FDivergence:
     def _is_inverse(self, cand: sympy.Expr, points) -> bool:
         if not points:
             return False
-        for tv, x in zip(points, (sympy.Rational(1, 7), 1 + sympy.Rational(1, 3), 5)):
+        for tv, x in zip(points, _PROBES, strict=False):
             val = sympy.N(cand.subs(t, tv), 40)
             if not val.is_real or abs(val - x) > sympy.Float("1e-30"):
                 return False
@@ -632,7 +637,7 @@ class FDivergence:
                     if abs(sympy.N(s - 1, 30)) > 1e-12:
                         raise ValueError(f"{label} must sum to 1, got {sympy.N(s, 15)}")
         terms = []
-        for p, q in zip(Ps, Qs):
+        for p, q in zip(Ps, Qs, strict=True):
             pz, qz = p.is_zero, q.is_zero
             if pz and qz:
                 continue
@@ -748,7 +753,7 @@ def get(name: str, **params) -> FDivergence:
     >>> get("kll")
     Traceback (most recent call last):
     ...
-    ValueError: unknown divergence 'kll'; did you mean: kl, ...
+    ValueError: unknown divergence 'kll'; did you mean: kl (catalog: ...)
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
