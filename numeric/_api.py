@@ -1,0 +1,377 @@
+r"""Public kernels: validation, layout and dtype policy only; the math is in the launchers.
+
+Every function takes ``f`` as a catalog name (``theory.fdiv.names()``) or a
+:class:`theory.fdiv.FDivergence` (any user generator); the element expressions come from
+:mod:`numeric._forms` and run through :mod:`numeric.codegen`.
+
+Dtypes: float32 and float64 inputs; float16 is accepted; everything is computed in float64
+on the CPU and the outputs are rounded to the input's floating dtype (float64 for integer
+input).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numeric import _alignment, _kernels
+from numeric._backend import as_numpy_input
+from numeric._forms import forms
+
+__all__ = ["divergence", "divergence_from_logits", "fdpo_loss", "policy_from_reward",
+           "PolicyResult"]
+
+PolicyResult = _alignment.PolicyResult
+
+_REDUCTIONS = ("none", "sum", "mean", "batchmean")
+_GRADS = (False, True, "student", "both")
+
+
+def _out_dtype(*arrays) -> np.dtype:
+    dt = np.result_type(*[a.dtype for a in arrays])
+    if dt.kind != "f":
+        return np.dtype(np.float64)
+    if dt not in (np.float16, np.float32, np.float64):
+        raise TypeError(f"unsupported dtype {dt}; use float16, float32 or float64")
+    return dt
+
+
+def _axis(axis, ndim, name):
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"axis must be an int, got {type(axis).__name__}")
+    if ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension (the distribution axis)")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis {axis} is out of range for {name} with {ndim} dimension(s)")
+    return int(axis) % ndim
+
+
+def _rows(x, axis):
+    """(rows, V) float view/copy of ``x`` with ``axis`` last, and the batch shape."""
+    moved = np.moveaxis(x, axis, -1)
+    batch = moved.shape[:-1]
+    return np.ascontiguousarray(moved).reshape(-1, moved.shape[-1]), batch
+
+
+def divergence(f, p, q, *, axis=-1):
+    r"""The f-divergence :math:`D_f(P\|Q) = \sum_i q_i\, f(p_i/q_i)` along ``axis``.
+
+    Parameters
+    ----------
+    f : str or theory.fdiv.FDivergence
+        Catalog name or generator.
+    p : array_like
+        P, the first argument (target / teacher): nonnegative weights.
+    q : array_like
+        Q, the second argument (model / student): nonnegative weights, same shape as ``p``
+        (or broadcastable to a common shape).
+    axis : int, optional
+        The distribution axis (default the last).
+
+    Returns
+    -------
+    numpy.ndarray
+        The divergences, shape of the broadcast inputs without ``axis``; dtype of the inputs.
+
+    Notes
+    -----
+    Zero mass follows the generator (DESIGN.md): :math:`0\cdot f(0/0) = 0`,
+    :math:`q f(0/q) = q f(0^+)`, :math:`0\cdot f(p/0) = p f'(\infty)`; so KL(P‖Q) is
+    ``inf`` where :math:`q_i = 0 < p_i`, and JS stays finite. Rows need not be normalised:
+    the sum is exactly :math:`\sum_i q_i f(p_i/q_i)` (scipy's ``jensenshannon`` normalises,
+    ``rel_entr`` does not). Internally :math:`\sum_i q_i F(p_i/q_i) + f'(1)\sum_i(p_i-q_i)`
+    with the standardised :math:`F \ge 0`, evaluated in float64 in log space.
+
+    Raises
+    ------
+    ValueError
+        Negative, NaN or infinite entries (naming ``p`` or ``q``), shapes that do not
+        broadcast, an axis out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(divergence("kl", np.array([0.5, 0.5]), np.array([0.25, 0.75])))
+    0.1438410361...
+    >>> float(divergence("kl", np.array([0.5, 0.5]), np.array([1.0, 0.0])))
+    inf
+    """
+    fm = forms(f)
+    p = as_numpy_input(p, "p")
+    q = as_numpy_input(q, "q")
+    dt = _out_dtype(p, q)
+    try:
+        p, q = np.broadcast_arrays(p, q)
+    except ValueError:
+        raise ValueError(f"p and q must have broadcastable shapes, got {p.shape} and {q.shape}")\
+            from None
+    ax = _axis(axis, p.ndim, "p")
+    for name, x in (("p", p), ("q", q)):
+        if not np.isfinite(x).all():
+            raise ValueError(f"{name} must be finite (probabilities), found NaN or inf")
+        if (x < 0).any():
+            raise ValueError(f"{name} must be nonnegative, found a negative entry")
+    p2, batch = _rows(p.astype(np.float64, copy=False), ax)
+    q2, _ = _rows(q.astype(np.float64, copy=False), ax)
+    out = _kernels.divergence_rows(fm, p2, q2)
+    return out.reshape(batch).astype(dt)
+
+
+def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temperature=1.0,
+                           mask=None, reduction="none", return_grad=False):
+    r""":math:`D_f(P\|Q)` with :math:`P = \mathrm{softmax}(a/T)` (teacher) and
+    :math:`Q = \mathrm{softmax}(b/T)` (student), fused with its gradient.
+
+    Parameters
+    ----------
+    f : str or theory.fdiv.FDivergence
+    teacher_logits : array_like
+        Logits ``a`` of P (first argument). ``-inf`` entries have probability 0.
+    student_logits : array_like
+        Logits ``b`` of Q, same shape.
+    axis : int, optional
+        The vocabulary axis.
+    temperature : float, optional
+        :math:`T > 0`; both logit tensors are divided by it. The loss is the divergence of
+        the softened distributions (no :math:`T^2` factor); gradients are with respect to
+        the raw logits (they carry the :math:`1/T` of the chain rule).
+    mask : array_like of bool, optional
+        Shape of the rows (the inputs without ``axis``); ``True`` keeps a row, ``False``
+        drops it (ignore_index style): its loss and gradient are 0 and it does not count
+        in the reductions.
+    reduction : {"none", "sum", "mean", "batchmean"}
+        ``"none"``: per-row divergences (shape of the rows). ``"sum"``: their sum over kept
+        rows. ``"batchmean"``: sum / number of kept rows (the true mean divergence).
+        ``"mean"``: sum / (kept rows × V), PyTorch's elementwise-mean convention. With no
+        kept row the reduced loss is 0.
+    return_grad : {False, True, "student", "both"}
+        ``True``/``"student"``: also return :math:`\partial L/\partial b`; ``"both"``: also
+        :math:`\partial L/\partial a` (online distillation). ``L`` is the reduced loss;
+        for ``"none"`` the gradient is that of the sum of the rows.
+
+    Returns
+    -------
+    loss : numpy.ndarray
+        Input dtype. Scalar (0-d) unless ``reduction="none"``.
+    grad_student : numpy.ndarray, optional
+        Shape and dtype of ``student_logits``.
+    grad_teacher : numpy.ndarray, optional
+        Shape and dtype of ``teacher_logits`` (``"both"`` only).
+
+    Notes
+    -----
+    With :math:`a, b` the log-probabilities, :math:`r = p/q`,
+    :math:`\hat g = f(r) - r f'(r) - c_g` and :math:`\hat h = f'(r) - c_h`
+    (constants chosen by :mod:`numeric._forms` so that they vanish where the mass sits):
+
+    .. math::
+        D = \sum_i q_i F(r_i),\quad
+        \frac{\partial D}{\partial b_j} = q_j\Big(\hat g_j - \sum_i q_i \hat g_i\Big),\quad
+        \frac{\partial D}{\partial a_j} = p_j\Big(\hat h_j - \sum_i p_i \hat h_i\Big).
+
+    All in log space (row log-sum-exps, no division by a probability), in float64. A row
+    whose divergence is ``+inf`` (e.g. KL with :math:`q_i = 0 < p_i`) has a gradient only
+    where the limit is finite (the KL student gradient :math:`q - p`); otherwise NaN.
+
+    Raises
+    ------
+    ValueError
+        Shape mismatch, NaN or ``+inf`` logits, a kept row with all logits ``-inf``,
+        temperature ≤ 0, unknown reduction or return_grad, a mask of the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.log(np.array([[0.5, 0.5]])); s = np.log(np.array([[0.25, 0.75]]))
+    >>> loss, g = divergence_from_logits("kl", t, s, reduction="sum", return_grad=True)
+    >>> float(loss), g.round(6).tolist()
+    (0.1438410361..., [[-0.25, 0.25]])
+    """
+    fm = forms(f)
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    if not any(return_grad is g or (isinstance(g, str) and return_grad == g) for g in _GRADS):
+        raise ValueError(f"return_grad must be one of {_GRADS}, got {return_grad!r}")
+    student = return_grad is True or return_grad in ("student", "both")
+    teacher = return_grad == "both"
+    t = as_numpy_input(teacher_logits, "teacher_logits")
+    s = as_numpy_input(student_logits, "student_logits")
+    if t.shape != s.shape:
+        raise ValueError(f"teacher_logits and student_logits must have the same shape, got "
+                         f"{t.shape} and {s.shape}")
+    dt_t, dt_s = _out_dtype(t), _out_dtype(s)
+    ax = _axis(axis, t.ndim, "teacher_logits")
+    temperature = float(temperature)
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite positive number, got {temperature}")
+    t2, batch = _rows(t, ax)
+    s2, _ = _rows(s, ax)
+    n, v = t2.shape
+    keep = np.ones(n, dtype=bool)
+    if mask is not None:
+        m = np.asarray(mask)
+        if m.shape != batch:
+            raise ValueError(f"mask must have the shape of the rows {batch}, got {m.shape}")
+        if m.dtype != bool:
+            raise ValueError(f"mask must be boolean (True keeps a row), got dtype {m.dtype}")
+        keep = m.reshape(-1)
+    rows = np.flatnonzero(keep)
+    tk, sk = t2[rows], s2[rows]
+    if temperature != 1.0:
+        tk = tk.astype(np.float64) / temperature
+        sk = sk.astype(np.float64) / temperature
+    gs = np.zeros((n, v), dtype=dt_s) if student else None
+    gt = np.zeros((n, v), dtype=dt_t) if teacher else None
+    gs_k = np.empty((rows.size, v), dtype=np.float64) if student else None
+    gt_k = np.empty((rows.size, v), dtype=np.float64) if teacher else None
+    per_row = np.zeros(n, dtype=np.float64)
+    if rows.size:
+        per_row[rows] = _kernels.from_logits_rows(fm, tk, sk, student=student, teacher=teacher,
+                                                  gs_out=gs_k, gt_out=gt_k)
+    kept = rows.size
+    scale = {"none": 1.0, "sum": 1.0, "batchmean": 1.0 / max(kept, 1),
+             "mean": 1.0 / max(kept * v, 1)}[reduction]
+    loss = per_row.reshape(batch) if reduction == "none" else np.asarray(per_row.sum() * scale)
+    loss = loss.astype(np.result_type(dt_t, dt_s))
+    if not student:
+        return loss
+    gscale = scale / temperature
+    out = [loss]
+    for g_k, g_full, x in ((gs_k, gs, s), (gt_k, gt, t)):
+        if g_k is None:
+            continue
+        if gscale != 1.0:
+            g_k *= gscale
+        g_full[rows] = g_k
+        shaped = g_full.reshape(batch + (v,))
+        out.append(np.ascontiguousarray(np.moveaxis(shaped, -1, ax)) if ax != x.ndim - 1
+                   else shaped)
+    return tuple(out)
+
+
+def fdpo_loss(f, logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected, *, beta,
+              return_grad=False):
+    r"""f-DPO loss :math:`-\log\sigma\big(\beta f'(u_w) - \beta f'(u_l)\big)`, elementwise.
+
+    Wang et al. 2024 (f-DPO, arXiv 2309.16240, eq. 9), with :math:`u = \pi/\pi_{ref}`:
+    :math:`u_w = \exp(\text{logp\_chosen} - \text{ref\_logp\_chosen})`, likewise
+    :math:`u_l`. The policy :math:`\pi` is P, the reference Q (:math:`D_f(\pi\|\pi_{ref})`),
+    so the paper's "reverse KL" (standard DPO, :math:`f = u\log u`) is catalog ``"kl"`` and
+    its "forward KL" (:math:`f = -\log u`) is catalog ``"reverse_kl"``.
+
+    Parameters
+    ----------
+    f : str or theory.fdiv.FDivergence
+    logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected : array_like
+        Sequence log-probabilities (broadcastable).
+    beta : float
+        :math:`\beta > 0`.
+    return_grad : bool
+        Also return the derivatives with respect to ``logp_chosen`` and ``logp_rejected``
+        (those with respect to the reference log-probabilities are their negatives).
+
+    Returns
+    -------
+    loss : numpy.ndarray
+        Per pair, the inputs' floating dtype.
+    (grad_chosen, grad_rejected) : numpy.ndarray, optional
+
+    Notes
+    -----
+    :math:`z = \beta(f'(e^{\ell_w}) - f'(e^{\ell_l}))` with :math:`f'(e^{\ell})` generated from
+    f in log-ratio form, and the loss is :math:`\operatorname{softplus}(-z)`; the gradient is
+    :math:`-\sigma(-z)\,\beta\,e^{\ell} f''(e^{\ell})` (with a minus sign for the rejected).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(float(fdpo_loss("kl", np.log(0.5), np.log(0.25), np.log(0.5), np.log(0.5),
+    ...                      beta=1.0)), 12) == round(float(np.log1p(0.5)), 12)
+    True
+    """
+    arrays = [as_numpy_input(x, n) for x, n in (
+        (logp_chosen, "logp_chosen"), (logp_rejected, "logp_rejected"),
+        (ref_logp_chosen, "ref_logp_chosen"), (ref_logp_rejected, "ref_logp_rejected"))]
+    beta = float(beta)
+    if not (np.isfinite(beta) and beta > 0):
+        raise ValueError(f"beta must be a finite positive number, got {beta}")
+    try:
+        arrays = np.broadcast_arrays(*arrays)
+    except ValueError:
+        raise ValueError("logp_chosen, logp_rejected, ref_logp_chosen and ref_logp_rejected "
+                         "must broadcast to a common shape") from None
+    dt = _out_dtype(*arrays)
+    res = _alignment.fdpo(forms(f), *[x.astype(np.float64) for x in arrays], beta=beta,
+                          grad=bool(return_grad))
+    if not return_grad:
+        return res.astype(dt)
+    loss, gw, gl = res
+    return loss.astype(dt), (gw.astype(dt), gl.astype(dt))
+
+
+def policy_from_reward(f, reward, ref_logp, *, beta, axis=-1, tol=None, max_iter=200):
+    r"""The KKT-optimal policy :math:`\pi^* = \pi_{ref}\,(f')^{-1}\big((r - \lambda)/\beta\big)`.
+
+    Solves :math:`\max_\pi \mathbb E_\pi[r] - \beta D_f(\pi\|\pi_{ref})` per row: the
+    normaliser :math:`\lambda` makes :math:`\sum_i \pi_i = 1` (policy is P, reference Q).
+    Where :math:`(r_i-\lambda)/\beta \le f'(0^+)` the optimal :math:`\pi_i` is 0
+    (complementary slackness); :math:`(f')^{-1}` is ``f.policy_map`` when sympy found a
+    closed form, otherwise a vectorised numeric inverse of :math:`f'` (Newton/bisection on
+    :math:`\log u`).
+
+    Parameters
+    ----------
+    f : str or theory.fdiv.FDivergence
+        Must be strictly convex (f' invertible): not ``"tv"``.
+    reward : array_like
+        :math:`r`, one value per action.
+    ref_logp : array_like
+        :math:`\log\pi_{ref}`, same shape; ``-inf`` entries are excluded (π = 0 there).
+    beta : float
+        :math:`\beta > 0`.
+    axis : int
+        The action axis.
+    tol : float, optional
+        Convergence threshold on :math:`|\sum_i\pi_i - 1|` (default 4 eps of float64).
+    max_iter : int
+        Iterations of the safeguarded Newton/bisection on :math:`\lambda`.
+
+    Returns
+    -------
+    PolicyResult
+        ``policy`` (π, rows that did not converge are NaN), ``normalizer`` (λ per row),
+        ``converged`` (bool per row), ``iterations``. A ``RuntimeWarning`` names the number
+        of rows that did not converge.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> res = policy_from_reward("kl", np.array([0.0, 1.0]), np.log([0.5, 0.5]), beta=1.0)
+    >>> res.policy.round(6).tolist(), bool(res.converged.all())
+    ([0.268941, 0.731059], True)
+    """
+    fm = forms(f)
+    r = as_numpy_input(reward, "reward")
+    lr = as_numpy_input(ref_logp, "ref_logp")
+    if r.shape != lr.shape:
+        raise ValueError(f"reward and ref_logp must have the same shape, got {r.shape} and "
+                         f"{lr.shape}")
+    beta = float(beta)
+    if not (np.isfinite(beta) and beta > 0):
+        raise ValueError(f"beta must be a finite positive number, got {beta}")
+    if not np.isfinite(r).all():
+        raise ValueError("reward must be finite")
+    if np.isnan(lr).any() or np.isposinf(lr).any():
+        raise ValueError("ref_logp must be finite or -inf (excluded action)")
+    dt = _out_dtype(r, lr)
+    ax = _axis(axis, r.ndim, "reward")
+    r2, batch = _rows(r.astype(np.float64), ax)
+    l2, _ = _rows(lr.astype(np.float64), ax)
+    if np.all(np.isneginf(l2), axis=-1).any():
+        raise ValueError("ref_logp has a row with no support (all -inf)")
+    res = _alignment.policy(fm, r2, l2, beta=beta, tol=tol, max_iter=int(max_iter))
+    pol = res.policy.reshape(batch + (r2.shape[-1],))
+    pol = np.moveaxis(pol, -1, ax) if ax != r.ndim - 1 else pol
+    return PolicyResult(policy=np.ascontiguousarray(pol).astype(dt),
+                        normalizer=res.normalizer.reshape(batch),
+                        converged=res.converged.reshape(batch),
+                        iterations=res.iterations)

@@ -1,0 +1,75 @@
+"""Array-namespace dispatch: the input arrays decide the backend, never a global switch.
+
+``namespace(*arrays)`` returns the array namespace of the inputs (through
+``array_api_compat``); Python lists and scalars count as numpy. ``require("cupy")`` imports
+cupy on demand and, when it is missing, raises an ``ImportError`` that names the extras
+providing it. Nothing here imports cupy or torch at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import numpy as np
+
+__all__ = ["namespace", "is_numpy", "require", "EXTRAS"]
+
+#: The optional-dependency extras that provide each GPU backend.
+EXTRAS = {"cupy": ("cuda12", "cuda13")}
+
+
+def namespace(*arrays):
+    """The array namespace shared by ``arrays`` (numpy for lists, scalars and None).
+
+    Raises
+    ------
+    TypeError
+        If the arrays come from different libraries.
+    """
+    import array_api_compat
+
+    real = [x for x in arrays if x is not None and not isinstance(x, (list, tuple, int, float))]
+    if not real:
+        return array_api_compat.array_namespace(np.empty(0))
+    try:
+        return array_api_compat.array_namespace(*real)
+    except TypeError as exc:
+        raise TypeError(f"arrays from different libraries cannot be mixed: {exc}") from None
+
+
+def is_numpy(xp) -> bool:
+    """Whether ``xp`` is numpy's namespace (or array_api_compat's numpy wrapper)."""
+    import array_api_compat
+
+    return array_api_compat.is_numpy_namespace(xp)
+
+
+def require(name: str):
+    """Import the backend module ``name``; a clear ``ImportError`` names the extra if absent.
+
+    >>> require("numpy").__name__
+    'numpy'
+    """
+    if importlib.util.find_spec(name) is None:
+        extras = EXTRAS.get(name)
+        hint = (
+            f"; install it with divkit's {' or '.join(repr(e) for e in extras)} extra "
+            f"(pip install 'divkit[{extras[0]}]' for CUDA 12, 'divkit[{extras[1]}]' for CUDA 13)"
+            if extras else ""
+        )
+        raise ImportError(f"the {name!r} backend is not installed{hint}")
+    return importlib.import_module(name)
+
+
+def as_numpy_input(x, name: str):
+    """``x`` as a numpy array; GPU arrays are refused with a message (no hidden copies)."""
+    if isinstance(x, np.ndarray):
+        return x
+    xp = namespace(x)
+    if not is_numpy(xp):
+        raise TypeError(
+            f"{name}: the {xp.__name__} backend has no CPU kernels here; pass a numpy array "
+            "(GPU kernels take cupy arrays when the 'cuda12'/'cuda13' extra is installed)"
+        )
+    return np.asarray(x)

@@ -1,0 +1,359 @@
+r"""Per-element log-space expressions every divergence kernel evaluates, derived from f.
+
+This module is the interface between :mod:`theory.fdiv` (a generator :math:`f`) and the
+code generators (:mod:`numeric.codegen` prints these same expressions for numpy, C and
+CUDA). It contains no array code: every object here is a sympy expression.
+
+Setting
+-------
+A row of teacher logits and a row of student logits give log-probabilities
+:math:`a_i = \log p_i` and :math:`b_i = \log q_i` (row log-sum-exps subtracted). The kernels
+see, per element, the log-ratio and the two probabilities
+
+.. math::  \ell = a - b = \log r,\qquad p = e^{a},\qquad q = e^{b},
+
+as the symbols :data:`ELL`, :data:`P`, :data:`Q` (``ell`` real, ``p`` and ``q``
+nonnegative). :math:`D_f(P\|Q) = \sum_i q_i f(p_i/q_i)`, P first.
+
+Three per-element quantities, each written as :math:`q\,X(r)` for a function :math:`X`
+of the ratio (:attr:`ElementForm.per_q`):
+
+``loss``
+    :math:`q\,F(r)` with the standardised generator :math:`F(u) = f(u) - f'(1)(u-1)`.
+    :math:`\sum_i q_i F(r_i) = D_f(P\|Q)` because :math:`\sum_i (p_i - q_i) = 0`, and
+    every term is :math:`\ge 0`, so nothing cancels in the row sum.
+``grad_student``
+    :math:`q\,\hat g(r)` with :math:`\hat g(u) = f(u) - u f'(u) - c_g`. The student
+    gradient (DESIGN.md) is :math:`\partial D/\partial b_j = q_j(\hat g_j -
+    \sum_i q_i \hat g_i)`; a constant added to :math:`g` cancels, and
+    :math:`c_g = g(0^+)` when finite (so :math:`\hat g` vanishes where the student's mass
+    sits, on tokens the teacher does not support: :math:`-\tfrac12\log(1+r)` for JS), else
+    :math:`c_g = g(1) = -f'(1)`.
+``grad_teacher``
+    :math:`p\,\hat h(r)` (i.e. :math:`X(u) = u\,\hat h(u)`) with
+    :math:`\hat h(u) = f'(u) - c_h`; :math:`\partial D/\partial a_j = p_j(\hat h_j -
+    \sum_i p_i \hat h_i)`. :math:`c_h = f'(\infty)` when finite (vanishes where the
+    teacher's mass sits), else :math:`c_h = f'(1)`.
+
+Each :class:`ElementForm` carries two equivalent branches, written with the stable nodes of
+:mod:`numeric.codegen.nodes` (log1p, expm1, softplus, logaddexp, ...) after the codegen
+rewrite passes:
+
+``lo``  = :math:`q\,X(e^{\ell})`, in symbols (``ell``, ``q``): exact for :math:`\ell \le 0`
+        (no exponential overflows there); the kernels also use it for moderate
+        :math:`\ell > 0` and fall back to the branch pair when a row overflows.
+``hi``  = :math:`p\,v\,X(1/v)` at :math:`v = e^{-\ell}`, in symbols (``ell``, ``p``): the
+        same value, overflow-free for :math:`\ell > 0`.
+
+and the zero-mass limits (sympy numbers, possibly ``oo``): where :math:`p = 0 < q` the term
+is ``q * at_p_zero`` (:math:`X(0^+)`), where :math:`q = 0 < p` it is ``p * at_q_zero``
+(:math:`\lim_{u\to\infty} X(u)/u`), and where both vanish it is 0. For ``loss`` these are
+:math:`f(0^+) + f'(1)` and :math:`f'(\infty) - f'(1)`: the zero-mass rules
+:math:`q f(0/q) = q f(0^+)` and :math:`0\cdot f(p/0) = p f'(\infty)` of DESIGN.md.
+
+Among several algebraically equal normalisations of each branch (as derived, factored,
+together, simplified) the one with the smallest float64 error against mpmath on a grid of
+log-ratios is kept, so e.g. :math:`(u-1)^2` stays factored (``expm1(ell)**2``) instead of
+the cancelling :math:`u^2 - 2u + 1`.
+
+For the alignment maps (:func:`forms` also returns them):
+
+``reward``       :math:`f'(e^{\ell})` in ``ell`` (the f-DPO logit of one response),
+``reward_slope`` :math:`\tfrac{d}{d\ell} f'(e^{\ell}) = e^{\ell} f''(e^{\ell})`.
+
+Examples
+--------
+>>> from theory import fdiv
+>>> fm = forms(fdiv.get("kl"))
+>>> fm.grad_student.per_q
+-u
+>>> fm.loss.at_q_zero, fm.loss.at_p_zero
+(oo, 1)
+>>> forms(fdiv.get("js")).grad_student.per_q
+-log(u + 1)/2
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import mpmath
+import numpy as np
+import sympy
+
+from theory import u
+
+__all__ = ["ELL", "P", "Q", "ElementForm", "DivergenceForms", "forms", "resolve"]
+
+#: log-ratio :math:`\ell = \log p - \log q`.
+ELL = sympy.Symbol("ell", real=True)
+#: teacher probability :math:`p = e^{a}`.
+P = sympy.Symbol("p", nonnegative=True)
+#: student probability :math:`q = e^{b}`.
+Q = sympy.Symbol("q", nonnegative=True)
+_V = sympy.Symbol("v", positive=True)
+
+
+@dataclass(frozen=True)
+class ElementForm:
+    """One per-element quantity :math:`q\\,X(p/q)` in its two stable branches.
+
+    Attributes
+    ----------
+    name : str
+        ``"loss"``, ``"grad_student"`` or ``"grad_teacher"``.
+    per_q : sympy.Expr
+        :math:`X(u)` in :data:`theory.u`.
+    lo : sympy.Expr
+        :math:`q\\,X(e^{\\ell})` in (``ELL``, ``Q``), for :math:`\\ell \\le 0`.
+    hi : sympy.Expr
+        :math:`p\\,v X(1/v)`, :math:`v = e^{-\\ell}`, in (``ELL``, ``P``), for :math:`\\ell > 0`.
+    at_p_zero : sympy.Expr
+        :math:`X(0^+)`: the term is ``q * at_p_zero`` where ``p = 0 < q``.
+    at_q_zero : sympy.Expr
+        :math:`\\lim_{u\\to\\infty} X(u)/u`: the term is ``p * at_q_zero`` where ``q = 0 < p``.
+    """
+
+    name: str
+    per_q: sympy.Expr
+    lo: sympy.Expr
+    hi: sympy.Expr
+    at_p_zero: sympy.Expr
+    at_q_zero: sympy.Expr
+
+
+@dataclass(frozen=True)
+class DivergenceForms:
+    """Everything the kernels of one generator need (see the module docstring).
+
+    Attributes
+    ----------
+    fdiv : theory.fdiv.FDivergence
+    loss, grad_student, grad_teacher : ElementForm
+    shift_g, shift_h : sympy.Expr
+        The constants :math:`c_g`, :math:`c_h` subtracted from :math:`g` and :math:`f'`.
+    df_at_one : sympy.Expr
+        :math:`f'(1)`.
+    reward, reward_slope : sympy.Expr
+        :math:`f'(e^{\\ell})` and :math:`e^{\\ell} f''(e^{\\ell})` in ``ELL``.
+    """
+
+    fdiv: object
+    loss: ElementForm
+    grad_student: ElementForm
+    grad_teacher: ElementForm
+    shift_g: sympy.Expr
+    shift_h: sympy.Expr
+    df_at_one: sympy.Expr
+    reward: sympy.Expr
+    reward_slope: sympy.Expr
+
+
+def resolve(f):
+    """An :class:`theory.fdiv.FDivergence` from a catalog name or an FDivergence.
+
+    Raises
+    ------
+    TypeError
+        If ``f`` is neither.
+    """
+    from theory import fdiv
+
+    if isinstance(f, str):
+        return fdiv.get(f)
+    if isinstance(f, fdiv.FDivergence):
+        return f
+    raise TypeError(
+        f"f must be a catalog name (see theory.fdiv.names()) or a theory.fdiv.FDivergence, "
+        f"got {type(f).__name__}"
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+def _limit(expr: sympy.Expr, point) -> sympy.Expr:
+    """A sympy limit at 0+ or +oo, with complex infinity read as +oo only if real."""
+    try:
+        val = sympy.limit(expr, u, point, "+" if point == 0 else "-")
+    except (NotImplementedError, ValueError, TypeError):  # pragma: no cover - sympy gaps
+        val = sympy.nan
+    if val is sympy.zoo or val.has(sympy.AccumBounds) or val is sympy.nan:
+        raise ValueError(
+            f"cannot derive the limit of {sympy.sstr(expr)} at u -> {point}; "
+            "the kernels need it for the zero-mass rules"
+        )
+    return sympy.nsimplify(val) if val.is_Float else val
+
+
+def _finite(val: sympy.Expr) -> bool:
+    return bool(val.is_finite)
+
+
+def _tidy(expr: sympy.Expr) -> sympy.Expr:
+    return sympy.expand_log(sympy.sympify(expr), force=True)
+
+
+def _root_factor(expr: sympy.Expr) -> sympy.Expr:
+    """Factor after u = w**k, k the lcm of the denominators of u's rational exponents."""
+    dens = [pw.exp.q for pw in expr.atoms(sympy.Pow) if pw.base == u and pw.exp.is_Rational]
+    k = int(np.lcm.reduce(dens)) if dens else 1
+    if k == 1:
+        return sympy.factor(expr)
+    w = sympy.Symbol("w", positive=True)
+    return sympy.factor(sympy.powsimp(expr.subs(u, w**k))).subs(w, u ** sympy.Rational(1, k))
+
+
+def _candidates(expr: sympy.Expr) -> list[sympy.Expr]:
+    out = [expr]
+    for op in (sympy.factor, _root_factor, sympy.together, sympy.simplify, sympy.expand):
+        try:
+            cand = _tidy(op(expr))
+        except (NotImplementedError, sympy.PolynomialError):  # pragma: no cover
+            continue
+        if all(cand != c for c in out):
+            out.append(cand)
+    return out
+
+
+def _rewrite(expr: sympy.Expr) -> sympy.Expr:
+    from numeric.codegen.rewrite import rewrite
+
+    return rewrite(expr)
+
+
+_LO_GRID = [-700.0, -300.0, -80.0, -30.0, -10.0, -3.0, -1.0, -0.3, -1e-2, -1e-4, -1e-7, -1e-10,
+            0.0, 1e-10, 1e-7, 1e-4, 1e-2, 0.3, 1.0, 3.0, 10.0, 30.0]
+
+
+def _score(candidate: sympy.Expr, var: sympy.Symbol, reference, grid) -> float:
+    """Max relative float64 error of ``candidate`` against ``reference(x)`` (mpmath)."""
+    from numeric._compile import compile_numpy
+
+    fn = compile_numpy([candidate], [var], name="form_candidate")
+    xs = np.asarray(grid, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        try:
+            got = np.broadcast_to(np.asarray(fn(xs)[0], dtype=np.float64), xs.shape)
+        except (TypeError, ValueError, FloatingPointError, OverflowError):
+            return float("inf")
+    worst = 0.0
+    for x, g in zip(grid, got, strict=True):
+        ref = reference(x)
+        if ref is None:
+            continue
+        if mpmath.isinf(ref):
+            err = 0.0 if (np.isinf(g) and (g > 0) == (ref > 0)) else float("inf")
+        elif not np.isfinite(g):
+            err = 0.0 if abs(ref) > 1e300 else float("inf")
+        else:
+            err = float(abs(mpmath.mpf(float(g)) - ref) / max(abs(ref), mpmath.mpf("1e-300")))
+        worst = max(worst, err)
+    return worst
+
+
+def _best(candidates: list[sympy.Expr], var, reference, grid) -> sympy.Expr:
+    rewritten = [_rewrite(c) for c in candidates]
+    scores = [_score(c, var, reference, grid) for c in rewritten]
+    best = min(range(len(rewritten)), key=lambda i: (scores[i], sympy.count_ops(rewritten[i])))
+    return rewritten[best]
+
+
+def _mp_reference(per_q: sympy.Expr, branch: str):
+    fn = sympy.lambdify(u, per_q, modules="mpmath")
+
+    def ref(x):
+        with mpmath.workdps(40):
+            x = mpmath.mpf(x)
+            try:
+                if branch == "lo":
+                    val = fn(mpmath.exp(x))
+                else:
+                    v = mpmath.exp(-x)
+                    val = v * fn(1 / v)
+            except (ZeroDivisionError, ValueError, OverflowError):
+                return None
+            if isinstance(val, mpmath.mpc):
+                return None
+            return +mpmath.mpf(val)
+
+    return ref
+
+
+def _element(name: str, per_q: sympy.Expr) -> ElementForm:
+    per_q = _tidy(per_q)
+    lo_cands = [_tidy(c.subs(u, sympy.exp(ELL))) for c in _candidates(per_q)]
+    lo_x = _best(lo_cands, ELL, _mp_reference(per_q, "lo"), _LO_GRID)
+    hi_cands = []
+    for c in _candidates(per_q):
+        hv = _tidy(_V * c.subs(u, 1 / _V))
+        for hc in _candidates(hv):
+            cand = _tidy(hc.subs(_V, sympy.exp(-ELL)))
+            if all(cand != h for h in hi_cands):
+                hi_cands.append(cand)
+    hi_grid = [-x for x in _LO_GRID if x < 0]
+    hi_x = _best(hi_cands, ELL, _mp_reference(per_q, "hi"), hi_grid)
+    return ElementForm(
+        name=name,
+        per_q=per_q,
+        lo=Q * lo_x,
+        hi=P * hi_x,
+        at_p_zero=_limit(per_q, 0),
+        at_q_zero=_limit(per_q / u, sympy.oo),
+    )
+
+
+_FULL_GRID = [-300.0, -30.0, -3.0, -0.3, -1e-4, -1e-9, 0.0, 1e-9, 1e-4, 0.3, 3.0, 30.0, 300.0]
+
+
+def _best_of(expr_u: sympy.Expr) -> sympy.Expr:
+    """The most accurate float64 form of ``expr_u`` at u = exp(ell), ell over the reals."""
+    cands = [_tidy(c.subs(u, sympy.exp(ELL))) for c in _candidates(_tidy(expr_u))]
+    return _best(cands, ELL, _mp_reference(expr_u, "lo"), _FULL_GRID)
+
+
+@functools.lru_cache(maxsize=128)
+def _forms_cached(fd) -> DivergenceForms:
+    f = fd.f
+    df = sympy.diff(f, u)
+    df1 = sympy.simplify(df.subs(u, 1))
+    std = f - df1 * (u - 1)
+    g = sympy.simplify(_tidy(f - u * df))
+    g0 = _limit(g, 0)
+    shift_g = g0 if _finite(g0) else sympy.simplify(g.subs(u, 1))
+    h_inf = _limit(df, sympy.oo)
+    shift_h = h_inf if _finite(h_inf) else df1
+    g_hat = sympy.simplify(g - shift_g)
+    h_hat = sympy.simplify(df - shift_h)
+    reward = _best_of(df)
+    slope = _best_of(_tidy(sympy.simplify(u * sympy.diff(df, u))).replace(
+        sympy.DiracDelta, lambda *args: sympy.S.Zero))
+    return DivergenceForms(
+        fdiv=fd,
+        loss=_element("loss", std),
+        grad_student=_element("grad_student", g_hat),
+        grad_teacher=_element("grad_teacher", sympy.simplify(u * h_hat)),
+        shift_g=shift_g,
+        shift_h=shift_h,
+        df_at_one=df1,
+        reward=reward,
+        reward_slope=slope,
+    )
+
+
+def forms(f) -> DivergenceForms:
+    """The per-element forms of ``f`` (catalog name or FDivergence), cached per generator.
+
+    Parameters
+    ----------
+    f : str or theory.fdiv.FDivergence
+
+    Returns
+    -------
+    DivergenceForms
+
+    Raises
+    ------
+    ValueError
+        If a zero-mass limit of the generator cannot be derived symbolically.
+    """
+    return _forms_cached(resolve(f))
