@@ -1,0 +1,122 @@
+"""Symbolic engine: let sympy prove the statement outright.
+
+Two kinds of proofs are accepted, and nothing else:
+
+* an **identity** ``lhs = rhs`` is proved when one of a few rewrites of ``lhs − rhs``
+  (``simplify``, ``expand_log``/``logcombine`` with ``force=False``, ``together``,
+  ``radsimp``) is literally ``0``;
+* an **inequality** is proved when the margin (``rhs − lhs`` for ``≤``) or one of the same
+  rewrites of it is *manifestly* nonnegative for sympy's assumption system (positive for a
+  strict inequality), given the signs that the domain implies (a symbol ranging in
+  ``[0.01, 0.99]`` is declared positive). Sums of squares, products of positive factors,
+  ``Abs`` and the like qualify.
+
+Numeric tests such as ``Expr.equals`` (which evaluates at random points) are never used:
+a ``proved`` verdict rests on rewriting alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+__all__ = ["SymbolicResult", "prove_identity", "prove_nonnegative", "assumption_symbols"]
+
+MAX_OPS = 250
+
+
+@dataclass(frozen=True)
+class SymbolicResult:
+    """Outcome of the symbolic engine: ``proved`` and the form that shows it."""
+
+    proved: bool
+    form: str
+    detail: str
+
+
+def assumption_symbols(symbols, bounds) -> dict:
+    """Map each symbol to a Dummy carrying the sign its interval implies.
+
+    ``bounds[i] = (lo, hi, lo_open, hi_open)`` with exact sympy numbers.
+    """
+    out = {}
+    for s, (lo, hi, lo_open, hi_open) in zip(symbols, bounds, strict=True):
+        kw = {"real": True}
+        if lo > 0 or (lo == 0 and lo_open):
+            kw = {"positive": True}
+        elif lo == 0:
+            kw = {"nonnegative": True}
+        elif hi < 0 or (hi == 0 and hi_open):
+            kw = {"negative": True}
+        elif hi == 0:
+            kw = {"nonpositive": True}
+        out[s] = sympy.Dummy(s.name, **kw)
+    return out
+
+
+def _rewrites(expr: sympy.Expr):
+    yield "as written", expr
+    if sympy.count_ops(expr) > MAX_OPS:
+        return
+    yield "together", sympy.together(expr)
+    yield "expand_log", sympy.expand_log(expr, force=False)
+    yield "logcombine", sympy.logcombine(expr, force=False)
+    yield "factor", sympy.factor(expr)
+    yield "radsimp", sympy.radsimp(expr)
+    yield "simplify", sympy.simplify(expr)
+
+
+def prove_identity(lhs, rhs, subs: dict) -> SymbolicResult:
+    """Try to show ``lhs − rhs`` rewrites to 0 under the sign assumptions in ``subs``."""
+    diff = (lhs - rhs).xreplace(subs)
+    for how, form in _rewrites(diff):
+        if form == 0:
+            return SymbolicResult(True, "0", f"{how}(lhs − rhs) = 0")
+    return SymbolicResult(False, "", "no rewrite of lhs − rhs reached 0")
+
+
+def prove_nonnegative(
+    margin, subs: dict, *, strict: bool, symbols=(), bounds=()
+) -> SymbolicResult:
+    """Try to show ``margin ≥ 0`` (``> 0`` if strict) from sympy's assumptions.
+
+    First with the sign assumptions alone; then, when ``symbols``/``bounds`` are given,
+    with each parameter written as ``x = lo + (hi − lo)·s/(1 + s)``, ``s > 0`` — a bijection
+    onto the open interval ``(lo, hi)`` that makes bounds such as ``1 − x > 0`` manifest.
+    That second form proves the claim on the open box; it is used only when this is the
+    stated domain (all ends open), or when the claim is non-strict and the margin is
+    continuous wherever it is defined (no Piecewise or sign), so that ``≥ 0`` extends to
+    the closed ends by continuity.
+    """
+    m = margin.xreplace(subs)
+    back = {v: k for k, v in subs.items()}
+    rel = "> 0" if strict else "≥ 0"
+    for how, form in _rewrites(m):
+        ok = form.is_positive if strict else form.is_nonnegative
+        if ok:
+            shown = form.xreplace(back)
+            return SymbolicResult(True, str(shown), f"{how}: {shown} {rel} is manifest")
+    if symbols:
+        from proofs_check.engines._compile import is_piecewise_smooth
+
+        all_open = all(b[2] and b[3] for b in bounds if b[0] != b[1])
+        if all_open or (not strict and is_piecewise_smooth(m)):
+            inner, names = {}, []
+            for sym, (lo, hi, _lo_open, _hi_open) in zip(symbols, bounds, strict=True):
+                if lo == hi:
+                    inner[sym] = lo
+                    continue
+                s_ = sympy.Dummy(f"s_{sym.name}", positive=True)
+                inner[sym] = lo + (hi - lo) * s_ / (1 + s_)
+                names.append(f"{sym.name} = {lo} + {hi - lo}·s/(1 + s)")
+            mapped = m.xreplace(inner)
+            for how, form in _rewrites(mapped):
+                ok = form.is_positive if strict else form.is_nonnegative
+                if ok:
+                    return SymbolicResult(
+                        True, str(form),
+                        f"{how} after {', '.join(names)} with s > 0: the margin {rel} is "
+                        "manifest" + ("" if all_open else " (closed ends by continuity)"),
+                    )  # fmt: skip
+    return SymbolicResult(False, "", "no rewrite of the margin is manifestly nonnegative")
