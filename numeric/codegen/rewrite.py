@@ -296,6 +296,8 @@ def _x_times(expr, node_type, build):
     if len(hits) != 1:
         return None
     target = hits[0]
+    if not target.args[0].free_symbols:
+        return None  # x·log(3) is a plain product: no 0·log 0 can occur
     others = [f for f in factors if f is not target]
     x = sympy.Mul(*others)
     if x.is_number or not x.free_symbols:
