@@ -87,7 +87,8 @@ def _closed_inverse(fm: DivergenceForms):
     if tsym is not None and tsym != _T:
         pm = pm.subs(tsym, _T)
     try:
-        fn = compile_numpy([pm, sympy.diff(pm, _T)], [_T], name="policy_map")
+        fn = compile_numpy([pm, sympy.diff(pm, _T)], [_T], name="policy_map",
+                          rewritten=False)
         fn(np.zeros(1))
     except Exception:  # noqa: BLE001 - the code generator refuses the closed form
         return None
@@ -172,7 +173,8 @@ def policy(fm: DivergenceForms, r, lref, *, beta: float, tol, max_iter: int) -> 
     n = r.shape[0]
     done = np.zeros(n, dtype=bool)
     it = 0
-    for it in range(1, max_iter + 1):
+    while it < max_iter:
+        it += 1
         t = (r - lam[:, None]) / beta
         u, du = _phi(fm, closed, t, t_lo, t_hi)
         with np.errstate(invalid="ignore"):

@@ -215,33 +215,33 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
             raise ValueError(f"mask must be boolean (True keeps a row), got dtype {m.dtype}")
         keep = m.reshape(-1)
     rows = np.flatnonzero(keep)
-    tk, sk = t2[rows], s2[rows]
+    all_rows = rows.size == n
+    tk, sk = (t2, s2) if all_rows else (t2[rows], s2[rows])
     if temperature != 1.0:
         tk = tk.astype(np.float64) / temperature
         sk = sk.astype(np.float64) / temperature
-    gs = np.zeros((n, v), dtype=dt_s) if student else None
-    gt = np.zeros((n, v), dtype=dt_t) if teacher else None
-    gs_k = np.empty((rows.size, v), dtype=np.float64) if student else None
-    gt_k = np.empty((rows.size, v), dtype=np.float64) if teacher else None
-    per_row = np.zeros(n, dtype=np.float64)
-    if rows.size:
-        per_row[rows] = _kernels.from_logits_rows(fm, tk, sk, student=student, teacher=teacher,
-                                                  gs_out=gs_k, gt_out=gt_k)
     kept = rows.size
     scale = {"none": 1.0, "sum": 1.0, "batchmean": 1.0 / max(kept, 1),
              "mean": 1.0 / max(kept * v, 1)}[reduction]
+    gs = (np.empty if all_rows else np.zeros)((n, v), dtype=dt_s) if student else None
+    gt = (np.empty if all_rows else np.zeros)((n, v), dtype=dt_t) if teacher else None
+    gs_k = gs if all_rows or gs is None else np.empty((kept, v), dtype=dt_s)
+    gt_k = gt if all_rows or gt is None else np.empty((kept, v), dtype=dt_t)
+    per_row = np.zeros(n, dtype=np.float64)
+    if kept:
+        per_row[rows] = _kernels.from_logits_rows(fm, tk, sk, student=student, teacher=teacher,
+                                                  gs_out=gs_k, gt_out=gt_k,
+                                                  grad_scale=scale / temperature)
     loss = per_row.reshape(batch) if reduction == "none" else np.asarray(per_row.sum() * scale)
     loss = loss.astype(np.result_type(dt_t, dt_s))
     if not student:
         return loss
-    gscale = scale / temperature
     out = [loss]
     for g_k, g_full, x in ((gs_k, gs, s), (gt_k, gt, t)):
-        if g_k is None:
+        if g_full is None:
             continue
-        if gscale != 1.0:
-            g_k *= gscale
-        g_full[rows] = g_k
+        if not all_rows:
+            g_full[rows] = g_k
         shaped = g_full.reshape(batch + (v,))
         out.append(np.ascontiguousarray(np.moveaxis(shaped, -1, ax)) if ax != x.ndim - 1
                    else shaped)

@@ -221,8 +221,8 @@ def _rewrite(expr: sympy.Expr) -> sympy.Expr:
     return rewrite(expr)
 
 
-_LO_GRID = [-700.0, -300.0, -80.0, -30.0, -10.0, -3.0, -1.0, -0.3, -1e-2, -1e-4, -1e-7, -1e-10,
-            0.0, 1e-10, 1e-7, 1e-4, 1e-2, 0.3, 1.0, 3.0, 10.0, 30.0]
+_LO_GRID = [-1e4, -1e3, -745.0, -700.0, -300.0, -80.0, -30.0, -10.0, -3.0, -1.0, -0.3, -1e-2,
+            -1e-4, -1e-7, -1e-10, 0.0, 1e-10, 1e-7, 1e-4, 1e-2, 0.3, 1.0, 3.0, 10.0, 30.0]
 
 
 def _score(candidate: sympy.Expr, var: sympy.Symbol, reference, grid) -> float:
@@ -279,6 +279,39 @@ def _mp_reference(per_q: sympy.Expr, branch: str):
     return ref
 
 
+def _branch_cheap(expr: sympy.Expr, sign: int) -> sympy.Expr:
+    """On a branch where ``sign*ell >= 0``, write softplus(x) as log1p(exp(x)) when x <= 0.
+
+    ``softplus`` prints as a log-add-exp (an exp, a log1p and a select); where its argument
+    is known to be nonpositive, ``log1p(exp(x))`` is exact and shares ``exp`` with the rest
+    of the expression after cse. ``logaddexp(A, c)`` with a constant ``c`` is first written
+    ``c + softplus(A - c)``.
+    """
+    from numeric.codegen.nodes import log1p, logaddexp, softplus
+
+    def fix_lae(node):
+        a, b = node.args
+        if b.is_number:
+            return b + softplus(a - b)
+        if a.is_number:
+            return a + softplus(b - a)
+        return node
+
+    expr = expr.replace(lambda e: isinstance(e, logaddexp), fix_lae)
+
+    def fix_sp(node):
+        arg = sympy.expand(node.args[0])
+        poly = sympy.Poly(arg, ELL) if arg.free_symbols <= {ELL} else None
+        if poly is None or poly.degree() > 1:
+            return node
+        c, d = (poly.all_coeffs() + [0])[:2] if poly.degree() == 1 else (0, poly.all_coeffs()[0])
+        if (-sign * c >= 0) and d <= 0:
+            return log1p(sympy.exp(arg))
+        return node
+
+    return expr.replace(lambda e: isinstance(e, softplus), fix_sp)
+
+
 def _element(name: str, per_q: sympy.Expr) -> ElementForm:
     per_q = _tidy(per_q)
     lo_cands = [_tidy(c.subs(u, sympy.exp(ELL))) for c in _candidates(per_q)]
@@ -295,8 +328,8 @@ def _element(name: str, per_q: sympy.Expr) -> ElementForm:
     return ElementForm(
         name=name,
         per_q=per_q,
-        lo=Q * lo_x,
-        hi=P * hi_x,
+        lo=Q * _branch_cheap(lo_x, -1),
+        hi=P * _branch_cheap(hi_x, +1),
         at_p_zero=_limit(per_q, 0),
         at_q_zero=_limit(per_q / u, sympy.oo),
     )

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from numeric._compile import compile_numpy
-from numeric._forms import ELL, P, Q, DivergenceForms
+from numeric._forms import ELL, DivergenceForms, P, Q
 
 __all__ = ["CHUNK_ELEMENTS", "divergence_rows", "from_logits_rows"]
 
@@ -104,15 +104,11 @@ def _careful_terms(fm, which, a, b, p, q):
     return out
 
 
-def _log_softmax_parts(x):
-    """Row log-softmax pieces of a float64 chunk: (a, p) with a = log p."""
-    m = np.max(x, axis=-1, keepdims=True)
-    z = x - m
+def _shifted_exp(x):
+    """``z = x - max(x)``, ``e = exp(z)``, ``S = sum(e)`` per row of a float chunk (float64)."""
+    z = np.subtract(x, np.max(x, axis=-1, keepdims=True), dtype=np.float64)
     e = np.exp(z)
-    s = np.sum(e, axis=-1, keepdims=True)
-    z -= np.log(s)
-    e /= s
-    return z, e
+    return z, e, np.sum(e, axis=-1, keepdims=True)
 
 
 def _check_logits(x, name):
@@ -128,12 +124,12 @@ def _check_logits(x, name):
 
 
 def from_logits_rows(fm: DivergenceForms, xt, xs, *, student: bool, teacher: bool,
-                     gs_out=None, gt_out=None):
-    """Divergence per row (float64) and optionally gradients, for 2-D float64 arrays.
+                     gs_out=None, gt_out=None, grad_scale: float = 1.0):
+    """Divergence per row (float64) and optionally gradients, for 2-D float arrays.
 
     ``xt``, ``xs``: (rows, V) teacher and student logits already divided by the
-    temperature. Gradients (w.r.t. these scaled logits) are written into ``gs_out`` /
-    ``gt_out`` (arrays of the caller's dtype) when given.
+    temperature. Gradients (w.r.t. these scaled logits, times ``grad_scale``) are written
+    into ``gs_out`` / ``gt_out`` (arrays of the caller's dtype) when given.
     """
     which = ("loss",) + (("grad_student",) if student else ()) + (
         ("grad_teacher",) if teacher else ())
@@ -143,42 +139,48 @@ def from_logits_rows(fm: DivergenceForms, xt, xs, *, student: bool, teacher: boo
     lo_all = _lo_fn(fm, which)
     for i0 in range(0, n, step):
         i1 = min(n, i0 + step)
-        ct = np.asarray(xt[i0:i1], dtype=np.float64)
-        cs = np.asarray(xs[i0:i1], dtype=np.float64)
         with np.errstate(all="ignore"):
-            a, p = _log_softmax_parts(ct)
-            b, q = _log_softmax_parts(cs)
-            ell = a - b
-            terms = lo_all(ell, q)
+            zt, p, st = _shifted_exp(xt[i0:i1])
+            zs, q, ss = _shifted_exp(xs[i0:i1])
+            lst, lss = np.log(st), np.log(ss)
+            ell = zt - zs
+            ell -= lst - lss
+            q /= ss
+            if teacher:
+                p /= st
+            terms = list(lo_all(ell, q))
             sums = [np.sum(t, axis=-1) for t in terms]
         ok = np.isfinite(sums[0])
-        for s in sums[1:]:
-            ok &= np.isfinite(s)
+        for s_ in sums[1:]:
+            ok &= np.isfinite(s_)
         if not ok.all():
             bad = np.flatnonzero(~ok)
-            _check_logits(ct[bad], "teacher_logits")
-            _check_logits(cs[bad], "student_logits")
+            _check_logits(xt[i0:i1][bad], "teacher_logits")
+            _check_logits(xs[i0:i1][bad], "student_logits")
+            if not teacher:
+                p = p.copy()
+                p[bad] /= st[bad]
             with np.errstate(all="ignore"):
-                fixed = _careful_terms(fm, which, a[bad], b[bad], p[bad], q[bad])
-                terms = [np.array(t, dtype=np.float64, copy=True) for t in terms]
-                for k in range(len(which)):
-                    terms[k][bad] = fixed[k]
-                    sums[k][bad] = np.sum(fixed[k], axis=-1)
+                fixed = _careful_terms(fm, which, zt[bad] - lst[bad], zs[bad] - lss[bad],
+                                       p[bad], q[bad])
+            terms = [np.array(t, dtype=np.float64, copy=True) for t in terms]
+            for k in range(len(which)):
+                terms[k][bad] = fixed[k]
+                sums[k][bad] = np.sum(fixed[k], axis=-1)
         loss[i0:i1] = np.maximum(sums[0], 0.0)
         k = 1
-        if student:
+        for want, weight, out in ((student, q, gs_out), (teacher, p, gt_out)):
+            if not want:
+                continue
             m = sums[k][:, None]
             with np.errstate(invalid="ignore"):
-                g = terms[k] - q * m
+                g = weight * m
+                np.subtract(terms[k], g, out=g)
+                if grad_scale != 1.0:
+                    g *= grad_scale
             g[~np.isfinite(m[:, 0])] = np.nan
-            gs_out[i0:i1] = g
+            out[i0:i1] = g
             k += 1
-        if teacher:
-            m = sums[k][:, None]
-            with np.errstate(invalid="ignore"):
-                g = terms[k] - p * m
-            g[~np.isfinite(m[:, 0])] = np.nan
-            gt_out[i0:i1] = g
     return loss
 
 
