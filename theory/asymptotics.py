@@ -1,0 +1,987 @@
+r"""The risk of the maximum-likelihood estimator against the information projection.
+
+Setting (Sheena 2021, references/papers.md §1). The model is an exponential family
+:math:`g(x;\theta) = h(x)\exp(\theta\cdot T(x) - \psi(\theta))`, :math:`\theta\in\mathbb R^p`;
+the data are :math:`X_1,\dots,X_n` i.i.d. from a truth :math:`g` that need not lie in the model.
+
+* Information projection: :math:`\theta^*` solves :math:`\nabla\psi(\theta^*) = \eta^* := E_g[T]`.
+* MLE: :math:`\nabla\psi(\hat\theta) = \bar T`, the sample mean of :math:`T(X_i)`.
+* Risk: :math:`R_n = E\,\mathrm{KL}(g_{\theta^*}\|g_{\hat\theta})`, with P = the projection first.
+
+Derivation (one computation for every dimension p). With :math:`\varphi = \psi^*` the convex
+conjugate, :math:`\mathrm{KL}(g_{\theta^*}\|g_{\hat\theta}) = \psi(\hat\theta) - \psi(\theta^*)
+- \eta^*\cdot(\hat\theta-\theta^*) = \varphi(\eta^*) - \varphi(\bar T) - \nabla\varphi(\bar T)
+\cdot(\eta^* - \bar T)`. Expanding in :math:`\delta = \bar T - \eta^*`,
+
+.. math::
+
+    \mathrm{KL} = \tfrac12\varphi_{ij}\delta_i\delta_j + \tfrac13\varphi_{ijk}\delta_i\delta_j
+    \delta_k + \tfrac18\varphi_{ijkl}\delta_i\delta_j\delta_k\delta_l + O(|\delta|^5),
+
+and the moments of a sample mean, :math:`E\delta_i\delta_j = \kappa_{ij}/n`,
+:math:`E\delta_i\delta_j\delta_k = \kappa_{ijk}/n^2`, :math:`E\delta_i\delta_j\delta_k\delta_l =
+(\kappa_{ij}\kappa_{kl}+\kappa_{ik}\kappa_{jl}+\kappa_{il}\kappa_{jk})/n^2 + O(n^{-3})`
+(:math:`\kappa` the joint cumulants of :math:`T(X)` under the truth; fifth and sixth moments are
+:math:`O(n^{-3})`), give :math:`R_n = c_1/n + c_2/n^2 + O(n^{-3})` with
+
+.. math::
+
+    c_1 = \tfrac12\operatorname{tr}(A\kappa_2),\qquad
+    c_2 = \tfrac13\varphi_{ijk}\kappa_{ijk} + \tfrac38\varphi_{ijkl}\kappa_{ij}\kappa_{kl}.
+
+The derivatives of :math:`\varphi` come from those of :math:`\psi` at :math:`\theta^*` by the
+inverse-function rule, :math:`A = \varphi'' = (\psi'')^{-1}`,
+:math:`\varphi_{ijk} = -\psi_{abc}A_{ai}A_{bj}A_{ck}`, which contracted with
+:math:`B = A\kappa_2A` give
+
+.. math::
+
+    \varphi_{ijkl}\kappa_{ij}\kappa_{kl} = -\psi_{abcd}B_{ab}B_{cd}
+    + 2A_{ad}\,\psi_{abc}\psi_{def}B_{be}B_{cf} + v^\top A v,\quad v_c = \psi_{abc}B_{ab}.
+
+In a well-specified model :math:`\kappa_2 = \psi''(\theta^*)`, so :math:`c_1 = p/2`.
+
+Boundary convention. For discrete families :math:`\bar T` hits the boundary of the mean space
+with positive probability (e.g. all-zero Poisson counts), where the MLE does not exist and the
+KL is +oo; the expansion describes the risk on the event that the MLE exists, whose complement
+has probability exponentially small in n.
+
+The p-n criterion (:func:`pn_criterion`) is divkit's own criterion built on this expansion
+(the paper's exact inequality was not available); see docs/asymptotics.md.
+
+>>> import sympy
+>>> from sympy.stats import Gamma
+>>> from theory import asymptotics
+>>> k = sympy.Symbol("k", positive=True)
+>>> r = asymptotics.mle_risk("exponential", truth=Gamma("X", k, 1/k))
+>>> r.c1, r.c2
+(1/(2*k), 11/(12*k**2))
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import mpmath
+import sympy
+import sympy.stats as sst
+from sympy.stats.rv import RandomSymbol
+
+from theory import expfam as _expfam
+from theory.expfam import ExponentialFamily
+
+__all__ = [
+    "TruthCumulants",
+    "RiskExpansion",
+    "PNCriterion",
+    "mle_risk",
+    "pn_criterion",
+    "cumulants_of_statistic",
+    "n",
+]
+
+#: The sample-size symbol of :attr:`RiskExpansion.expression`.
+n = sympy.Symbol("n", positive=True, integer=True)
+
+_DPS = 50
+
+
+# ============================================================================ cumulants
+@dataclass(frozen=True)
+class TruthCumulants:
+    r"""Joint cumulants of :math:`T(X)` under the truth, up to order three.
+
+    Attributes
+    ----------
+    mean : tuple
+        :math:`\eta^* = E[T]` (length p).
+    cov : sympy.Matrix
+        :math:`\kappa_{ij}` (p × p, symmetric).
+    third : sympy.Array
+        :math:`\kappa_{ijk}` (p × p × p, symmetric).
+    """
+
+    mean: tuple
+    cov: sympy.Matrix
+    third: sympy.Array
+
+    @classmethod
+    def from_values(cls, mean, cov, third) -> TruthCumulants:
+        """Validated cumulants from nested sequences (scalars allowed when p = 1)."""
+        if not isinstance(mean, (list, tuple, sympy.Matrix)):
+            mean, cov, third = [mean], [[cov]], [[[third]]]
+        mean = tuple(_finite(v, "mean") for v in mean)
+        p = len(mean)
+        try:
+            cov = sympy.Matrix(cov)
+            third = sympy.Array(third)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"cumulants: cannot read cov/third: {exc}") from None
+        if cov.shape != (p, p):
+            raise ValueError(f"cumulants: cov must be {p}x{p}, got {cov.shape}")
+        if third.shape != (p, p, p):
+            raise ValueError(f"cumulants: third must be {p}x{p}x{p}, got {third.shape}")
+        cov = cov.applyfunc(lambda v: _finite(v, "cov"))
+        third = third.applyfunc(lambda v: _finite(v, "third"))
+        for i, j in itertools.product(range(p), repeat=2):
+            if sympy.simplify(cov[i, j] - cov[j, i]) != 0:
+                raise ValueError("cumulants: cov must be symmetric")
+        for idx in itertools.product(range(p), repeat=3):
+            if sympy.simplify(third[idx] - third[tuple(sorted(idx))]) != 0:
+                raise ValueError("cumulants: third must be a symmetric tensor")
+        for i in range(p):
+            if cov[i, i].is_number and cov[i, i] <= 0:
+                raise ValueError(
+                    f"cumulants: the variance of T_{i + 1} must be positive, got {cov[i, i]}"
+                )
+        return cls(mean, cov, third)
+
+
+def _finite(value, what: str) -> sympy.Expr:
+    v = sympy.sympify(value)
+    if v.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan) or v is sympy.nan:
+        raise ValueError(f"the truth's {what} cumulant of T is undefined or infinite ({v})")
+    return v
+
+
+def _check_finite_moment(value, label: str) -> sympy.Expr:
+    if value is None or not isinstance(value, sympy.Basic):
+        raise ValueError(f"cannot compute {label} under the truth")
+    if value.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):
+        raise ValueError(
+            f"{label} is undefined or infinite under the truth, so the cumulants of T "
+            "that the expansion needs do not exist"
+        )
+    if value.has(sympy.Integral, sympy.Sum):
+        raise ValueError(f"sympy could not evaluate {label} in closed form")
+    return value
+
+
+class _MomentEngine:
+    """Moments E[X^a log(X)^m log(1-X)^l] of one sympy.stats random symbol (cached)."""
+
+    def __init__(self, rv: RandomSymbol):
+        self.rv = rv
+        ps = sst.pspace(rv)
+        self.set = ps.domain.set
+        self.dist = getattr(ps, "distribution", None)
+        self.finite = isinstance(ps, sst.frv.SingleFinitePSpace) or (
+            self.set.is_finite_set is True
+        )
+        self.continuous = isinstance(ps, sst.crv.SingleContinuousPSpace)
+        self._xs = sympy.Dummy("x", real=True)
+        if self.finite:
+            self._pdf = None
+            self.numeric = not sympy.Tuple(*sst.density(rv).dict.values()).free_symbols
+        else:
+            self._pdf = sst.density(rv)(self._xs)
+            self.numeric = not (self._pdf.free_symbols - {self._xs})
+        self.cache: dict = {}
+        self._mellin = None
+        self._mellin_done = False
+
+    def _mellin_transform(self):
+        r""":math:`E[X^s(1-X)^r]` in Dummies (s, r) for the common positive truths."""
+        if self._mellin_done:
+            return self._mellin
+        self._mellin_done = True
+        s, r = sympy.Dummy("s"), sympy.Dummy("r")
+        d, args = self.dist, self.dist.args if self.dist is not None else ()
+        name = type(d).__name__
+        g = sympy.gamma
+        m = None
+        if name == "GammaDistribution":
+            k, th = args
+            m = th**s * g(k + s) / g(k)
+        elif name == "ExponentialDistribution":
+            (rate,) = args
+            m = g(1 + s) / rate**s
+        elif name == "ChiSquaredDistribution":
+            (k,) = args
+            m = 2**s * g(k / 2 + s) / g(k / 2)
+        elif name == "ErlangDistribution":
+            k, rate = args
+            m = g(k + s) / (g(k) * rate**s)
+        elif name == "LogNormalDistribution":
+            mu, sig = args
+            m = sympy.exp(mu * s + sig**2 * s**2 / 2)
+        elif name == "WeibullDistribution":
+            lam, k = args
+            m = lam**s * g(1 + s / k)
+        elif name == "BetaDistribution":
+            a, b = args
+            m = g(a + s) * g(b + r) * g(a + b) / (g(a) * g(b) * g(a + b + s + r))
+        elif name == "UniformDistribution":
+            lo, hi = args
+            if lo.is_nonnegative and hi.is_positive and (hi <= 1) is sympy.true:
+                xs = self._xs
+                m = sympy.integrate(xs**s * (1 - xs) ** r, (xs, lo, hi)) / (hi - lo)
+                if m.has(sympy.Integral):
+                    m = None
+            elif lo.is_nonnegative and hi.is_positive:
+                m = (hi ** (s + 1) - lo ** (s + 1)) / ((s + 1) * (hi - lo))
+        if m is not None and name != "BetaDistribution" and not (
+            name == "UniformDistribution" and m.has(r)
+        ):
+            # (1-X) log-moments are only available from Beta-type transforms
+            m = (m, s, None)
+        elif m is not None:
+            m = (m, s, r)
+        self._mellin = m
+        return m
+
+    def moment(self, a: int, mlog: int, mlog1: int) -> sympy.Expr:
+        key = (a, mlog, mlog1)
+        if key in self.cache:
+            return self.cache[key]
+        label = f"E[X**{a} * log(X)**{mlog} * log(1-X)**{mlog1}]" if (mlog or mlog1) \
+            else f"E[X**{a}]"
+        val = None
+        if self.finite:
+            dens = sst.density(self.rv)
+            items = dens.dict.items() if hasattr(dens, "dict") else dict(dens).items()
+            val = sympy.Integer(0)
+            for xv, pv in items:
+                val += pv * xv**a * sympy.log(xv) ** mlog * sympy.log(1 - xv) ** mlog1
+            val = sympy.simplify(val)
+        else:
+            mel = self._mellin_transform() if self.continuous else None
+            if mel is not None and (mlog1 == 0 or mel[2] is not None):
+                expr, s, r = mel
+                dv = sympy.diff(expr, s, mlog) if mlog else expr
+                if mlog1:
+                    dv = sympy.diff(dv, r, mlog1)
+                dv = dv.subs(s, a)
+                if r is not None:
+                    dv = dv.subs(r, 0)
+                val = sympy.simplify(sympy.expand_func(dv))
+            elif mlog == 0 and mlog1 == 0:
+                val = self._polynomial_moment(a)
+            if val is None and self.numeric:
+                val = self._numeric_moment(a, mlog, mlog1, label)
+        self.cache[key] = _check_finite_moment(val, label)
+        return self.cache[key]
+
+    def _polynomial_moment(self, a: int):
+        if a == 0:
+            return sympy.Integer(1)
+        try:
+            return sympy.simplify(sst.E(self.rv**a))
+        except (NotImplementedError, ValueError, TypeError):
+            pass
+        if not self.continuous:
+            return None
+        pdf, x = self._pdf, self._xs
+        lo, hi = self.set.inf, self.set.sup
+        parts = []
+        for l_, h_ in ((lo, min(hi, 0)), (max(lo, 0), hi)) if lo < 0 else ((lo, hi),):
+            if l_ == h_:
+                continue
+            part = sympy.integrate(x**a * pdf, (x, l_, h_), conds="none")
+            if part.has(sympy.Integral):
+                return None
+            if part.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan):
+                raise ValueError(
+                    f"E[X**{a}] is undefined or infinite under the truth {self.rv} "
+                    f"(heavy tails), so the cumulants of T that the expansion needs "
+                    "do not exist"
+                )
+            parts.append(part)
+        return sympy.simplify(sum(parts))
+
+    def _numeric_moment(self, a, mlog, mlog1, label):
+        pdf, x = self._pdf, self._xs
+        integrand = x**a * sympy.log(x) ** mlog * sympy.log(1 - x) ** mlog1 * pdf
+        fn = sympy.lambdify(x, integrand, modules="mpmath")
+        lo, hi = self.set.inf, self.set.sup
+        with mpmath.workdps(_DPS + 15):
+            lo_m = mpmath.mpf(lo) if lo.is_finite else -mpmath.inf
+            hi_m = mpmath.mpf(hi) if hi.is_finite else mpmath.inf
+            try:
+                if self.continuous:
+                    pts = [lo_m, hi_m]
+                    if lo_m < 0 < hi_m:
+                        pts = [lo_m, 0, hi_m]
+                    val, err = mpmath.quad(fn, pts, error=True)
+                else:
+                    val = mpmath.nsum(fn, [lo_m, hi_m])
+                    err = mpmath.mpf(0)
+            except (ZeroDivisionError, ValueError, OverflowError):
+                raise ValueError(f"{label} could not be evaluated numerically") from None
+            if not mpmath.isfinite(val) or err > mpmath.mpf(10) ** (-_DPS + 10) * (
+                1 + abs(val)
+            ):
+                raise ValueError(
+                    f"{label} does not converge under the truth {self.rv}: the cumulants "
+                    "of T that the expansion needs are undefined"
+                )
+            return sympy.Float(val, _DPS)
+
+
+def _random_symbols(truth) -> list[RandomSymbol]:
+    rvs = list(truth) if isinstance(truth, (list, tuple)) else [truth]
+    for r in rvs:
+        if not isinstance(r, RandomSymbol):
+            raise TypeError(
+                "truth must be a sympy.stats random symbol (or one per coordinate), "
+                f"a TruthCumulants, a cumulant dict or a parameter dict; got {r!r}"
+            )
+    if len({r.symbol for r in rvs}) != len(rvs):
+        raise ValueError("truth: the coordinates need distinct (independent) random symbols")
+    return rvs
+
+
+def cumulants_of_statistic(family: ExponentialFamily | str, truth) -> TruthCumulants:
+    r"""Joint cumulants of :math:`T(X)` (orders 1–3) under a sympy.stats truth.
+
+    ``truth`` is one random symbol for a scalar observation, or a sequence of independent
+    random symbols, one per coordinate of :math:`x` (diagonal_normal). Moments of
+    :math:`T` are expanded into moments :math:`E[X^a\log^m X\log^l(1-X)]`, computed from the
+    distribution's Mellin transform (Gamma, Exponential, ChiSquared, Erlang, LogNormal,
+    Weibull, Beta, Uniform), sympy.stats (polynomial moments), exact sums (finite
+    supports) or, for numeric truths only, mpmath quadrature at 50 digits.
+
+    Raises
+    ------
+    ValueError
+        for a support outside the family's, or moments that do not exist.
+    """
+    fam = _family(family)
+    rvs = _random_symbols(truth)
+    if len(rvs) != len(fam.variables):
+        raise ValueError(
+            f"{fam.name} observations have {len(fam.variables)} coordinate(s); "
+            f"the truth gives {len(rvs)} random symbol(s)"
+        )
+    engines = []
+    for rv, sup in zip(rvs, fam.support, strict=True):
+        eng = _MomentEngine(rv)
+        # a continuous truth may be given on the closure of the support (sympy's Gamma
+        # lives on [0, oo)): endpoints have probability zero
+        ok = (eng.set.closure.is_subset(sup.closure) if eng.continuous
+              else eng.set.is_subset(sup))
+        if ok is not True:
+            raise ValueError(
+                f"support mismatch: the truth {rv} takes values in {eng.set}, outside the "
+                f"{fam.name} family's support {sup}"
+            )
+        if fam.discrete and eng.continuous:
+            raise ValueError(
+                f"support mismatch: the {fam.name} family is discrete but the truth {rv} "
+                "is continuous"
+            )
+        engines.append(eng)
+    p = fam.dim
+    logs = [sympy.Dummy(f"L{i}") for i in range(len(rvs))]
+    log1s = [sympy.Dummy(f"M{i}") for i in range(len(rvs))]
+    subs = {}
+    for v, lg, lg1 in zip(fam.variables, logs, log1s, strict=True):
+        subs[sympy.log(v)] = lg
+        subs[sympy.log(1 - v)] = lg1
+    gens = [g for trip in zip(fam.variables, logs, log1s, strict=True) for g in trip]
+    all_finite = all(e.finite for e in engines)
+    cache: dict = {}
+
+    def expect(idx: tuple) -> sympy.Expr:
+        idx = tuple(sorted(idx))
+        if idx in cache:
+            return cache[idx]
+        prod = sympy.Mul(*[fam.statistic[i] for i in idx])
+        if all_finite:
+            val = _finite_expectation(prod, fam.variables, rvs)
+        else:
+            poly = sympy.Poly(sympy.expand(prod.subs(subs)), *gens)
+            val = sympy.Integer(0)
+            for monom, coeff in poly.terms():
+                term = coeff
+                for v in range(len(rvs)):
+                    a, m1, m2 = monom[3 * v : 3 * v + 3]
+                    term *= engines[v].moment(a, m1, m2)
+                val += term
+        cache[idx] = sympy.simplify(val)
+        return cache[idx]
+
+    mean = tuple(expect((i,)) for i in range(p))
+    cov = sympy.zeros(p, p)
+    for i, j in itertools.combinations_with_replacement(range(p), 2):
+        cov[i, j] = cov[j, i] = sympy.simplify(expect((i, j)) - mean[i] * mean[j])
+    third = sympy.MutableDenseNDimArray.zeros(p, p, p)
+    for i, j, k in itertools.combinations_with_replacement(range(p), 3):
+        val = sympy.simplify(
+            expect((i, j, k))
+            - mean[i] * expect((j, k)) - mean[j] * expect((i, k)) - mean[k] * expect((i, j))
+            + 2 * mean[i] * mean[j] * mean[k]
+        )
+        for perm in set(itertools.permutations((i, j, k))):
+            third[perm] = val
+    for i in range(p):
+        if cov[i, i].is_number and cov[i, i] <= 0:
+            raise ValueError(
+                f"the truth makes T_{i + 1} = {fam.statistic[i]} almost surely constant; "
+                "no information projection with finite parameters exists"
+            )
+    return TruthCumulants(mean, cov, sympy.ImmutableDenseNDimArray(third))
+
+
+def _finite_expectation(expr, variables, rvs) -> sympy.Expr:
+    dicts = [sst.density(r).dict.items() for r in rvs]
+    total = sympy.Integer(0)
+    for combo in itertools.product(*dicts):
+        prob = sympy.Mul(*[pv for _, pv in combo])
+        vals = {v: xv for v, (xv, _) in zip(variables, combo, strict=True)}
+        total += prob * expr.subs(vals)
+    return total
+
+
+def _cumulants_of_member(fam: ExponentialFamily, params: Mapping) -> TruthCumulants:
+    """Cumulants of T under a member of the model: derivatives of ψ (well specified)."""
+    theta = fam.to_natural(params)
+    sub = dict(zip(fam.theta, theta, strict=True))
+    p = fam.dim
+
+    def d(*idx):
+        return sympy.simplify(fam.derivative(*idx).subs(sub, simultaneous=True))
+
+    mean = tuple(d(i) for i in range(p))
+    cov = sympy.Matrix(p, p, lambda i, j: d(i, j))
+    third = sympy.MutableDenseNDimArray.zeros(p, p, p)
+    for idx in itertools.product(range(p), repeat=3):
+        third[idx] = d(*idx)
+    return TruthCumulants(mean, cov, sympy.ImmutableDenseNDimArray(third))
+
+
+def _family(family) -> ExponentialFamily:
+    if isinstance(family, ExponentialFamily):
+        return family
+    if isinstance(family, str):
+        return _expfam.get(family)
+    raise TypeError(
+        f"family must be an ExponentialFamily or a family name, got {type(family).__name__}"
+    )
+
+
+def _truth_cumulants(fam: ExponentialFamily, truth):
+    """Return (cumulants, description, well_specified_flag)."""
+    if truth is None:
+        raise ValueError(
+            "truth is required: a sympy.stats random symbol, explicit cumulants "
+            "(TruthCumulants or {'mean', 'cov', 'third'}) or a dict of the family's "
+            "standard parameters"
+        )
+    if isinstance(truth, TruthCumulants):
+        cum = truth
+        desc = "explicit cumulants"
+        member = False
+    elif isinstance(truth, Mapping) and set(truth) >= {"mean", "cov", "third"}:
+        extra = set(truth) - {"mean", "cov", "third"}
+        if extra:
+            raise ValueError(f"cumulant dict has unknown keys {sorted(extra)}")
+        cum = TruthCumulants.from_values(truth["mean"], truth["cov"], truth["third"])
+        desc = "explicit cumulants"
+        member = False
+    elif isinstance(truth, Mapping):
+        cum = _cumulants_of_member(fam, truth)
+        desc = f"{fam.name}({', '.join(f'{k}={v}' for k, v in truth.items())})"
+        member = True
+    else:
+        cum = cumulants_of_statistic(fam, truth)
+        rvs = _random_symbols(truth)
+        desc = ", ".join(f"{r} ~ {sst.pspace(r).distribution}" for r in rvs)
+        member = False
+    if len(cum.mean) != fam.dim:
+        raise ValueError(
+            f"the truth's cumulants have dimension {len(cum.mean)}, the {fam.name} family "
+            f"has p = {fam.dim}"
+        )
+    return cum, desc, member
+
+
+# ============================================================================ projection
+def _start_point(fam: ExponentialFamily) -> list:
+    cands = [1, -1, sympy.Rational(1, 2), -sympy.Rational(1, 2), 2, -2, 0]
+    if fam.dim <= 4:
+        for pt in itertools.product(cands, repeat=fam.dim):
+            if fam.in_domain(pt) is sympy.true:
+                return list(pt)
+    for c in cands:
+        pt = [c] * fam.dim
+        if fam.in_domain(pt) is sympy.true:
+            return pt
+    raise ValueError(f"{fam.name}: cannot find a point of the natural parameter space")
+
+
+def _numeric_projection(fam: ExponentialFamily, eta: tuple) -> tuple:
+    r"""Solve :math:`\nabla\psi(\theta)=\eta` numerically: damped Newton on the convex
+    :math:`\psi(\theta)-\eta\cdot\theta`, kept inside :math:`\Theta`."""
+    th = list(fam.theta)
+    obj = fam.log_partition - sum(e * t for e, t in zip(eta, th, strict=True))
+    f_obj = sympy.lambdify(th, obj, modules="mpmath")
+    f_grad = sympy.lambdify(th, [sympy.diff(obj, t) for t in th], modules="mpmath")
+    f_hess = sympy.lambdify(th, fam.hessian.tolist(), modules="mpmath")
+    dom = sympy.lambdify(th, fam.natural_domain, modules="mpmath") \
+        if fam.natural_domain is not sympy.true else (lambda *a: True)
+    with mpmath.workdps(_DPS + 20):
+        x = mpmath.matrix([mpmath.mpf(v) for v in _start_point(fam)])
+        tol = mpmath.mpf(10) ** (-(_DPS + 10))
+        for _ in range(500):
+            g = mpmath.matrix(f_grad(*x))
+            if mpmath.norm(g) < tol:
+                break
+            h = mpmath.matrix(f_hess(*x))
+            step = mpmath.lu_solve(h, g)
+            if mpmath.norm(step) < mpmath.mpf(10) ** (-(_DPS + 5)) * (1 + mpmath.norm(x)):
+                x = x - step  # quadratic convergence: the last step is below 50 digits
+                break
+            if mpmath.norm(g) < mpmath.mpf(10) ** -12 and dom(*(x - step)):
+                x = x - step  # quadratic regime: ψ differences are below the resolution
+                continue
+            f0 = f_obj(*x)
+            lam = mpmath.mpf(1)
+            while lam > mpmath.mpf(10) ** -30:
+                y = x - lam * step
+                try:
+                    if dom(*y) and mpmath.isfinite(f_obj(*y)) and f_obj(*y) <= f0:
+                        break
+                except (ValueError, ZeroDivisionError):
+                    pass
+                lam /= 2
+            else:
+                raise ValueError(
+                    f"{fam.name}: the information projection does not exist for the mean "
+                    f"of T {tuple(eta)} (Newton could not make progress)"
+                )
+            x = y
+        else:
+            raise ValueError(f"{fam.name}: the information projection did not converge")
+        return tuple(sympy.Float(v, _DPS) for v in x)
+
+
+def _projection(fam: ExponentialFamily, cum: TruthCumulants):
+    """θ* (tuple) and, when θ* is implicit, its symbols and defining equations."""
+    eta = cum.mean
+    numeric = all(sympy.sympify(e).is_number for e in eta)
+    inv = fam.inverse_mean_map
+    if inv is not None:
+        theta = fam.natural_from_mean(eta)
+        if any(t.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo) for t in theta):
+            raise ValueError(
+                f"{fam.name}: the truth's mean of T {eta} is on the boundary of the mean "
+                "space; the information projection does not exist"
+            )
+        if fam.in_domain(theta) is sympy.false or (
+            numeric and any(not sympy.sympify(t).is_real for t in theta)
+        ):
+            raise ValueError(
+                f"{fam.name}: the truth's mean of T {eta} lies outside the model's mean "
+                "space; the information projection does not exist"
+            )
+        return theta, None, None
+    if numeric:
+        return _numeric_projection(fam, tuple(sympy.sympify(e) for e in eta)), None, None
+    syms = tuple(sympy.Symbol(f"theta{i + 1}_star", real=True) for i in range(fam.dim))
+    sub = dict(zip(fam.theta, syms, strict=True))
+    eqs = tuple(
+        sympy.Eq(g.subs(sub, simultaneous=True), e)
+        for g, e in zip(fam.gradient, eta, strict=True)
+    )
+    return syms, syms, eqs
+
+
+# ============================================================================ expansion
+def _coefficients(fam: ExponentialFamily, theta, cum: TruthCumulants, order: int):
+    """c1 and c2 from the derivative tensors of ψ at θ* and the cumulants of T.
+
+    Exact (sympy) when θ* and the cumulants are exact; otherwise evaluated with mpmath at
+    70 digits and returned as 50-digit sympy Floats.
+    """
+    numeric = any(sympy.sympify(t).has(sympy.Float) for t in theta) or any(
+        sympy.sympify(v).has(sympy.Float)
+        for v in (*cum.mean, *cum.cov, *sympy.flatten(cum.third.tolist()))
+    )
+    if numeric:
+        with mpmath.workdps(_DPS + 20):
+            th_m = [mpmath.mpf(sympy.Float(t, _DPS + 20)) if sympy.sympify(t).is_Float
+                    else mpmath.mpf(sympy.N(t, _DPS + 20)) for t in theta]
+            if not all(sympy.sympify(v).is_number for v in
+                       (*cum.cov, *sympy.flatten(cum.third.tolist()))):
+                raise ValueError("cumulants must be numeric when θ* is computed numerically")
+
+            def num(v):
+                return mpmath.mpf(sympy.N(v, _DPS + 20))
+
+            def deriv(*idx):
+                fn = sympy.lambdify(fam.theta, fam.derivative(*idx), modules="mpmath")
+                return fn(*th_m)
+
+            c1, c2 = _contract(fam.dim, deriv, num, cum, order, mpmath.inverse)
+            return (sympy.Float(c1, _DPS),
+                    None if c2 is None else sympy.Float(c2, _DPS))
+    sub = dict(zip(fam.theta, theta, strict=True))
+
+    def deriv_sym(*idx):
+        return fam.derivative(*idx).subs(sub, simultaneous=True)
+
+    def inv(m):
+        return m.inv() if m.shape[0] > 1 else sympy.Matrix([[1 / m[0, 0]]])
+
+    return _contract(fam.dim, deriv_sym, lambda v: v, cum, order,
+                     lambda m: inv(sympy.Matrix(m)))
+
+
+def _contract(p, deriv, conv, cum, order, inverse):
+    """The tensor contractions of the module docstring, generic in the number type."""
+    rng = range(p)
+    hess = [[deriv(i, j) for j in rng] for i in rng]
+    if p == 1:
+        a = [[1 / hess[0][0]]]
+    else:
+        mat = inverse(hess if inverse is not mpmath.inverse else mpmath.matrix(hess))
+        a = [[mat[i, j] for j in rng] for i in rng]
+    k2 = [[conv(cum.cov[i, j]) for j in rng] for i in rng]
+    c1 = sum(a[i][j] * k2[j][i] for i in rng for j in rng) / 2
+    if order == 1:
+        return c1, None
+    k3 = {idx: conv(cum.third[idx]) for idx in itertools.product(rng, repeat=3)}
+    psi3 = {idx: deriv(*idx) for idx in itertools.product(rng, repeat=3)}
+    psi4 = {idx: deriv(*idx) for idx in itertools.product(rng, repeat=4)}
+    # S3 = phi_ijk kappa_ijk = -psi_abc (A (x) A (x) A kappa3)_abc
+    s3 = 0
+    for (x, y, z), ps in psi3.items():
+        if ps == 0:
+            continue
+        s3 -= ps * sum(a[x][i] * a[y][j] * a[z][k] * k3[i, j, k]
+                       for i, j, k in itertools.product(rng, repeat=3))
+    # B = A kappa2 A
+    bm = [[sum(a[i][x] * k2[x][y] * a[y][j] for x in rng for y in rng) for j in rng]
+          for i in rng]
+    term1 = -sum(ps * bm[x][y] * bm[z][w] for (x, y, z, w), ps in psi4.items() if ps != 0)
+    v = [sum(psi3[x, y, c] * bm[x][y] for x in rng for y in rng) for c in rng]
+    term3 = sum(v[c] * a[c][e] * v[e] for c in rng for e in rng)
+    term2 = 0  # A_ad W_ad with W_ad = psi_abc psi_def B_be B_cf
+    for x, e in itertools.product(rng, repeat=2):
+        if a[x][e] == 0:
+            continue
+        w = sum(psi3[x, b, c] * psi3[e, bb, cc] * bm[b][bb] * bm[c][cc]
+                for b, c, bb, cc in itertools.product(rng, repeat=4))
+        term2 += a[x][e] * w
+    s4 = term1 + 2 * term2 + term3
+    c2 = s3 / 3 + s4 * 3 / 8
+    return c1, c2
+
+
+def _simplify(expr: sympy.Expr) -> sympy.Expr:
+    if expr.is_Float:
+        return expr
+    if expr.is_number:
+        return sympy.nsimplify(sympy.simplify(expr)) if expr.is_rational else \
+            sympy.simplify(expr)
+    return sympy.factor(sympy.simplify(expr))
+
+
+@dataclass(frozen=True, eq=False)
+class RiskExpansion:
+    r"""The MLE risk :math:`E\,\mathrm{KL}(g_{\theta^*}\|g_{\hat\theta}) = c_1/n + c_2/n^2 +
+    O(n^{-3})`, returned by :func:`mle_risk`.
+
+    Attributes
+    ----------
+    family : ExponentialFamily
+    truth : str
+        Description of the truth.
+    cumulants : TruthCumulants
+        Cumulants of :math:`T(X)` under the truth.
+    eta_star : tuple
+        :math:`E_g[T]`.
+    theta_star : tuple
+        Natural parameter of the information projection (symbols ``theta1_star``, … when it
+        has no closed form; see ``theta_star_equations``).
+    theta_star_equations : tuple or None
+        The equations :math:`\nabla\psi(\theta^*)=\eta^*` when :math:`\theta^*` is implicit.
+    c1, c2 : sympy.Expr
+        Coefficients of :math:`n^{-1}` and :math:`n^{-2}` (``c2`` is None for order 1).
+    p : int
+        Dimension of the model.
+    order : int
+    well_specified : bool
+        True when the truth was given as a member of the family.
+    """
+
+    family: ExponentialFamily
+    truth: str
+    cumulants: TruthCumulants
+    eta_star: tuple
+    theta_star: tuple
+    theta_star_equations: tuple | None
+    c1: sympy.Expr
+    c2: sympy.Expr | None
+    p: int
+    order: int
+    well_specified: bool = False
+    _params: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def projection(self) -> dict:
+        """Standard parameters of the information projection (when θ* is explicit)."""
+        return {k: (tuple(map(sympy.simplify, v)) if isinstance(v, tuple) else
+                    sympy.simplify(v))
+                for k, v in self.family.from_natural(self.theta_star).items()}
+
+    @property
+    def expression(self) -> sympy.Expr:
+        r""":math:`c_1/n + c_2/n^2` in the symbol :data:`n`."""
+        expr = self.c1 / n
+        if self.c2 is not None:
+            expr += self.c2 / n**2
+        return expr
+
+    def evaluate(self, n_value, *, terms: int | None = None):
+        r"""Predicted risk at sample size ``n_value`` (> 0).
+
+        ``terms=1`` keeps :math:`c_1/n` only; the default uses every computed term. Returns
+        a sympy expression (exact when the coefficients are).
+        """
+        if isinstance(n_value, bool):
+            raise TypeError("n must be a number")
+        nv = sympy.sympify(n_value)
+        if not nv.is_number or not nv.is_real:
+            raise ValueError(f"n must be a positive real number, got {n_value!r}")
+        if not nv > 0:
+            raise ValueError(f"n must be positive, got {n_value!r}")
+        terms = self.order if terms is None else terms
+        if terms not in (1, 2) or terms > self.order:
+            raise ValueError(f"terms must be 1 or (for order=2) 2, got {terms}")
+        val = self.c1 / nv
+        if terms == 2:
+            val += self.c2 / nv**2
+        return sympy.simplify(val) if not val.has(sympy.Float) else val
+
+    def latex(self) -> str:
+        r"""LaTeX of :math:`E\,\mathrm{KL} = c_1/n + c_2/n^2 + O(n^{-3})`."""
+        rest = "O(n^{-3})" if self.order == 2 else "O(n^{-2})"
+        body = sympy.latex(self.c1) + r"\,n^{-1}"
+        if self.c2 is not None:
+            body = (
+                r"\left(" + sympy.latex(self.c1) + r"\right) n^{-1} + \left("
+                + sympy.latex(self.c2) + r"\right) n^{-2}"
+            )
+        return (r"\mathbb{E}\,\mathrm{KL}(g_{\theta^*}\,\|\,g_{\hat\theta}) = "
+                + body + " + " + rest)
+
+    def __repr__(self) -> str:
+        return (f"RiskExpansion(family={self.family.name!r}, p={self.p}, c1={self.c1}, "
+                f"c2={self.c2})")
+
+
+def mle_risk(family, *, truth, order: int = 2) -> RiskExpansion:
+    r"""Expansion of the MLE risk :math:`E\,\mathrm{KL}(g_{\theta^*}\|g_{\hat\theta})` to
+    order :math:`n^{-2}` (see the module docstring for the derivation).
+
+    Parameters
+    ----------
+    family : str or ExponentialFamily
+        The model (a name accepted by :func:`theory.expfam.get` or a family object).
+    truth : RandomSymbol, sequence of RandomSymbol, TruthCumulants or dict
+        The data distribution: a sympy.stats random symbol (one per coordinate for
+        diagonal_normal), explicit cumulants of :math:`T(X)` (``TruthCumulants`` or a dict
+        with keys ``mean``, ``cov``, ``third``), or a dict of the family's standard
+        parameters (a well-specified truth, cumulants from :math:`\psi`).
+    order : {1, 2}
+        Number of terms.
+
+    Returns
+    -------
+    RiskExpansion
+
+    Raises
+    ------
+    ValueError
+        support mismatch, cumulants that do not exist, a mean of T outside the model's
+        mean space, bad ``order``.
+
+    Examples
+    --------
+    Well specified, the leading term is p/(2n):
+
+    >>> import sympy
+    >>> r = mle_risk("normal", truth={"loc": 0, "scale": 3})
+    >>> r.c1, r.c2
+    (1, 61/12)
+    """
+    if isinstance(order, bool) or order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order!r}")
+    fam = _family(family)
+    cum, desc, member = _truth_cumulants(fam, truth)
+    theta, implicit, eqs = _projection(fam, cum)
+    c1, c2 = _coefficients(fam, theta, cum, order)
+    c1 = _simplify(c1)
+    c2 = _simplify(c2) if c2 is not None else None
+    return RiskExpansion(
+        family=fam, truth=desc, cumulants=cum, eta_star=cum.mean, theta_star=theta,
+        theta_star_equations=eqs, c1=c1, c2=c2, p=fam.dim, order=order,
+        well_specified=member,
+    )
+
+
+# ============================================================================ criterion
+@dataclass(frozen=True)
+class PNCriterion:
+    r"""Verdict of :func:`pn_criterion` at one sample size.
+
+    Attributes
+    ----------
+    n : int
+    p : int
+    risk : mpmath.mpf
+        Predicted :math:`E\,\mathrm{KL}` (the expansion, at the requested order).
+    bayes_error : float
+        The target ε: the equal-prior Bayes error of telling :math:`g_{\theta^*}` from
+        :math:`g_{\hat\theta}` must be at least ε.
+    kl_budget_pinsker, kl_budget_bh : mpmath.mpf
+        Largest risk for which each bridge guarantees the target:
+        :math:`2(1-2\varepsilon)^2` and :math:`-\log(1-(1-2\varepsilon)^2)`.
+    tv_pinsker, tv_bh : mpmath.mpf
+        Bounds on :math:`E\,\mathrm{TV}`: :math:`\min(1,\sqrt{R/2})` and
+        :math:`\sqrt{1-e^{-R}}` (Jensen, both maps concave).
+    bayes_error_pinsker, bayes_error_bh : mpmath.mpf
+        Lower bounds :math:`(1-\mathrm{TV})/2` on the expected Bayes error.
+    satisfied_pinsker, satisfied_bh, satisfied : bool
+        Whether each bridge (and at least one) guarantees the target.
+    n_required : int
+        Smallest n at which the predicted risk is within the larger of the two budgets.
+    """
+
+    n: int
+    p: int
+    risk: mpmath.mpf
+    bayes_error: float
+    kl_budget_pinsker: mpmath.mpf
+    kl_budget_bh: mpmath.mpf
+    tv_pinsker: mpmath.mpf
+    tv_bh: mpmath.mpf
+    bayes_error_pinsker: mpmath.mpf
+    bayes_error_bh: mpmath.mpf
+    satisfied_pinsker: bool
+    satisfied_bh: bool
+    satisfied: bool
+    n_required: int
+
+
+def _n_required(c1, c2, budget) -> int:
+    """Smallest positive integer n with c1/n + c2/n**2 <= budget (c1 > 0)."""
+    if c2 is None or c2 == 0:
+        nr = c1 / budget
+    else:
+        disc = c1**2 + 4 * budget * c2
+        if disc < 0:
+            return 1
+        nr = (c1 + mpmath.sqrt(disc)) / (2 * budget)
+    k = max(1, int(mpmath.ceil(nr)))
+    # guard against rounding at the boundary: equality within 1e-40 counts as meeting it
+    limit = budget * (1 + mpmath.mpf(10) ** -40)
+    while k > 1 and c1 / (k - 1) + (c2 or 0) / (k - 1) ** 2 <= limit:
+        k -= 1
+    while c1 / k + (c2 or 0) / k**2 > limit:
+        k += 1
+    return k
+
+
+def pn_criterion(model, n_samples, *, bayes_error, truth=None, order: int = 2) -> PNCriterion:
+    r"""divkit's p-n criterion: is n large enough for a p-dimensional exponential model?
+
+    The question asked is whether the MLE is statistically indistinguishable from the
+    information projection at level ε: with equal priors, the Bayes error of deciding from
+    one observation whether it came from :math:`g_{\theta^*}` or :math:`g_{\hat\theta}` is
+    :math:`(1-\mathrm{TV})/2`, and we require its expectation to be at least ε ∈ (0, 1/2).
+    From the risk :math:`R = E\,\mathrm{KL}(g_{\theta^*}\|g_{\hat\theta})` two bridges bound
+    :math:`E\,\mathrm{TV}` (both maps are concave, so Jensen applies):
+
+    * Pinsker: :math:`E\,\mathrm{TV} \le \sqrt{R/2}`, so :math:`R \le 2(1-2\varepsilon)^2`
+      suffices;
+    * Bretagnolle–Huber: :math:`E\,\mathrm{TV} \le \sqrt{1-e^{-R}}`, so
+      :math:`R \le -\log(1-(1-2\varepsilon)^2)` suffices.
+
+    R is replaced by the expansion :math:`c_1/n + c_2/n^2` (this is the asymptotic step:
+    the verdict is as good as the expansion at this n). This is our own criterion — the
+    paper's exact inequality was not available (docs/asymptotics.md).
+
+    Parameters
+    ----------
+    model : RiskExpansion, ExponentialFamily, str or int
+        A risk expansion; a family (then ``truth`` is required); or the dimension p,
+        meaning a well-specified model at leading order, :math:`R = p/(2n)`.
+    n_samples : int
+        Sample size, > 0.
+    bayes_error : float
+        Target ε in (0, 1/2).
+    truth : optional
+        As in :func:`mle_risk`, when ``model`` is a family.
+    order : {1, 2}
+        Terms of the expansion used.
+
+    Examples
+    --------
+    >>> v = pn_criterion(3, 100, bayes_error=0.45)
+    >>> v.satisfied, v.n_required
+    (True, 75)
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, sympy.Integer)):
+        raise TypeError(f"n must be an integer, got {n_samples!r}")
+    if n_samples <= 0:
+        raise ValueError(f"n must be positive, got {n_samples}")
+    if isinstance(bayes_error, bool):
+        raise TypeError("bayes_error must be a number")
+    eps = float(bayes_error)
+    if not 0 < eps < 0.5:
+        raise ValueError(f"bayes_error must lie in (0, 1/2), got {bayes_error}")
+    if isinstance(order, bool) or order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2, got {order!r}")
+    if isinstance(model, RiskExpansion):
+        risk = model
+    elif isinstance(model, (ExponentialFamily, str)):
+        risk = mle_risk(model, truth=truth, order=order)
+    elif isinstance(model, int) and not isinstance(model, bool):
+        if model <= 0:
+            raise ValueError(f"p must be a positive integer, got {model}")
+        risk = None
+    else:
+        raise TypeError("model must be a RiskExpansion, a family, a family name or p (int)")
+    with mpmath.workdps(_DPS):
+        if risk is None:
+            p, c1, c2 = model, mpmath.mpf(model) / 2, None
+        else:
+            p = risk.p
+            if not risk.c1.is_number or (risk.c2 is not None and not risk.c2.is_number):
+                raise ValueError(
+                    "the p-n criterion needs numeric risk coefficients; give a truth "
+                    "with numeric parameters"
+                )
+            c1 = mpmath.mpf(sympy.N(risk.c1, _DPS + 5))
+            c2 = (mpmath.mpf(sympy.N(risk.c2, _DPS + 5))
+                  if (risk.c2 is not None and order == 2) else None)
+        nn = mpmath.mpf(int(n_samples))
+        r_val = c1 / nn + (c2 / nn**2 if c2 is not None else 0)
+        if r_val < 0:
+            raise ValueError(
+                f"the two-term expansion is negative at n = {n_samples} "
+                f"(c1 = {c1}, c2 = {c2}): n is too small for the expansion to apply"
+            )
+        # a float target is read as the decimal the user typed (0.45, not its binary value)
+        eps_m = (mpmath.mpf(repr(bayes_error)) if isinstance(bayes_error, float)
+                 else mpmath.mpf(sympy.N(sympy.sympify(bayes_error), _DPS + 5)))
+        gap = 1 - 2 * eps_m
+        budget_p = 2 * gap**2
+        budget_bh = -mpmath.log(1 - gap**2)
+        tv_p = min(mpmath.mpf(1), mpmath.sqrt(r_val / 2))
+        tv_bh = mpmath.sqrt(-mpmath.expm1(-r_val))
+        be_p, be_bh = (1 - tv_p) / 2, (1 - tv_bh) / 2
+        sat_p, sat_bh = bool(be_p >= eps_m), bool(be_bh >= eps_m)
+        n_req = _n_required(c1, c2, max(budget_p, budget_bh))
+        return PNCriterion(
+            n=int(n_samples), p=p, risk=r_val, bayes_error=eps,
+            kl_budget_pinsker=budget_p, kl_budget_bh=budget_bh,
+            tv_pinsker=tv_p, tv_bh=tv_bh, bayes_error_pinsker=be_p, bayes_error_bh=be_bh,
+            satisfied_pinsker=sat_p, satisfied_bh=sat_bh, satisfied=sat_p or sat_bh,
+            n_required=n_req,
+        )
