@@ -1,0 +1,127 @@
+"""divkit derive: every derived quantity of an f-divergence generator, or an MLE risk.
+
+Examples::
+
+    divkit derive js
+    divkit derive alpha --param alpha=1/3 --latex
+    divkit derive --f "(sqrt(u)-1)**2" --json
+    divkit derive risk --family exponential --truth "Gamma(2, 1/2)"
+
+Expressions and parameter values go through the whitelist parser (theory.parsing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import sympy
+
+__all__ = ["add_arguments", "run", "derived_quantities"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``divkit derive``."""
+    parser.add_argument("name", nargs="?", help="catalog name (see `divkit derive --list`), or 'risk'")
+    parser.add_argument("--f", dest="expr", metavar="EXPR", help="a generator f(u) as text")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="K=V",
+        help="parameter value, e.g. alpha=1/3 (repeatable)",
+    )
+    parser.add_argument("--list", action="store_true", help="list the catalog names")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--latex", action="store_true", help="print LaTeX instead of plain text")
+    out.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--family", help="(risk) exponential family name, e.g. exponential")
+    parser.add_argument("--truth", help="(risk) true distribution, e.g. 'Gamma(2, 1/2)'")
+
+
+def _params(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--param expects K=V, got {item!r}")
+        k, v = item.split("=", 1)
+        k = k.strip()
+        if not k.isidentifier() or "_" in k:
+            raise ValueError(f"--param name {k!r} must be a plain name (letters and digits)")
+        if k in out:
+            raise ValueError(f"--param {k} given twice")
+        out[k] = v.strip()
+    return out
+
+
+def derived_quantities(d) -> list[tuple[str, str, object]]:
+    """(key, label, sympy value or text) rows describing an FDivergence."""
+    conj = d.conjugate
+    rows = [
+        ("f", "f(u)", d.f),
+        ("df", "f'(u) = reward map", d.df),
+        ("d2f", "f''(u)", d.d2f),
+        ("standardized", "f(u) - f'(1)(u - 1)", d.standardized),
+        ("weighting", "u^2 f''(u) (f-distill weight)", d.weighting),
+        ("f_at_zero", "f(0+)", d.f_at_zero),
+        ("slope_at_infinity", "f'(oo) = lim f(u)/u", d.slope_at_infinity),
+        ("df_at_zero", "f'(0+)", d.df_at_zero),
+        ("fdpo_positive", "f-DPO positivity (f'(0+) = -oo)", d.fdpo_positive),
+        ("policy_map", "(f')^-1(t) = policy map", d.policy_map),
+        ("policy_domain", "domain of the policy map", d.policy_domain),
+        ("conjugate", "f*(t)", conj.expr if conj.expr is not None else conj.method),
+        ("conjugate_domain", "dom f*", conj.domain),
+        ("reverse", "reverse u f(1/u)", d.reverse.f),
+        ("convexity_check", "convexity", d.convexity_check),
+    ]
+    return rows
+
+
+def _fmt(value, latex: bool) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "none (no closed form)"
+    if isinstance(value, sympy.Basic):
+        return sympy.latex(value) if latex else sympy.sstr(value)
+    return str(value)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``divkit derive``; returns the exit status."""
+    from theory import fdiv
+
+    if getattr(args, "list", False):
+        for n in fdiv.names():
+            print(n)
+        return 0
+    if args.name == "risk":
+        from proofs_check import _cli_risk
+
+        return _cli_risk.run(args)
+    params = _params(args.param)
+    if args.expr is not None and args.name is not None:
+        raise ValueError("give either a catalog NAME or --f EXPR, not both")
+    if args.expr is not None:
+        d = fdiv.FDivergence.from_string(args.expr, **params)
+    elif args.name is not None:
+        d = fdiv.get(args.name, **params)
+    else:
+        raise ValueError("give a catalog NAME or --f EXPR (see `divkit derive --list`)")
+    rows = derived_quantities(d)
+    if args.json:
+        payload = {"name": d.name, "params": {k: sympy.sstr(v) for k, v in d.params.items()}}
+        for key, _label, value in rows:
+            entry = {"text": _fmt(value, False)}
+            if isinstance(value, sympy.Basic):
+                entry["latex"] = sympy.latex(value)
+            payload[key] = entry
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{d.name}:  D_f(P||Q) = sum_i q_i f(p_i/q_i),  u = p/q")
+    table.add_column("quantity", style="bold")
+    table.add_column("value", overflow="fold")
+    for _key, label, value in rows:
+        table.add_row(label, _fmt(value, args.latex))
+    Console(width=140).print(table)
+    return 0
