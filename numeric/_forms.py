@@ -137,6 +137,13 @@ class DivergenceForms:
         :math:`f'(1)`.
     reward, reward_slope : sympy.Expr
         :math:`f'(e^{\\ell})` and :math:`e^{\\ell} f''(e^{\\ell})` in ``ELL``.
+    grad_student_near, grad_teacher_near : ElementForm or None
+        The same gradient terms with the constant chosen so that they vanish at
+        :math:`r = 1` (:math:`c = g(1)`, resp. :math:`f'(1)`); ``None`` when that is
+        already the main form's constant.
+    near_threshold : dict
+        Per gradient, the divergence below which a row uses the ``*_near`` form:
+        ``NEAR_FACTOR * (c - c_near)**2``.
     """
 
     fdiv: object
@@ -148,6 +155,13 @@ class DivergenceForms:
     df_at_one: sympy.Expr
     reward: sympy.Expr
     reward_slope: sympy.Expr
+    grad_student_near: ElementForm | None = None
+    grad_teacher_near: ElementForm | None = None
+    near_threshold: dict | None = None
+
+
+#: Rows with D below NEAR_FACTOR·(ĝ(1))² use the gradient forms shifted to vanish at r = 1.
+NEAR_FACTOR = 1e-3
 
 
 def resolve(f):
@@ -203,11 +217,43 @@ def _root_factor(expr: sympy.Expr) -> sympy.Expr:
     return sympy.factor(sympy.powsimp(expr.subs(u, w**k))).subs(w, u ** sympy.Rational(1, k))
 
 
+def _log_combined(expr: sympy.Expr) -> sympy.Expr:
+    """Logs with equal and opposite coefficients merged, ``c log a - c log b`` →
+    ``c log(expand(a/b))`` (constant in the denominator), so that ``log(2 + w) - log 2``
+    becomes ``log(1 + w/2)`` for the log1p pass."""
+
+    def merge(add):
+        groups: dict = {}
+        rest = []
+        for term in add.args:
+            c, f = term.as_coeff_Mul()
+            if isinstance(f, sympy.log) and c != 0:
+                groups.setdefault(abs(c), []).append((1 if c > 0 else -1, f.args[0]))
+            else:
+                rest.append(term)
+        for mag, items in groups.items():
+            k = sympy.Mul(*[a**sg for sg, a in items if a.is_number])
+            live = [(sg, a) for sg, a in items if not a.is_number]
+            for n, (sg, a) in enumerate(live):
+                merged = sympy.expand(a * k**sg)
+                if merged.as_coeff_Add()[0] == 1:
+                    live[n] = (sg, merged)
+                    k = sympy.S.One
+                    break
+            rest += [mag * sg * sympy.log(a) for sg, a in live]
+            if k != 1:
+                rest.append(mag * sympy.log(k))
+        return sympy.Add(*rest)
+
+    return expr.replace(lambda e: e.is_Add and e.has(sympy.log), merge)
+
+
 def _candidates(expr: sympy.Expr) -> list[sympy.Expr]:
     out = [expr]
-    for op in (sympy.factor, _root_factor, sympy.together, sympy.simplify, sympy.expand):
+    for op in (sympy.factor, _root_factor, sympy.together, sympy.simplify, sympy.expand,
+               _log_combined):
         try:
-            cand = _tidy(op(expr))
+            cand = op(expr) if op is _log_combined else _tidy(op(expr))
         except (NotImplementedError, sympy.PolynomialError):  # pragma: no cover
             continue
         if all(cand != c for c in out):
@@ -312,9 +358,36 @@ def _branch_cheap(expr: sympy.Expr, sign: int) -> sympy.Expr:
     return expr.replace(lambda e: isinstance(e, softplus), fix_sp)
 
 
+_W = sympy.Symbol("w", real=True)
+
+
+def _near_one(expr: sympy.Expr, var: sympy.Symbol, sign: int) -> list[sympy.Expr]:
+    """Candidates written around ratio 1: ``var = 1 + w`` with ``w = expm1(sign*ell)``.
+
+    After the rewrite passes, ``log(1 + w)`` is ``log1p(w)`` (then ``sign*ell``) and
+    ``log(1 + w/2)`` is ``log1p(w/2)``: values near ``u = 1`` keep their small size
+    instead of appearing as differences of O(1) numbers.
+    """
+    from numeric.codegen.nodes import expm1, log1p, xlog1py
+
+    out = []
+    shifted = _tidy(expr.subs(var, 1 + _W))
+    for c in _candidates(shifted):
+        r = _rewrite(c)
+        r = r.replace(lambda e: isinstance(e, log1p) and e.args[0] == _W,
+                      lambda e: sign * ELL)
+        r = r.replace(lambda e: isinstance(e, xlog1py) and e.args[1] == _W,
+                      lambda e: e.args[0] * sign * ELL)
+        r = r.subs(_W + 1, sympy.exp(sign * ELL)).subs(_W, expm1(sign * ELL))
+        if r.free_symbols <= {ELL}:
+            out.append(r)
+    return out
+
+
 def _element(name: str, per_q: sympy.Expr) -> ElementForm:
     per_q = _tidy(per_q)
     lo_cands = [_tidy(c.subs(u, sympy.exp(ELL))) for c in _candidates(per_q)]
+    lo_cands += _near_one(per_q, u, 1)
     lo_x = _best(lo_cands, ELL, _mp_reference(per_q, "lo"), _LO_GRID)
     hi_cands = []
     for c in _candidates(per_q):
@@ -323,6 +396,7 @@ def _element(name: str, per_q: sympy.Expr) -> ElementForm:
             cand = _tidy(hc.subs(_V, sympy.exp(-ELL)))
             if all(cand != h for h in hi_cands):
                 hi_cands.append(cand)
+        hi_cands += _near_one(hv, _V, -1)
     hi_grid = [-x for x in _LO_GRID if x < 0]
     hi_x = _best(hi_cands, ELL, _mp_reference(per_q, "hi"), hi_grid)
     return ElementForm(
@@ -357,6 +431,9 @@ def _forms_cached(fd) -> DivergenceForms:
     shift_h = h_inf if _finite(h_inf) else df1
     g_hat = sympy.simplify(g - shift_g)
     h_hat = sympy.simplify(df - shift_h)
+    g_one = sympy.simplify(g.subs(u, 1))
+    g_near = sympy.simplify(g - g_one) if sympy.simplify(shift_g - g_one) != 0 else None
+    h_near = sympy.simplify(df - df1) if sympy.simplify(shift_h - df1) != 0 else None
     reward = _best_of(df)
     slope = _best_of(_tidy(sympy.simplify(u * sympy.diff(df, u))).replace(
         sympy.DiracDelta, lambda *args: sympy.S.Zero))
@@ -365,6 +442,13 @@ def _forms_cached(fd) -> DivergenceForms:
         loss=_element("loss", std),
         grad_student=_element("grad_student", g_hat),
         grad_teacher=_element("grad_teacher", sympy.simplify(u * h_hat)),
+        grad_student_near=None if g_near is None else _element("grad_student_near", g_near),
+        grad_teacher_near=None if h_near is None else _element(
+            "grad_teacher_near", sympy.simplify(u * h_near)),
+        near_threshold={
+            "grad_student": float((shift_g - g_one) ** 2) * NEAR_FACTOR,
+            "grad_teacher": float((shift_h - df1) ** 2) * NEAR_FACTOR,
+        },
         shift_g=shift_g,
         shift_h=shift_h,
         df_at_one=df1,

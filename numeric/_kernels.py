@@ -23,6 +23,7 @@ From logits, per chunk of rows (two log-sum-exps, then one fused element pass):
 from __future__ import annotations
 
 import numpy as np
+import sympy
 
 from numeric._compile import compile_numpy
 from numeric._forms import ELL, DivergenceForms, P, Q
@@ -37,6 +38,26 @@ _NAMES = ("loss", "grad_student", "grad_teacher")
 
 def _elements(fm: DivergenceForms, which: tuple[str, ...]):
     return [getattr(fm, w) for w in which]
+
+
+_LA = sympy.Symbol("a", real=True)
+_LB = sympy.Symbol("b", real=True)
+
+
+def _log_weighted(expr, weight, log_weight):
+    """``expr`` with its weight written ``exp(log_weight)`` and exponentials merged, so that
+    ``p * exp(ell)`` is ``exp(a + ell)``: no 0·inf where p underflows and exp(ell) does not
+    fit a float."""
+    return sympy.powsimp(expr.subs(weight, sympy.exp(log_weight)), combine="exp")
+
+
+def _careful_fn(fm: DivergenceForms, which: tuple[str, ...], branch: str):
+    els = _elements(fm, which)
+    if branch == "lo":
+        exprs = [_log_weighted(e.lo, Q, _LB) for e in els]
+        return compile_numpy(exprs, [ELL, _LB], name=f"{_slug(fm)}_lo_log_{'_'.join(which)}")
+    exprs = [_log_weighted(e.hi, P, _LA) for e in els]
+    return compile_numpy(exprs, [ELL, _LA], name=f"{_slug(fm)}_hi_log_{'_'.join(which)}")
 
 
 def _lo_fn(fm: DivergenceForms, which: tuple[str, ...]):
@@ -64,11 +85,14 @@ def _const(value) -> float:
     return float(value)
 
 
-def _careful_terms(fm, which, a, b, p, q):
+def _careful_terms(fm, which, a, b, ell=None):
     """Element terms of ``which`` with every branch evaluated only where it holds.
 
-    ``a, b`` are log-weights (``-inf`` = zero mass), ``p = exp(a)``, ``q = exp(b)``.
-    Returns one float64 array per quantity, shaped like ``a``.
+    ``a, b`` are log-weights (``-inf`` = zero mass), ``ell`` their difference when the
+    caller has it more accurately than ``a - b`` (row constants cancelled first). Returns one float64 array per
+    quantity, shaped like ``a``: ``lo`` where ``ell = a - b <= 0``, ``hi`` where
+    ``ell > 0`` (both with the weight as ``exp(log weight)`` merged into the exponentials),
+    and the symbolic zero-mass limits where ``a`` or ``b`` is ``-inf``.
     """
     elements = _elements(fm, which)
     out = [np.zeros(a.shape, dtype=np.float64) for _ in which]
@@ -81,23 +105,20 @@ def _careful_terms(fm, which, a, b, p, q):
     for k, el in enumerate(elements):
         c0, cinf = _const(el.at_p_zero), _const(el.at_q_zero)
         if only_p0.any():
-            w = q[only_p0]
-            out[k][only_p0] = c0 if np.isinf(c0) else w * c0
+            out[k][only_p0] = c0 if np.isinf(c0) else np.exp(b[only_p0]) * c0
         if only_q0.any():
-            w = p[only_q0]
-            out[k][only_q0] = cinf if np.isinf(cinf) else w * cinf
+            out[k][only_q0] = cinf if np.isinf(cinf) else np.exp(a[only_q0]) * cinf
     if live.any():
-        ell = a[live] - b[live]
+        al, bl = a[live], b[live]
+        ell = al - bl if ell is None else ell[live]
         lo = ell <= 0
+        hi = ~lo
         vals = [np.empty(ell.shape) for _ in which]
         if lo.any():
-            res = _lo_fn(fm, which)(ell[lo], q[live][lo])
-            for k, r in enumerate(res):
+            for k, r in enumerate(_careful_fn(fm, which, "lo")(ell[lo], bl[lo])):
                 vals[k][lo] = r
-        hi = ~lo
         if hi.any():
-            res = _hi_fn(fm, which)(ell[hi], p[live][hi])
-            for k, r in enumerate(res):
+            for k, r in enumerate(_careful_fn(fm, which, "hi")(ell[hi], al[hi])):
                 vals[k][hi] = r
         for k in range(len(which)):
             out[k][live] = vals[k]
@@ -105,10 +126,21 @@ def _careful_terms(fm, which, a, b, p, q):
 
 
 def _shifted_exp(x):
-    """``z = x - max(x)``, ``e = exp(z)``, ``S = sum(e)`` per row of a float chunk (float64)."""
-    z = np.subtract(x, np.max(x, axis=-1, keepdims=True), dtype=np.float64)
+    """Row pieces of a log-softmax, float64, without rounding away the tail mass.
+
+    Returns ``z = x - x[J]`` (``J`` the row argmax), ``e = exp(z)`` (so ``e[J] = 1``),
+    ``so = sum_{i != J} e_i`` (summed with ``e[J]`` held out, so ``1 - p_J = so/(1+so)``
+    keeps its relative accuracy when the row is nearly one-hot) and ``J``. The row's
+    log-sum-exp is ``x[J] + log1p(so)``.
+    """
+    j = np.argmax(x, axis=-1)
+    idx = np.arange(x.shape[0])
+    z = np.subtract(x, x[idx, j][:, None], dtype=np.float64)
     e = np.exp(z)
-    return z, e, np.sum(e, axis=-1, keepdims=True)
+    e[idx, j] = 0.0
+    so = np.sum(e, axis=-1, keepdims=True)
+    e[idx, j] = 1.0
+    return z, e, so, j
 
 
 def _check_logits(x, name):
@@ -139,15 +171,16 @@ def from_logits_rows(fm: DivergenceForms, xt, xs, *, student: bool, teacher: boo
     lo_all = _lo_fn(fm, which)
     for i0 in range(0, n, step):
         i1 = min(n, i0 + step)
+        idx = np.arange(i1 - i0)
         with np.errstate(all="ignore"):
-            zt, p, st = _shifted_exp(xt[i0:i1])
-            zs, q, ss = _shifted_exp(xs[i0:i1])
-            lst, lss = np.log(st), np.log(ss)
+            zt, p, so_t, jt = _shifted_exp(xt[i0:i1])
+            zs, q, so_s, js = _shifted_exp(xs[i0:i1])
+            lst, lss = np.log1p(so_t), np.log1p(so_s)
             ell = zt - zs
             ell -= lst - lss
-            q /= ss
+            q /= 1.0 + so_s
             if teacher:
-                p /= st
+                p /= 1.0 + so_t
             terms = list(lo_all(ell, q))
             sums = [np.sum(t, axis=-1) for t in terms]
         ok = np.isfinite(sums[0])
@@ -157,28 +190,51 @@ def from_logits_rows(fm: DivergenceForms, xt, xs, *, student: bool, teacher: boo
             bad = np.flatnonzero(~ok)
             _check_logits(xt[i0:i1][bad], "teacher_logits")
             _check_logits(xs[i0:i1][bad], "student_logits")
-            if not teacher:
-                p = p.copy()
-                p[bad] /= st[bad]
             with np.errstate(all="ignore"):
                 fixed = _careful_terms(fm, which, zt[bad] - lst[bad], zs[bad] - lss[bad],
-                                       p[bad], q[bad])
+                                       ell[bad])
             terms = [np.array(t, dtype=np.float64, copy=True) for t in terms]
             for k in range(len(which)):
                 terms[k][bad] = fixed[k]
                 sums[k][bad] = np.sum(fixed[k], axis=-1)
         loss[i0:i1] = np.maximum(sums[0], 0.0)
+        # a row whose terms all vanish has r == 1 throughout: the minimum, gradient exactly 0
+        flat = sums[0] == 0.0
         k = 1
-        for want, weight, out in ((student, q, gs_out), (teacher, p, gt_out)):
+        for want, weight, jj, so, out, gname in ((student, q, js, so_s, gs_out, "grad_student"),
+                                                 (teacher, p, jt, so_t, gt_out, "grad_teacher")):
             if not want:
                 continue
-            m = sums[k][:, None]
-            with np.errstate(invalid="ignore"):
+            term = terms[k]
+            if any(term is other for o, other in enumerate(terms) if o != k):
+                term = term.copy()
+            near = getattr(fm, gname + "_near")
+            if near is not None:
+                # nearly equal rows: the form that vanishes at r = 1 keeps the gradient's
+                # relative accuracy (the main form vanishes where the mass of disjoint
+                # rows sits)
+                close = np.flatnonzero(sums[0] < fm.near_threshold[gname])
+                if close.size:
+                    with np.errstate(all="ignore"):
+                        (alt,) = _careful_terms(fm, (gname + "_near",), zt[close] - lst[close],
+                                                zs[close] - lss[close], ell[close])
+                    term = term.copy() if term is terms[k] else term
+                    term[close] = alt
+            # d_j = w_j (h_j - sum_i w_i h_i), terms = w h. At the row's argmax J the
+            # bracket is h_J (1 - w_J) - sum_{i != J} w_i h_i: both pieces summed without
+            # the dominant term, so nothing cancels when w_J is close to 1.
+            t_j = term[idx, jj].copy()
+            with np.errstate(all="ignore"):
+                term[idx, jj] = 0.0
+                m_o = np.sum(term, axis=-1)
+                m = (m_o + t_j)[:, None]
                 g = weight * m
-                np.subtract(terms[k], g, out=g)
+                np.subtract(term, g, out=g)
+                g[idx, jj] = t_j * (so[:, 0] / (1.0 + so[:, 0])) - weight[idx, jj] * m_o
                 if grad_scale != 1.0:
                     g *= grad_scale
             g[~np.isfinite(m[:, 0])] = np.nan
+            g[flat] = 0.0
             out[i0:i1] = g
             k += 1
     return loss
@@ -199,7 +255,8 @@ def divergence_rows(fm: DivergenceForms, p, q):
         cp, cq = p[i0:i1], q[i0:i1]
         with np.errstate(divide="ignore"):
             a, b = np.log(cp), np.log(cq)
-        (terms,) = _careful_terms(fm, ("loss",), a, b, cp, cq)
+        with np.errstate(all="ignore"):
+            (terms,) = _careful_terms(fm, ("loss",), a, b)
         total = np.sum(terms, axis=-1)
         if df1 != 0.0:
             total = total + df1 * np.sum(cp - cq, axis=-1)
