@@ -357,7 +357,7 @@ def verify(
             return done(status="proved", engine="symbolic", detail="sympy evaluated it to True")
         return done(status="violated", engine="symbolic", counterexample={},
                     detail="sympy evaluated the statement to False")  # fmt: skip
-    free = (lhs - rhs).free_symbols
+    free = lhs.free_symbols | rhs.free_symbols
     if exclude is not None:
         extra = exclude.free_symbols - free
         if extra:
@@ -372,12 +372,14 @@ def verify(
 
     # 1. symbolic
     if "symbolic" in engines:
+        sym_deadline = start + 0.3 * budget
         if kind == "eq":
-            res = symbolic.prove_identity(lhs_d, rhs_d, {})
+            res = symbolic.prove_identity(lhs_d, rhs_d, {}, deadline=sym_deadline)
         else:
             res = symbolic.prove_nonnegative(
-                rhs_d - lhs_d, {}, strict=strict, symbols=dummies, bounds=bounds
-            )
+                rhs_d - lhs_d, {}, strict=strict, symbols=dummies, bounds=bounds,
+                deadline=sym_deadline,
+            )  # fmt: skip
         if res.proved:
             return done(status="proved", engine="symbolic", margin=res.form, detail=res.detail)
         notes.append(f"symbolic: {res.detail}")

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import flint
 import mpmath
 import numpy as np
 import sympy
 from flint import arb, fmpq
 
-__all__ = ["UnsupportedExpression", "compile_expr", "BACKENDS", "is_piecewise_smooth"]
+__all__ = ["UnsupportedExpression", "compile_expr", "compile_many", "BACKENDS", "is_piecewise_smooth"]
 
 
 class UnsupportedExpression(ValueError):
@@ -45,6 +46,10 @@ def _fmpq(value: sympy.Rational) -> fmpq:
 # --------------------------------------------------------------------------- backends
 class _MpmathBackend:
     name = "mpmath"
+
+    @staticmethod
+    def precision_key():
+        return mpmath.mp.prec
 
     @staticmethod
     def rational(value: sympy.Rational):
@@ -132,6 +137,10 @@ class _MpmathBackend:
 
 class _ArbBackend:
     name = "arb"
+
+    @staticmethod
+    def precision_key():
+        return flint.ctx.prec
 
     @staticmethod
     def rational(value: sympy.Rational):
@@ -251,6 +260,10 @@ def _np_sign(x):
 
 class _NumpyBackend:
     name = "numpy"
+
+    @staticmethod
+    def precision_key():
+        return 53
 
     @staticmethod
     def rational(value: sympy.Rational):
@@ -393,6 +406,36 @@ def compile_expr(
     return _compile(sympy.sympify(expr) if not isinstance(expr, sympy.Basic) else expr, index, be)
 
 
+def compile_many(
+    exprs: Sequence[sympy.Basic], symbols: Sequence[sympy.Symbol], backend: str
+) -> Callable[[Sequence], list]:
+    """Compile several expressions sharing common subexpressions (``sympy.cse``).
+
+    Returns ``fn(values) -> [value of exprs[0], value of exprs[1], ...]``; each shared
+    subexpression is evaluated once per call.
+    """
+    be = BACKENDS[backend]
+    if any(isinstance(e, sympy.Basic) and e.has(sympy.Integral) for e in exprs):
+        # cse would hoist integrand pieces out of the integral: compile one by one
+        singles = [compile_expr(e, symbols, backend) for e in exprs]
+        return lambda values: [fn(values) for fn in singles]
+    replacements, reduced = sympy.cse(list(exprs), order="none")
+    index = {s: i for i, s in enumerate(symbols)}
+    steps = []
+    for sym, sub in replacements:
+        steps.append(_compile(sub, index, be))
+        index[sym] = len(index)
+    outs = [_compile(e, index, be) for e in reduced]
+
+    def run(values):
+        vals = list(values)
+        for step in steps:
+            vals.append(step(vals))
+        return [o(vals) for o in outs]
+
+    return run
+
+
 def _compile(expr, index, be):  # noqa: C901 - a dispatch table on node types
     if isinstance(expr, sympy.Symbol):
         if expr not in index:
@@ -402,12 +445,8 @@ def _compile(expr, index, be):  # noqa: C901 - a dispatch table on node types
     if expr in _CONSTANTS:
         factory = be.constant(_CONSTANTS[expr])
         return lambda v: factory()
-    if isinstance(expr, sympy.Rational):
-        value = expr
-        return lambda v: be.rational(value)
-    if isinstance(expr, sympy.Float):
-        value = sympy.Rational(expr)
-        return lambda v: be.rational(value)
+    if isinstance(expr, sympy.Rational | sympy.Float):
+        return _constant(sympy.Rational(expr), be)
     if expr is sympy.true or expr is sympy.false:
         flag = bool(expr)
         return lambda v: flag
@@ -484,6 +523,8 @@ def _compile(expr, index, be):  # noqa: C901 - a dispatch table on node types
     if isinstance(expr, sympy.Integral):
         if len(expr.limits) != 1 or len(expr.limits[0]) != 3:
             raise UnsupportedExpression("only single definite integrals are supported")
+        if be.name != "mpmath":
+            raise UnsupportedExpression(f"Integral has no {be.name} evaluation here")
         var, lo, hi = expr.limits[0]
         inner = dict(index)
         k = len(inner)
@@ -504,6 +545,22 @@ def _compile(expr, index, be):  # noqa: C901 - a dispatch table on node types
         arg = _compile(expr.args[0], index, be)
         return lambda v: fn(arg(v))
     raise UnsupportedExpression(f"cannot evaluate {type(expr).__name__} node {expr}")
+
+
+def _constant(value: sympy.Rational, be):
+    """A closure returning the constant at the current precision, cached per precision."""
+    cache: dict = {}
+    key_of = be.precision_key
+
+    def const(v):
+        key = key_of()
+        try:
+            return cache[key]
+        except KeyError:
+            out = cache[key] = be.rational(value)
+            return out
+
+    return const
 
 
 def _logic(kind, parts, be):

@@ -33,7 +33,12 @@ import flint
 import sympy
 from flint import arb, fmpq
 
-from proofs_check.engines._compile import UnsupportedExpression, compile_expr, is_piecewise_smooth
+from proofs_check.engines._compile import (
+    UnsupportedExpression,
+    compile_expr,
+    compile_many,
+    is_piecewise_smooth,
+)
 
 __all__ = ["CertResult", "branch_and_bound"]
 
@@ -105,14 +110,15 @@ def branch_and_bound(
         Hard cap on the number of boxes examined.
     """
     try:
-        f_arb = compile_expr(margin, symbols, "arb")
+        f_many = compile_many([margin], symbols, "arb")
+        f_arb = lambda X: f_many(X)[0]  # noqa: E731
         excl = compile_expr(exclude, symbols, "arb") if exclude is not None else None
     except UnsupportedExpression as exc:
         return CertResult("undecided", reason=f"no Arb evaluation: {exc}")
     grads = None
     if is_piecewise_smooth(margin):
         try:
-            grads = [compile_expr(sympy.diff(margin, s), symbols, "arb") for s in symbols]
+            grads = compile_many([sympy.diff(margin, s) for s in symbols], symbols, "arb")
         except UnsupportedExpression:
             grads = None
     lows = [_to_fmpq(b[0]) for b in bounds]
@@ -146,11 +152,17 @@ def branch_and_bound(
             val = f_arb(X)
             enclosure = val if val.is_finite() else None
             split_scores = None
+            if enclosure is not None and ((enclosure > zero) if strict else (enclosure >= zero)):
+                proved += 1
+                lo_b = enclosure.lower()
+                if min_lower is None or lo_b < min_lower:
+                    min_lower = lo_b
+                continue
             if grads is not None:
                 centre = [(lo + hi) / 2 for lo, hi in box]
                 C = [arb(c) for c in centre]
                 fc = f_arb(C)
-                gs = [g(X) for g in grads]
+                gs = grads(X)
                 if fc.is_finite() and all(g.is_finite() for g in gs):
                     mv = fc
                     split_scores = []

@@ -34,7 +34,7 @@ from scipy.optimize import minimize
 from scipy.stats import qmc
 
 from proofs_check import reference
-from proofs_check.engines._compile import UnsupportedExpression, compile_expr
+from proofs_check.engines._compile import UnsupportedExpression, compile_expr, compile_many
 
 __all__ = ["SampleResult", "sample"]
 
@@ -103,12 +103,14 @@ def sample(
     width = hi - lo
     margin = (rhs - lhs) if kind == "le" else (lhs - rhs)
     try:
-        mp_margin = compile_expr(margin, symbols, "mpmath")
+        mp_many = compile_many([margin], symbols, "mpmath")
+        mp_margin = lambda vals: mp_many(vals)[0]  # noqa: E731
         mp_scale = compile_expr(sympy.Abs(lhs) + sympy.Abs(rhs), symbols, "mpmath")
     except UnsupportedExpression as exc:
         return SampleResult("inconclusive", reason=f"no mpmath evaluation: {exc}")
     try:
-        np_margin = compile_expr(margin, symbols, "numpy")
+        np_many = compile_many([margin], symbols, "numpy")
+        np_margin = lambda vals: np_many(vals)[0]  # noqa: E731
     except UnsupportedExpression:
         np_margin = None
 
@@ -121,7 +123,7 @@ def sample(
         warnings.simplefilter("ignore")
         design = qmc.Sobol(d, scramble=True, seed=seed).random_base2(m)
     corners = []
-    if d <= 6:
+    if d <= 3:
         for k in range(2**d):
             c = [(k >> i) & 1 for i in range(d)]
             if all(not bounds[i][3] if c[i] else not bounds[i][2] for i in range(d)):
@@ -152,11 +154,11 @@ def sample(
                 v = -abs(v)
             return v if np.isfinite(v) else 1e300
 
-        for start in worst[:3]:
+        for start in worst[:2]:
             if time.perf_counter() > deadline:
                 break
             res = minimize(g, start, method="Nelder-Mead",
-                           options={"maxfev": 150 * d, "xatol": 1e-12, "fatol": 1e-300})  # fmt: skip
+                           options={"maxfev": 60 * d + 60, "xatol": 1e-12, "fatol": 1e-300})  # fmt: skip
             candidates.append(np.clip(res.x, 0.0, 1.0))
 
     # keep open ends open: nudge candidates sitting on an open end inwards
