@@ -406,11 +406,14 @@ class CPrinter(_BasePrinter):
 
     def _round(self, value) -> float:
         """``value`` correctly rounded to the dtype (round to nearest even)."""
+        value = sympy.sympify(value)
+        if not isinstance(value, sympy.Rational):
+            value = sympy.N(value, 40)
         if isinstance(value, sympy.Rational):
             with mpmath.workprec(self.bits):
                 return float(mpmath.fdiv(value.p, value.q))
         with mpmath.workprec(self.bits):
-            return float(mpmath.mpf(sympy.N(value, 40)._mpf_))
+            return float(mpmath.mpf(value._mpf_))
 
     def _float_literal(self, value) -> str:
         f = self._round(value)

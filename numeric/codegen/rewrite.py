@@ -22,7 +22,8 @@ logaddexp(x, y)
 >>> rewrite(x * sympy.log(y))
 xlogy(x, y)
 >>> [p.name for p in DEFAULT_PASSES]
-['softplus', 'logaddexp', 'log1mexp', 'log1p', 'powm1', 'expm1', 'xlogy', 'xlog1py']
+['softplus', 'softplus_shift', 'logaddexp', 'log1mexp', 'log1p', 'powm1', 'expm1', 'xlogy',
+ 'xlog1py']
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "PASSES",
     "rewrite",
     "softplus_pass",
+    "softplus_shift_pass",
     "logaddexp_pass",
     "log1mexp_pass",
     "log1p_pass",
@@ -124,6 +126,34 @@ softplus_pass = Pass(
     "softplus",
     _softplus,
     "log(1 + exp(x)) → softplus(x): no overflow of exp for large x, exact for x → -∞.",
+)
+
+
+# -- softplus_shift ---------------------------------------------------------------------
+
+
+def _softplus_shift(expr):
+    if not isinstance(expr, sympy.Add):
+        return None
+    terms = list(expr.args)
+    for i, term in enumerate(terms):
+        coeff, factor = term.as_coeff_Mul()
+        if not isinstance(factor, softplus):
+            continue
+        x = factor.args[0]
+        partner = -coeff * x
+        for k, other in enumerate(terms):
+            if k != i and other == partner:
+                rest = [t for n, t in enumerate(terms) if n not in (i, k)]
+                return sympy.Add(coeff * softplus(-x), *rest)
+    return None
+
+
+softplus_shift_pass = Pass(
+    "softplus_shift",
+    _softplus_shift,
+    "c·softplus(x) − c·x → c·softplus(−x): softplus(x) − x cancels for large x "
+    "(log(1 + e^x) − x = log(1 + e^{−x})).",
 )
 
 
@@ -321,6 +351,7 @@ xlog1py_pass = Pass(
 #: Every pass in its default order.
 DEFAULT_PASSES: tuple[Pass, ...] = (
     softplus_pass,
+    softplus_shift_pass,
     logaddexp_pass,
     log1mexp_pass,
     log1p_pass,

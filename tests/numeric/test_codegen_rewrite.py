@@ -81,6 +81,14 @@ CASES = [
         nodes.softplus,
     ),
     (
+        "softplus_shift",
+        nodes.softplus(x) / 2 - x / 2 + y,
+        [x, y],
+        [(40.0, 0.0), (60.0, 0.0)],
+        lambda x, y: mpmath.log1p(mpmath.exp(-x)) / 2 + y,
+        nodes.softplus,
+    ),
+    (
         "logaddexp",
         sympy.log(sympy.exp(x) + sympy.exp(y)),
         [x, y],

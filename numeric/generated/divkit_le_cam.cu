@@ -1,0 +1,945 @@
+// divkit numeric._cuda_sources — generated code, do not edit (python -m numeric._cuda_sources)
+// codegen version: 1; sympy 1.14.0
+// divergence: le_cam
+// f(u) = (u - 1)**2/(u + 1)
+// forms hash: sha256:146ea8808046ae2d67e7e1af7fa04ea2ad3ef41273fc5f9485d08bc1acd7a92b
+// D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
+// dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
+// dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
+// loss: lo = q*expm1(ell)**2/(exp(ell) + 1)
+// loss: hi = p*expm1(-ell)**2/(1 + exp(-ell))
+// loss: p = 0 < q -> q*(1), q = 0 < p -> p*(1)
+// grad_student: lo = -4*q*exp(2*ell)/(exp(2*ell) + 2*exp(ell) + 1)
+// grad_student: hi = -4*p*exp(-ell)/(1 + 2*exp(-ell) + exp(-2*ell))
+// grad_student: p = 0 < q -> q*(0), q = 0 < p -> p*(0)
+// grad_teacher: lo = -4*q*exp(ell)/(exp(2*ell) + 2*exp(ell) + 1)
+// grad_teacher: hi = -4*p/(exp(2*ell) + 2*exp(ell) + 1)
+// grad_teacher: p = 0 < q -> q*(0), q = 0 < p -> p*(0)
+
+#ifndef DIVKIT_ROW_COMMON_F_CUDA
+#define DIVKIT_ROW_COMMON_F_CUDA
+__device__ __forceinline__ void dk_two_sumf(float *s, float *c, float x)
+{
+    /* s + c += x with the rounding error of s + x kept in c (Knuth's TwoSum); an
+       infinite sum stays in s alone (inf - inf in the error term would be NaN) */
+    const float t = *s + x;
+    if (isfinite(t)) {
+        const float bp = t - *s;
+        *c += (*s - (t - bp)) + (x - bp);
+    }
+    *s = t;
+}
+
+__device__ __forceinline__ void dk_splitf(float s, float c, float *hi, float *lo)
+{
+    /* hi = fl(s + c) and the exact rest lo = s + c - hi (TwoSum); lo = 0 if hi is not
+       finite */
+    const float t = s + c;
+    const float bp = t - s;
+    *hi = t;
+    *lo = isfinite(t) ? (s - (t - bp)) + (c - bp) : 0.0f;
+}
+
+__device__ __forceinline__ void dk_lse_pushf(float *m, float *s, float *c, long long *j, float x, long long i)
+{
+    /* online row max m (first argmax j) and s + c = sum over i != j of exp(x_i - m):
+       the max itself contributes the implicit 1, so 1 - p_j = s/(1 + s) keeps its
+       relative accuracy on a nearly one-hot row; -inf adds nothing */
+    if (x == -__int_as_float(0x7f800000)) {
+        return;
+    }
+    if (x > *m) {
+        if (*m != -__int_as_float(0x7f800000)) {
+            const float f = expf(*m - x);
+            *s *= f;
+            *c *= f;
+            dk_two_sumf(s, c, f);
+        }
+        *m = x;
+        *j = i;
+        return;
+    }
+    dk_two_sumf(s, c, expf(x - *m));
+}
+
+__device__ __forceinline__ void dk_lse_mergef(float *m, float *s, float *c, long long *j, float m2, float s2, float c2,
+    long long j2)
+{
+    /* merge two partial (max, sum without the max, compensation, argmax) */
+    if (m2 == -__int_as_float(0x7f800000)) {
+        return;
+    }
+    if (*m == -__int_as_float(0x7f800000)) {
+        *m = m2;
+        *s = s2;
+        *c = c2;
+        *j = j2;
+        return;
+    }
+    if (m2 > *m || (m2 == *m && j2 < *j)) {
+        const float f = expf(*m - m2);
+        *s *= f;
+        *c *= f;
+        dk_two_sumf(s, c, f);
+        *m = m2;
+        *j = j2;
+    } else {
+        const float f = expf(m2 - *m);
+        s2 *= f;
+        c2 *= f;
+        dk_two_sumf(&s2, &c2, f);
+    }
+    dk_two_sumf(s, c, s2);
+    *c += c2;
+}
+
+__device__ void dk_block_lsef(float *m, float *s, float *c, long long *j, float *sh,
+    long long *shj)
+{
+    /* block-wide merge of (max, sum, compensation, argmax); every thread gets it */
+    const unsigned lane = threadIdx.x & 31u;
+    const unsigned warp = threadIdx.x >> 5;
+    const unsigned nwarps = (blockDim.x + 31u) >> 5;
+    for (int o = 16; o > 0; o >>= 1) {
+        const float m2 = __shfl_xor_sync(0xffffffffu, *m, o);
+        const float s2 = __shfl_xor_sync(0xffffffffu, *s, o);
+        const float c2 = __shfl_xor_sync(0xffffffffu, *c, o);
+        const long long j2 = __shfl_xor_sync(0xffffffffu, *j, o);
+        dk_lse_mergef(m, s, c, j, m2, s2, c2, j2);
+    }
+    __syncthreads();
+    if (lane == 0) {
+        sh[warp] = *m;
+        sh[32 + warp] = *s;
+        sh[64 + warp] = *c;
+        shj[warp] = *j;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        float m1 = lane < nwarps ? sh[lane] : -__int_as_float(0x7f800000);
+        float s1 = lane < nwarps ? sh[32 + lane] : 0.0f;
+        float c1 = lane < nwarps ? sh[64 + lane] : 0.0f;
+        long long j1 = lane < nwarps ? shj[lane] : 0;
+        for (int o = 16; o > 0; o >>= 1) {
+            const float m2 = __shfl_xor_sync(0xffffffffu, m1, o);
+            const float s2 = __shfl_xor_sync(0xffffffffu, s1, o);
+            const float c2 = __shfl_xor_sync(0xffffffffu, c1, o);
+            const long long j2 = __shfl_xor_sync(0xffffffffu, j1, o);
+            dk_lse_mergef(&m1, &s1, &c1, &j1, m2, s2, c2, j2);
+        }
+        if (lane == 0) {
+            sh[0] = m1;
+            sh[32] = s1;
+            sh[64] = c1;
+            shj[0] = j1;
+        }
+    }
+    __syncthreads();
+    *m = sh[0];
+    *s = sh[32];
+    *c = sh[64];
+    *j = shj[0];
+}
+
+__device__ void dk_block_sumf(float s, float c, float *hi, float *lo, float *sh)
+{
+    /* block-wide compensated sum; every thread gets it as hi + lo (hi = fl(sum)) */
+    const unsigned lane = threadIdx.x & 31u;
+    const unsigned warp = threadIdx.x >> 5;
+    const unsigned nwarps = (blockDim.x + 31u) >> 5;
+    for (int o = 16; o > 0; o >>= 1) {
+        const float s2 = __shfl_xor_sync(0xffffffffu, s, o);
+        const float c2 = __shfl_xor_sync(0xffffffffu, c, o);
+        dk_two_sumf(&s, &c, s2);
+        c += c2;
+    }
+    __syncthreads();
+    if (lane == 0) {
+        sh[warp] = s;
+        sh[32 + warp] = c;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        float s1 = lane < nwarps ? sh[lane] : 0.0f;
+        float c1 = lane < nwarps ? sh[32 + lane] : 0.0f;
+        for (int o = 16; o > 0; o >>= 1) {
+            const float s2 = __shfl_xor_sync(0xffffffffu, s1, o);
+            const float c2 = __shfl_xor_sync(0xffffffffu, c1, o);
+            dk_two_sumf(&s1, &c1, s2);
+            c1 += c2;
+        }
+        if (lane == 0) {
+            dk_splitf(s1, c1, &sh[0], &sh[32]);
+        }
+    }
+    __syncthreads();
+    *hi = sh[0];
+    *lo = sh[32];
+}
+
+#define DK_BLOCK_LSEf(pm, ps, pc, pj) dk_block_lsef(pm, ps, pc, pj, dk_shared, dk_shared_j)
+#define DK_BLOCK_SUMf(s, c, phi, plo) dk_block_sumf(s, c, phi, plo, dk_shared)
+#endif
+
+__device__ __forceinline__ void divkit_le_cam_f32_lo(float ell, float q, float *out0, float *out1, float *out2)
+{
+    const float t0 = expf(ell);
+    const float t1 = expf(2.0f*ell);
+    const float t2 = 4.0f*q/(1.0f + t1 + 2.0f*t0);
+    *out0 = q*expm1f(ell)*expm1f(ell)/(1.0f + t0);
+    *out1 = -t1*t2;
+    *out2 = -t0*t2;
+}
+
+__device__ __forceinline__ void divkit_le_cam_f32_hi(float ell, float p, float *out0, float *out1, float *out2)
+{
+    const float t0 = -ell;
+    const float t1 = expf(t0);
+    const float t2 = 2.0f*ell;
+    const float t3 = 4.0f*p;
+    *out0 = p*expm1f(t0)*expm1f(t0)/(1.0f + t1);
+    *out1 = -t1*t3/(1.0f + 2.0f*t1 + expf(-t2));
+    *out2 = -t3/(1.0f + 2.0f*expf(ell) + expf(t2));
+}
+
+__device__ __forceinline__ void divkit_le_cam_f32_lo_log(float ell, float b, float *out0, float *out1, float *out2)
+{
+    const float t0 = expf(ell);
+    const float t1 = 2.0f*ell;
+    const float t2 = 4.0f/(1.0f + 2.0f*t0 + expf(t1));
+    *out0 = expm1f(ell)*expm1f(ell)*expf(b)/(1.0f + t0);
+    *out1 = -t2*expf(t1 + b);
+    *out2 = -t2*expf(b + ell);
+}
+
+__device__ __forceinline__ void divkit_le_cam_f32_hi_log(float ell, float a, float *out0, float *out1, float *out2)
+{
+    const float t0 = expf(a);
+    const float t1 = -ell;
+    const float t2 = expf(t1);
+    const float t3 = 2.0f*ell;
+    *out0 = t0*expm1f(t1)*expm1f(t1)/(1.0f + t2);
+    *out1 = -4.0f*expf(t1 + a)/(1.0f + 2.0f*t2 + expf(-t3));
+    *out2 = -4.0f*t0/(1.0f + 2.0f*expf(ell) + expf(t3));
+}
+
+__device__ __forceinline__ void divkit_le_cam_f32_near_lo_log(float ell, float b, float *out0, float *out1)
+{
+    const float t0 = 2.0f*expm1f(ell);
+    const float t1 = 2.0f*ell;
+    const float t2 = expm1f(t1);
+    const float t3 = 1.0f/(3.0f + t0 + expf(t1));
+    *out0 = t3*(t0 - 3.0f*t2)*expf(b);
+    *out1 = t3*(t0 + t2)*expf(b + ell);
+}
+
+__device__ __forceinline__ void divkit_le_cam_f32_near_hi_log(float ell, float a, float *out0, float *out1)
+{
+    const float t0 = -ell;
+    const float t1 = -2.0f*ell;
+    const float t2 = expm1f(t1);
+    const float t3 = expm1f(t0);
+    const float t4 = 2.0f*t3;
+    const float t5 = 1.0f/(3.0f + t4 + expf(t1));
+    *out0 = t5*(t2 + t4)*expf(t0 + a);
+    *out1 = t5*(-3.0f*t2 + 2.0f*t3)*expf(a);
+}
+
+__device__ __forceinline__ void divkit_le_cam_f32_terms(float zt, float zs, const float *rs, float *loss, float *gs, float *gt)
+{
+    /* one element: a = zt - log S_t, b = zs - log S_s, l = a - b, p = e^a, q = e^b */
+    if (zt == -__int_as_float(0x7f800000) || zs == -__int_as_float(0x7f800000)) {
+        if (zt == -__int_as_float(0x7f800000) && zs == -__int_as_float(0x7f800000)) {
+            *loss = 0.0f;
+            *gs = 0.0f;
+            *gt = 0.0f;
+        } else if (zt == -__int_as_float(0x7f800000)) {
+            /* p = 0 < q: the term is q X(0+) */
+            const float q = expf(zs - rs[3]);
+            *loss = q * 1.0f;
+            *gs = q * 0.0f;
+            *gt = q * 0.0f;
+        } else {
+            /* q = 0 < p: the term is p lim X(u)/u, u -> oo */
+            const float p = expf(zt - rs[2]);
+            *loss = p * 1.0f;
+            *gs = p * 0.0f;
+            *gt = p * 0.0f;
+        }
+        return;
+    }
+    /* the branch weighted by the larger probability: lo (q) for l <= 0, hi (p) for
+       l > 0, so that a tiny (or subnormal) weight never multiplies a huge exponential */
+    const float ell = (zt - zs) - (rs[2] - rs[3]);
+    if (ell <= 0.0f) {
+        const float q = expf(zs) / (1.0f + rs[1]);
+        divkit_le_cam_f32_lo(ell, q, loss, gs, gt);
+    } else {
+        const float p = expf(zt) / (1.0f + rs[0]);
+        divkit_le_cam_f32_hi(ell, p, loss, gs, gt);
+    }
+    if (!(isfinite(*loss) && isfinite(*gs) && isfinite(*gt))) {
+        /* overflow or 0*inf: the same branch with the weight inside the exponentials */
+        if (ell <= 0.0f) {
+            divkit_le_cam_f32_lo_log(ell, zs - rs[3], loss, gs, gt);
+        } else {
+            divkit_le_cam_f32_hi_log(ell, zt - rs[2], loss, gs, gt);
+        }
+    }
+}
+
+__device__ __forceinline__ void divkit_le_cam_f32_near_terms(float zt, float zs, const float *rs, float *gs, float *gt)
+{
+    /* the gradient terms that vanish at r = 1, for nearly equal rows */
+    if (zt == -__int_as_float(0x7f800000) || zs == -__int_as_float(0x7f800000)) {
+        if (zt == -__int_as_float(0x7f800000) && zs == -__int_as_float(0x7f800000)) {
+            *gs = 0.0f;
+            *gt = 0.0f;
+        } else if (zt == -__int_as_float(0x7f800000)) {
+            const float q = expf(zs - rs[3]);
+            *gs = q * 1.0f;
+            *gt = q * 0.0f;
+        } else {
+            const float p = expf(zt - rs[2]);
+            *gs = p * 0.0f;
+            *gt = p * 1.0f;
+        }
+        return;
+    }
+    const float ell = (zt - zs) - (rs[2] - rs[3]);
+    if (ell <= 0.0f) {
+        divkit_le_cam_f32_near_lo_log(ell, zs - rs[3], gs, gt);
+    } else {
+        divkit_le_cam_f32_near_hi_log(ell, zt - rs[2], gs, gt);
+    }
+}
+
+extern "C" __global__ void divkit_le_cam_f32_rows(long long rows, long long V, const float *__restrict__ teacher, const float *__restrict__ student, float temperature, float grad_scale, const unsigned char *__restrict__ keep, float *__restrict__ loss, float *__restrict__ grad_student, float *__restrict__ grad_teacher)
+{
+    __shared__ float dk_shared[96];
+    __shared__ long long dk_shared_j[32];
+    const long long tid = threadIdx.x;
+    const long long nthreads = blockDim.x;
+    const int unit = temperature == 1.0f;
+    for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
+        const float *xt = teacher + row * V;
+        const float *xs = student + row * V;
+        if (keep != 0 && keep[row] == 0) {
+            if (tid == 0) {
+                loss[row] = 0.0f;
+            }
+            for (long long i = tid; i < V; i += nthreads) {
+                if (grad_student != 0) {
+                    grad_student[row * V + i] = 0.0f;
+                }
+                if (grad_teacher != 0) {
+                    grad_teacher[row * V + i] = 0.0f;
+                }
+            }
+            continue;
+        }
+        /* pass 1: online max, argmax and sum of exp(x - max) without the max, both rows */
+        float mt = -__int_as_float(0x7f800000), st = 0.0f, ct = 0.0f;
+        float ms = -__int_as_float(0x7f800000), ss = 0.0f, cs = 0.0f;
+        long long jt = 0, js = 0;
+        for (long long i = tid; i < V; i += nthreads) {
+            dk_lse_pushf(&mt, &st, &ct, &jt, unit ? xt[i] : xt[i] / temperature, i);
+            dk_lse_pushf(&ms, &ss, &cs, &js, unit ? xs[i] : xs[i] / temperature, i);
+        }
+        DK_BLOCK_LSEf(&mt, &st, &ct, &jt);
+        DK_BLOCK_LSEf(&ms, &ss, &cs, &js);
+        float rs[4];
+        rs[0] = st + ct;                 /* so_t: sum of exp(z_t) over i != argmax */
+        rs[1] = ss + cs;                 /* so_s */
+        rs[2] = log1pf(rs[0]);         /* log S_t */
+        rs[3] = log1pf(rs[1]);         /* log S_s */
+        /* pass 2: loss sum; gradient sums without the row's argmax term, and that term */
+        float acc[10];
+        for (int k = 0; k < 10; ++k) {
+            acc[k] = 0.0f;
+        }
+        for (long long i = tid; i < V; i += nthreads) {
+            const float zt = (unit ? xt[i] : xt[i] / temperature) - mt;
+            const float zs = (unit ? xs[i] : xs[i] / temperature) - ms;
+            float lv, gv, hv;
+            divkit_le_cam_f32_terms(zt, zs, rs, &lv, &gv, &hv);
+            dk_two_sumf(&acc[0], &acc[1], lv);
+            if (i == js) {
+                acc[4] = gv;
+            } else {
+                dk_two_sumf(&acc[2], &acc[3], gv);
+            }
+            if (i == jt) {
+                acc[7] = hv;
+            } else {
+                dk_two_sumf(&acc[5], &acc[6], hv);
+            }
+        }
+        float d, d_lo, g_o, g_o_lo, g_j, g_j_lo, h_o, h_o_lo, h_j, h_j_lo;
+        DK_BLOCK_SUMf(acc[0], acc[1], &d, &d_lo);
+        DK_BLOCK_SUMf(acc[2], acc[3], &g_o, &g_o_lo);
+        DK_BLOCK_SUMf(acc[4], 0.0f, &g_j, &g_j_lo);
+        DK_BLOCK_SUMf(acc[5], acc[6], &h_o, &h_o_lo);
+        DK_BLOCK_SUMf(acc[7], 0.0f, &h_j, &h_j_lo);
+        if (tid == 0) {
+            loss[row] = d < 0.0f ? 0.0f : d;
+        }
+        if (grad_student == 0 && grad_teacher == 0) {
+            continue;
+        }
+        /* nearly equal rows: gradient forms that vanish at r = 1 (uniform per row) */
+        const int near_s = 1 && d < 0.001f;
+        const int near_t = 1 && d < 0.001f;
+        if (near_s || near_t) {
+            for (int k = 0; k < 10; ++k) {
+                acc[k] = 0.0f;
+            }
+            for (long long i = tid; i < V; i += nthreads) {
+                const float zt = (unit ? xt[i] : xt[i] / temperature) - mt;
+                const float zs = (unit ? xs[i] : xs[i] / temperature) - ms;
+                float gv, hv;
+                divkit_le_cam_f32_near_terms(zt, zs, rs, &gv, &hv);
+                if (i == js) {
+                    acc[4] = gv;
+                } else {
+                    dk_two_sumf(&acc[2], &acc[3], gv);
+                }
+                if (i == jt) {
+                    acc[7] = hv;
+                } else {
+                    dk_two_sumf(&acc[5], &acc[6], hv);
+                }
+            }
+            float a_o, a_o_lo, a_j, a_j_lo, b_o, b_o_lo, b_j, b_j_lo;
+            DK_BLOCK_SUMf(acc[2], acc[3], &a_o, &a_o_lo);
+            DK_BLOCK_SUMf(acc[4], 0.0f, &a_j, &a_j_lo);
+            DK_BLOCK_SUMf(acc[5], acc[6], &b_o, &b_o_lo);
+            DK_BLOCK_SUMf(acc[7], 0.0f, &b_j, &b_j_lo);
+            if (near_s) {
+                g_o = a_o;
+                g_o_lo = a_o_lo;
+                g_j = a_j;
+            }
+            if (near_t) {
+                h_o = b_o;
+                h_o_lo = b_o_lo;
+                h_j = b_j;
+            }
+        }
+        /* m = sum_i w_i g_i as the exact pair (hi, lo); gradient w_j (g_j - m) = w g - w m
+           rounded once (fma); at the argmax J: g_J (1 - w_J) - w_J sum_{i != J} w_i g_i,
+           1 - w_J = so/(1 + so), so nothing cancels on a nearly one-hot row */
+        float m_s, m_s_lo, m_t, m_t_lo;
+        {
+            float s_ = g_o, c_ = g_o_lo;
+            dk_two_sumf(&s_, &c_, g_j);
+            dk_splitf(s_, c_, &m_s, &m_s_lo);
+            s_ = h_o;
+            c_ = h_o_lo;
+            dk_two_sumf(&s_, &c_, h_j);
+            dk_splitf(s_, c_, &m_t, &m_t_lo);
+        }
+        const int ok_s = isfinite(m_s);
+        const int ok_t = isfinite(m_t);
+        const int flat = d == 0.0f;
+        /* pass 3: write the gradients, times grad_scale */
+        for (long long i = tid; i < V; i += nthreads) {
+            const float zt = (unit ? xt[i] : xt[i] / temperature) - mt;
+            const float zs = (unit ? xs[i] : xs[i] / temperature) - ms;
+            float lv, gv, hv, gn, hn;
+            divkit_le_cam_f32_terms(zt, zs, rs, &lv, &gv, &hv);
+            if (near_s || near_t) {
+                divkit_le_cam_f32_near_terms(zt, zs, rs, &gn, &hn);
+                gv = near_s ? gn : gv;
+                hv = near_t ? hn : hv;
+            }
+            if (grad_student != 0) {
+                const float q = expf(zs) / (1.0f + rs[1]);
+                float g;
+                if (i == js) {
+                    g = gv * (rs[1] / (1.0f + rs[1])) - q * (g_o + g_o_lo);
+                } else {
+                    g = fmaf(-q, m_s, gv) - q * m_s_lo;
+                }
+                g = ok_s ? g * grad_scale : __int_as_float(0x7fffffff);
+                grad_student[row * V + i] = flat ? 0.0f : g;
+            }
+            if (grad_teacher != 0) {
+                const float p = expf(zt) / (1.0f + rs[0]);
+                float h;
+                if (i == jt) {
+                    h = hv * (rs[0] / (1.0f + rs[0])) - p * (h_o + h_o_lo);
+                } else {
+                    h = fmaf(-p, m_t, hv) - p * m_t_lo;
+                }
+                h = ok_t ? h * grad_scale : __int_as_float(0x7fffffff);
+                grad_teacher[row * V + i] = flat ? 0.0f : h;
+            }
+        }
+        __syncthreads();
+    }
+}
+
+#ifndef DIVKIT_ROW_COMMON_D_CUDA
+#define DIVKIT_ROW_COMMON_D_CUDA
+__device__ __forceinline__ void dk_two_sum(double *s, double *c, double x)
+{
+    /* s + c += x with the rounding error of s + x kept in c (Knuth's TwoSum); an
+       infinite sum stays in s alone (inf - inf in the error term would be NaN) */
+    const double t = *s + x;
+    if (isfinite(t)) {
+        const double bp = t - *s;
+        *c += (*s - (t - bp)) + (x - bp);
+    }
+    *s = t;
+}
+
+__device__ __forceinline__ void dk_split(double s, double c, double *hi, double *lo)
+{
+    /* hi = fl(s + c) and the exact rest lo = s + c - hi (TwoSum); lo = 0 if hi is not
+       finite */
+    const double t = s + c;
+    const double bp = t - s;
+    *hi = t;
+    *lo = isfinite(t) ? (s - (t - bp)) + (c - bp) : 0.0;
+}
+
+__device__ __forceinline__ void dk_lse_push(double *m, double *s, double *c, long long *j, double x, long long i)
+{
+    /* online row max m (first argmax j) and s + c = sum over i != j of exp(x_i - m):
+       the max itself contributes the implicit 1, so 1 - p_j = s/(1 + s) keeps its
+       relative accuracy on a nearly one-hot row; -inf adds nothing */
+    if (x == -__longlong_as_double(0x7ff0000000000000LL)) {
+        return;
+    }
+    if (x > *m) {
+        if (*m != -__longlong_as_double(0x7ff0000000000000LL)) {
+            const double f = exp(*m - x);
+            *s *= f;
+            *c *= f;
+            dk_two_sum(s, c, f);
+        }
+        *m = x;
+        *j = i;
+        return;
+    }
+    dk_two_sum(s, c, exp(x - *m));
+}
+
+__device__ __forceinline__ void dk_lse_merge(double *m, double *s, double *c, long long *j, double m2, double s2, double c2,
+    long long j2)
+{
+    /* merge two partial (max, sum without the max, compensation, argmax) */
+    if (m2 == -__longlong_as_double(0x7ff0000000000000LL)) {
+        return;
+    }
+    if (*m == -__longlong_as_double(0x7ff0000000000000LL)) {
+        *m = m2;
+        *s = s2;
+        *c = c2;
+        *j = j2;
+        return;
+    }
+    if (m2 > *m || (m2 == *m && j2 < *j)) {
+        const double f = exp(*m - m2);
+        *s *= f;
+        *c *= f;
+        dk_two_sum(s, c, f);
+        *m = m2;
+        *j = j2;
+    } else {
+        const double f = exp(m2 - *m);
+        s2 *= f;
+        c2 *= f;
+        dk_two_sum(&s2, &c2, f);
+    }
+    dk_two_sum(s, c, s2);
+    *c += c2;
+}
+
+__device__ void dk_block_lse(double *m, double *s, double *c, long long *j, double *sh,
+    long long *shj)
+{
+    /* block-wide merge of (max, sum, compensation, argmax); every thread gets it */
+    const unsigned lane = threadIdx.x & 31u;
+    const unsigned warp = threadIdx.x >> 5;
+    const unsigned nwarps = (blockDim.x + 31u) >> 5;
+    for (int o = 16; o > 0; o >>= 1) {
+        const double m2 = __shfl_xor_sync(0xffffffffu, *m, o);
+        const double s2 = __shfl_xor_sync(0xffffffffu, *s, o);
+        const double c2 = __shfl_xor_sync(0xffffffffu, *c, o);
+        const long long j2 = __shfl_xor_sync(0xffffffffu, *j, o);
+        dk_lse_merge(m, s, c, j, m2, s2, c2, j2);
+    }
+    __syncthreads();
+    if (lane == 0) {
+        sh[warp] = *m;
+        sh[32 + warp] = *s;
+        sh[64 + warp] = *c;
+        shj[warp] = *j;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        double m1 = lane < nwarps ? sh[lane] : -__longlong_as_double(0x7ff0000000000000LL);
+        double s1 = lane < nwarps ? sh[32 + lane] : 0.0;
+        double c1 = lane < nwarps ? sh[64 + lane] : 0.0;
+        long long j1 = lane < nwarps ? shj[lane] : 0;
+        for (int o = 16; o > 0; o >>= 1) {
+            const double m2 = __shfl_xor_sync(0xffffffffu, m1, o);
+            const double s2 = __shfl_xor_sync(0xffffffffu, s1, o);
+            const double c2 = __shfl_xor_sync(0xffffffffu, c1, o);
+            const long long j2 = __shfl_xor_sync(0xffffffffu, j1, o);
+            dk_lse_merge(&m1, &s1, &c1, &j1, m2, s2, c2, j2);
+        }
+        if (lane == 0) {
+            sh[0] = m1;
+            sh[32] = s1;
+            sh[64] = c1;
+            shj[0] = j1;
+        }
+    }
+    __syncthreads();
+    *m = sh[0];
+    *s = sh[32];
+    *c = sh[64];
+    *j = shj[0];
+}
+
+__device__ void dk_block_sum(double s, double c, double *hi, double *lo, double *sh)
+{
+    /* block-wide compensated sum; every thread gets it as hi + lo (hi = fl(sum)) */
+    const unsigned lane = threadIdx.x & 31u;
+    const unsigned warp = threadIdx.x >> 5;
+    const unsigned nwarps = (blockDim.x + 31u) >> 5;
+    for (int o = 16; o > 0; o >>= 1) {
+        const double s2 = __shfl_xor_sync(0xffffffffu, s, o);
+        const double c2 = __shfl_xor_sync(0xffffffffu, c, o);
+        dk_two_sum(&s, &c, s2);
+        c += c2;
+    }
+    __syncthreads();
+    if (lane == 0) {
+        sh[warp] = s;
+        sh[32 + warp] = c;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        double s1 = lane < nwarps ? sh[lane] : 0.0;
+        double c1 = lane < nwarps ? sh[32 + lane] : 0.0;
+        for (int o = 16; o > 0; o >>= 1) {
+            const double s2 = __shfl_xor_sync(0xffffffffu, s1, o);
+            const double c2 = __shfl_xor_sync(0xffffffffu, c1, o);
+            dk_two_sum(&s1, &c1, s2);
+            c1 += c2;
+        }
+        if (lane == 0) {
+            dk_split(s1, c1, &sh[0], &sh[32]);
+        }
+    }
+    __syncthreads();
+    *hi = sh[0];
+    *lo = sh[32];
+}
+
+#define DK_BLOCK_LSE(pm, ps, pc, pj) dk_block_lse(pm, ps, pc, pj, dk_shared, dk_shared_j)
+#define DK_BLOCK_SUM(s, c, phi, plo) dk_block_sum(s, c, phi, plo, dk_shared)
+#endif
+
+__device__ __forceinline__ void divkit_le_cam_f64_lo(double ell, double q, double *out0, double *out1, double *out2)
+{
+    const double t0 = exp(ell);
+    const double t1 = exp(2.0*ell);
+    const double t2 = 4.0*q/(1.0 + t1 + 2.0*t0);
+    *out0 = q*expm1(ell)*expm1(ell)/(1.0 + t0);
+    *out1 = -t1*t2;
+    *out2 = -t0*t2;
+}
+
+__device__ __forceinline__ void divkit_le_cam_f64_hi(double ell, double p, double *out0, double *out1, double *out2)
+{
+    const double t0 = -ell;
+    const double t1 = exp(t0);
+    const double t2 = 2.0*ell;
+    const double t3 = 4.0*p;
+    *out0 = p*expm1(t0)*expm1(t0)/(1.0 + t1);
+    *out1 = -t1*t3/(1.0 + 2.0*t1 + exp(-t2));
+    *out2 = -t3/(1.0 + 2.0*exp(ell) + exp(t2));
+}
+
+__device__ __forceinline__ void divkit_le_cam_f64_lo_log(double ell, double b, double *out0, double *out1, double *out2)
+{
+    const double t0 = exp(ell);
+    const double t1 = 2.0*ell;
+    const double t2 = 4.0/(1.0 + 2.0*t0 + exp(t1));
+    *out0 = expm1(ell)*expm1(ell)*exp(b)/(1.0 + t0);
+    *out1 = -t2*exp(t1 + b);
+    *out2 = -t2*exp(b + ell);
+}
+
+__device__ __forceinline__ void divkit_le_cam_f64_hi_log(double ell, double a, double *out0, double *out1, double *out2)
+{
+    const double t0 = exp(a);
+    const double t1 = -ell;
+    const double t2 = exp(t1);
+    const double t3 = 2.0*ell;
+    *out0 = t0*expm1(t1)*expm1(t1)/(1.0 + t2);
+    *out1 = -4.0*exp(t1 + a)/(1.0 + 2.0*t2 + exp(-t3));
+    *out2 = -4.0*t0/(1.0 + 2.0*exp(ell) + exp(t3));
+}
+
+__device__ __forceinline__ void divkit_le_cam_f64_near_lo_log(double ell, double b, double *out0, double *out1)
+{
+    const double t0 = 2.0*expm1(ell);
+    const double t1 = 2.0*ell;
+    const double t2 = expm1(t1);
+    const double t3 = 1.0/(3.0 + t0 + exp(t1));
+    *out0 = t3*(t0 - 3.0*t2)*exp(b);
+    *out1 = t3*(t0 + t2)*exp(b + ell);
+}
+
+__device__ __forceinline__ void divkit_le_cam_f64_near_hi_log(double ell, double a, double *out0, double *out1)
+{
+    const double t0 = -ell;
+    const double t1 = -2.0*ell;
+    const double t2 = expm1(t1);
+    const double t3 = expm1(t0);
+    const double t4 = 2.0*t3;
+    const double t5 = 1.0/(3.0 + t4 + exp(t1));
+    *out0 = t5*(t2 + t4)*exp(t0 + a);
+    *out1 = t5*(-3.0*t2 + 2.0*t3)*exp(a);
+}
+
+__device__ __forceinline__ void divkit_le_cam_f64_terms(double zt, double zs, const double *rs, double *loss, double *gs, double *gt)
+{
+    /* one element: a = zt - log S_t, b = zs - log S_s, l = a - b, p = e^a, q = e^b */
+    if (zt == -__longlong_as_double(0x7ff0000000000000LL) || zs == -__longlong_as_double(0x7ff0000000000000LL)) {
+        if (zt == -__longlong_as_double(0x7ff0000000000000LL) && zs == -__longlong_as_double(0x7ff0000000000000LL)) {
+            *loss = 0.0;
+            *gs = 0.0;
+            *gt = 0.0;
+        } else if (zt == -__longlong_as_double(0x7ff0000000000000LL)) {
+            /* p = 0 < q: the term is q X(0+) */
+            const double q = exp(zs - rs[3]);
+            *loss = q * 1.0;
+            *gs = q * 0.0;
+            *gt = q * 0.0;
+        } else {
+            /* q = 0 < p: the term is p lim X(u)/u, u -> oo */
+            const double p = exp(zt - rs[2]);
+            *loss = p * 1.0;
+            *gs = p * 0.0;
+            *gt = p * 0.0;
+        }
+        return;
+    }
+    /* the branch weighted by the larger probability: lo (q) for l <= 0, hi (p) for
+       l > 0, so that a tiny (or subnormal) weight never multiplies a huge exponential */
+    const double ell = (zt - zs) - (rs[2] - rs[3]);
+    if (ell <= 0.0) {
+        const double q = exp(zs) / (1.0 + rs[1]);
+        divkit_le_cam_f64_lo(ell, q, loss, gs, gt);
+    } else {
+        const double p = exp(zt) / (1.0 + rs[0]);
+        divkit_le_cam_f64_hi(ell, p, loss, gs, gt);
+    }
+    if (!(isfinite(*loss) && isfinite(*gs) && isfinite(*gt))) {
+        /* overflow or 0*inf: the same branch with the weight inside the exponentials */
+        if (ell <= 0.0) {
+            divkit_le_cam_f64_lo_log(ell, zs - rs[3], loss, gs, gt);
+        } else {
+            divkit_le_cam_f64_hi_log(ell, zt - rs[2], loss, gs, gt);
+        }
+    }
+}
+
+__device__ __forceinline__ void divkit_le_cam_f64_near_terms(double zt, double zs, const double *rs, double *gs, double *gt)
+{
+    /* the gradient terms that vanish at r = 1, for nearly equal rows */
+    if (zt == -__longlong_as_double(0x7ff0000000000000LL) || zs == -__longlong_as_double(0x7ff0000000000000LL)) {
+        if (zt == -__longlong_as_double(0x7ff0000000000000LL) && zs == -__longlong_as_double(0x7ff0000000000000LL)) {
+            *gs = 0.0;
+            *gt = 0.0;
+        } else if (zt == -__longlong_as_double(0x7ff0000000000000LL)) {
+            const double q = exp(zs - rs[3]);
+            *gs = q * 1.0;
+            *gt = q * 0.0;
+        } else {
+            const double p = exp(zt - rs[2]);
+            *gs = p * 0.0;
+            *gt = p * 1.0;
+        }
+        return;
+    }
+    const double ell = (zt - zs) - (rs[2] - rs[3]);
+    if (ell <= 0.0) {
+        divkit_le_cam_f64_near_lo_log(ell, zs - rs[3], gs, gt);
+    } else {
+        divkit_le_cam_f64_near_hi_log(ell, zt - rs[2], gs, gt);
+    }
+}
+
+extern "C" __global__ void divkit_le_cam_f64_rows(long long rows, long long V, const double *__restrict__ teacher, const double *__restrict__ student, double temperature, double grad_scale, const unsigned char *__restrict__ keep, double *__restrict__ loss, double *__restrict__ grad_student, double *__restrict__ grad_teacher)
+{
+    __shared__ double dk_shared[96];
+    __shared__ long long dk_shared_j[32];
+    const long long tid = threadIdx.x;
+    const long long nthreads = blockDim.x;
+    const int unit = temperature == 1.0;
+    for (long long row = blockIdx.x; row < rows; row += gridDim.x) {
+        const double *xt = teacher + row * V;
+        const double *xs = student + row * V;
+        if (keep != 0 && keep[row] == 0) {
+            if (tid == 0) {
+                loss[row] = 0.0;
+            }
+            for (long long i = tid; i < V; i += nthreads) {
+                if (grad_student != 0) {
+                    grad_student[row * V + i] = 0.0;
+                }
+                if (grad_teacher != 0) {
+                    grad_teacher[row * V + i] = 0.0;
+                }
+            }
+            continue;
+        }
+        /* pass 1: online max, argmax and sum of exp(x - max) without the max, both rows */
+        double mt = -__longlong_as_double(0x7ff0000000000000LL), st = 0.0, ct = 0.0;
+        double ms = -__longlong_as_double(0x7ff0000000000000LL), ss = 0.0, cs = 0.0;
+        long long jt = 0, js = 0;
+        for (long long i = tid; i < V; i += nthreads) {
+            dk_lse_push(&mt, &st, &ct, &jt, unit ? xt[i] : xt[i] / temperature, i);
+            dk_lse_push(&ms, &ss, &cs, &js, unit ? xs[i] : xs[i] / temperature, i);
+        }
+        DK_BLOCK_LSE(&mt, &st, &ct, &jt);
+        DK_BLOCK_LSE(&ms, &ss, &cs, &js);
+        double rs[4];
+        rs[0] = st + ct;                 /* so_t: sum of exp(z_t) over i != argmax */
+        rs[1] = ss + cs;                 /* so_s */
+        rs[2] = log1p(rs[0]);         /* log S_t */
+        rs[3] = log1p(rs[1]);         /* log S_s */
+        /* pass 2: loss sum; gradient sums without the row's argmax term, and that term */
+        double acc[10];
+        for (int k = 0; k < 10; ++k) {
+            acc[k] = 0.0;
+        }
+        for (long long i = tid; i < V; i += nthreads) {
+            const double zt = (unit ? xt[i] : xt[i] / temperature) - mt;
+            const double zs = (unit ? xs[i] : xs[i] / temperature) - ms;
+            double lv, gv, hv;
+            divkit_le_cam_f64_terms(zt, zs, rs, &lv, &gv, &hv);
+            dk_two_sum(&acc[0], &acc[1], lv);
+            if (i == js) {
+                acc[4] = gv;
+            } else {
+                dk_two_sum(&acc[2], &acc[3], gv);
+            }
+            if (i == jt) {
+                acc[7] = hv;
+            } else {
+                dk_two_sum(&acc[5], &acc[6], hv);
+            }
+        }
+        double d, d_lo, g_o, g_o_lo, g_j, g_j_lo, h_o, h_o_lo, h_j, h_j_lo;
+        DK_BLOCK_SUM(acc[0], acc[1], &d, &d_lo);
+        DK_BLOCK_SUM(acc[2], acc[3], &g_o, &g_o_lo);
+        DK_BLOCK_SUM(acc[4], 0.0, &g_j, &g_j_lo);
+        DK_BLOCK_SUM(acc[5], acc[6], &h_o, &h_o_lo);
+        DK_BLOCK_SUM(acc[7], 0.0, &h_j, &h_j_lo);
+        if (tid == 0) {
+            loss[row] = d < 0.0 ? 0.0 : d;
+        }
+        if (grad_student == 0 && grad_teacher == 0) {
+            continue;
+        }
+        /* nearly equal rows: gradient forms that vanish at r = 1 (uniform per row) */
+        const int near_s = 1 && d < 0.001;
+        const int near_t = 1 && d < 0.001;
+        if (near_s || near_t) {
+            for (int k = 0; k < 10; ++k) {
+                acc[k] = 0.0;
+            }
+            for (long long i = tid; i < V; i += nthreads) {
+                const double zt = (unit ? xt[i] : xt[i] / temperature) - mt;
+                const double zs = (unit ? xs[i] : xs[i] / temperature) - ms;
+                double gv, hv;
+                divkit_le_cam_f64_near_terms(zt, zs, rs, &gv, &hv);
+                if (i == js) {
+                    acc[4] = gv;
+                } else {
+                    dk_two_sum(&acc[2], &acc[3], gv);
+                }
+                if (i == jt) {
+                    acc[7] = hv;
+                } else {
+                    dk_two_sum(&acc[5], &acc[6], hv);
+                }
+            }
+            double a_o, a_o_lo, a_j, a_j_lo, b_o, b_o_lo, b_j, b_j_lo;
+            DK_BLOCK_SUM(acc[2], acc[3], &a_o, &a_o_lo);
+            DK_BLOCK_SUM(acc[4], 0.0, &a_j, &a_j_lo);
+            DK_BLOCK_SUM(acc[5], acc[6], &b_o, &b_o_lo);
+            DK_BLOCK_SUM(acc[7], 0.0, &b_j, &b_j_lo);
+            if (near_s) {
+                g_o = a_o;
+                g_o_lo = a_o_lo;
+                g_j = a_j;
+            }
+            if (near_t) {
+                h_o = b_o;
+                h_o_lo = b_o_lo;
+                h_j = b_j;
+            }
+        }
+        /* m = sum_i w_i g_i as the exact pair (hi, lo); gradient w_j (g_j - m) = w g - w m
+           rounded once (fma); at the argmax J: g_J (1 - w_J) - w_J sum_{i != J} w_i g_i,
+           1 - w_J = so/(1 + so), so nothing cancels on a nearly one-hot row */
+        double m_s, m_s_lo, m_t, m_t_lo;
+        {
+            double s_ = g_o, c_ = g_o_lo;
+            dk_two_sum(&s_, &c_, g_j);
+            dk_split(s_, c_, &m_s, &m_s_lo);
+            s_ = h_o;
+            c_ = h_o_lo;
+            dk_two_sum(&s_, &c_, h_j);
+            dk_split(s_, c_, &m_t, &m_t_lo);
+        }
+        const int ok_s = isfinite(m_s);
+        const int ok_t = isfinite(m_t);
+        const int flat = d == 0.0;
+        /* pass 3: write the gradients, times grad_scale */
+        for (long long i = tid; i < V; i += nthreads) {
+            const double zt = (unit ? xt[i] : xt[i] / temperature) - mt;
+            const double zs = (unit ? xs[i] : xs[i] / temperature) - ms;
+            double lv, gv, hv, gn, hn;
+            divkit_le_cam_f64_terms(zt, zs, rs, &lv, &gv, &hv);
+            if (near_s || near_t) {
+                divkit_le_cam_f64_near_terms(zt, zs, rs, &gn, &hn);
+                gv = near_s ? gn : gv;
+                hv = near_t ? hn : hv;
+            }
+            if (grad_student != 0) {
+                const double q = exp(zs) / (1.0 + rs[1]);
+                double g;
+                if (i == js) {
+                    g = gv * (rs[1] / (1.0 + rs[1])) - q * (g_o + g_o_lo);
+                } else {
+                    g = fma(-q, m_s, gv) - q * m_s_lo;
+                }
+                g = ok_s ? g * grad_scale : __longlong_as_double(0x7fffffffffffffffLL);
+                grad_student[row * V + i] = flat ? 0.0 : g;
+            }
+            if (grad_teacher != 0) {
+                const double p = exp(zt) / (1.0 + rs[0]);
+                double h;
+                if (i == jt) {
+                    h = hv * (rs[0] / (1.0 + rs[0])) - p * (h_o + h_o_lo);
+                } else {
+                    h = fma(-p, m_t, hv) - p * m_t_lo;
+                }
+                h = ok_t ? h * grad_scale : __longlong_as_double(0x7fffffffffffffffLL);
+                grad_teacher[row * V + i] = flat ? 0.0 : h;
+            }
+        }
+        __syncthreads();
+    }
+}
