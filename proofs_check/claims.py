@@ -249,6 +249,9 @@ class Verdict:
         if self.status == "violated" and self.counterexample:
             pts = ", ".join(f"{k}={v}" for k, v in self.counterexample.items())
             return f"at {pts}: margin {self.margin}"
+        if self.status == "proved":
+            how = self.detail.split(":")[0]
+            return f"symbolic proof ({how[:60]}{'…' if len(how) > 60 else ''})"
         if self.status == "certified" and self.excluded:
             return f"margin ≥ {self.margin} outside {self.excluded}"
         if self.margin is not None:
@@ -351,10 +354,10 @@ def verify(
         )  # fmt: skip
 
     if kind == "const":
-        if dom.ranges:
-            dom.resolve(set())
+        # sympy already decided the relational when it was built (e.g. a square ≥ 0)
         if lhs:
-            return done(status="proved", engine="symbolic", detail="sympy evaluated it to True")
+            return done(status="proved", engine="symbolic",
+                        detail="sympy evaluated the statement to True when it was built")  # fmt: skip
         return done(status="violated", engine="symbolic", counterexample={},
                     detail="sympy evaluated the statement to False")  # fmt: skip
     free = lhs.free_symbols | rhs.free_symbols
@@ -536,14 +539,14 @@ class Claim(_BaseClaim):
                  exclude_text=None, description="", budget=None, options=None):  # fmt: skip
         super().__init__(name, source=source, tags=tags, expected=expected,
                          description=description, budget=budget)  # fmt: skip
-        _normalise(statement)
+        kind, lhs, rhs, _strict = _normalise(statement)
         self.statement = statement
         self.domain = Domain(domain)
         self.exclude = exclude
         self.exclude_text = exclude_text
         self.options = dict(options or {})
-        free = statement.free_symbols if isinstance(statement, sympy.Basic) else set()
-        self.domain.resolve(free)
+        if kind != "const":
+            self.domain.resolve(lhs.free_symbols | rhs.free_symbols)
 
     def check(self, *, budget: float | None = None, seed: int = 0) -> Verdict:
         """Run :func:`verify` on the statement with this claim's settings."""

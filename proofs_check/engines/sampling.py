@@ -257,4 +257,10 @@ def _recheck(lhs, rhs, margin, point, *, kind, strict, dps):
                 f"mpmath at {dps} and {dps + 20} digits agree; Arb ball at "
                 f"{reference.bits_for_dps(prec_dps)} bits excludes the claim"
             )
+    if strict and kind == "le" and value == 0:
+        # both sides meet exactly (a ball cannot show it): decide in exact arithmetic
+        exact = margin.xreplace({s: reference.exact_value(point[s.name])
+                                 for s in margin.free_symbols})  # fmt: skip
+        if sympy.simplify(exact) == 0:
+            return text, "0 (exact)", "exact rational arithmetic: both sides are equal"
     return None
