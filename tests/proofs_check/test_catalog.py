@@ -1,0 +1,123 @@
+"""The claim catalog: contents, sources, and the verdicts of the known-false claims."""
+
+import flint
+import pytest
+import sympy
+
+from proofs_check import catalog, reference
+from proofs_check.claims import STATUSES, Claim
+
+# numeric.divergence loses about 8 digits on nearly equal rows for these generators
+# (row 6 of catalog._kernel_cases: D ≈ 1e-9, error ≈ 1e-17 vs the documented row bound
+# 64·eps·L·(D + sqrt D) ≈ 2e-18); reported to the numeric owner. strict: the marks must be
+# removed once the kernels are fixed.
+KNOWN_KERNEL_FAILURES = {"kernel_js", "kernel_softened_rkl"}
+
+
+def test_catalog_size_sources_and_expected_verdicts():
+    entries = catalog.entries()
+    assert len(entries) >= 25
+    names = [e.name for e in entries]
+    assert len(names) == len(set(names))
+    for e in entries:
+        assert e.source and len(e.source) > 10, e.name
+        assert e.expected in STATUSES, e.name
+        assert e.tags, e.name
+    false = [e for e in entries if "false" in e.tags]
+    assert len(false) >= 6
+    assert all(e.expected == "violated" for e in false)
+    assert sum(e.expected in ("certified", "proved") for e in entries) >= 8
+    issue_items = ["nonneg_kl", "pinsker", "bretagnolle_huber", "le_cam_lower", "le_cam_upper",
+                   "chi2_ge_kl", "kl_le_log1p_chi2", "js_le_log2", "tv_le_1", "renyi_monotone",
+                   "data_processing_kl", "joint_convexity_kl", "log_sum_two_terms",
+                   "fenchel_young_kl", "kkt_map_kl", "gaussian_kl_closed_form",
+                   "xu_raginsky_gaussian_mean"]  # fmt: skip
+    assert set(issue_items) <= set(names)
+
+
+def test_every_catalog_generator_has_its_nonnegativity_and_fenchel_young_claims():
+    from theory import fdiv
+
+    names = set(catalog.names())
+    for n in fdiv.names():
+        assert f"nonneg_{n}" in names
+        assert f"fenchel_young_{n}" in names
+
+
+def test_selection_by_name_and_tag():
+    assert [e.name for e in catalog.select(["pinsker"])] == ["pinsker"]
+    assert all("false" in e.tags for e in catalog.select(tags=["false"]))
+    with pytest.raises(ValueError, match="did you mean pinsker"):
+        catalog.select(["pinskr"])
+    with pytest.raises(ValueError, match="unknown tag"):
+        catalog.select(tags=["no-such-tag"])
+
+
+def test_xu_raginsky_closed_form_against_independent_integration():
+    # gen = E[l(W, Z')] - E[l(W, Z_1)] for the Gaussian loss: check both expectations by
+    # direct Gaussian integrals with mpmath (independent of the algebra in the catalog)
+    import mpmath
+
+    gen, mi, bound = catalog.xu_raginsky_terms()
+    n, sig, s, tau = 5, mpmath.mpf(1), mpmath.mpf("0.5"), mpmath.mpf(1)
+    with mpmath.workdps(30):
+        def expect_loss(var):  # E[1 - exp(-X^2/(2 tau^2))], X ~ N(0, var)
+            dens = lambda x: mpmath.npdf(x, 0, mpmath.sqrt(var))  # noqa: E731
+            return mpmath.quad(lambda x: (1 - mpmath.exp(-x**2 / (2 * tau**2))) * dens(x),
+                               [-mpmath.inf, 0, mpmath.inf])  # fmt: skip
+        want = expect_loss(sig**2 * (n + 1) / n + s**2) - expect_loss(sig**2 * (n - 1) / n + s**2)
+        got = reference.evaluate(gen, {"n": n, "sigma": 1, "s": "0.5", "tau": 1}, dps=30)
+        assert abs(got - want) < mpmath.mpf(10) ** -20
+        assert reference.evaluate(bound - gen, {"n": n, "sigma": 1, "s": "0.5", "tau": 1}) > 0
+
+
+def _violation_ball(claim: Claim, point: dict) -> flint.arb:
+    st = claim.statement
+    if isinstance(st, sympy.Equality):
+        return -abs(reference.ball(st.lhs - st.rhs, point, dps=40))
+    lhs, rhs = st.lhs, st.rhs
+    if isinstance(st, sympy.GreaterThan | sympy.StrictGreaterThan):
+        lhs, rhs = rhs, lhs
+    return reference.ball(rhs - lhs, point, dps=40)
+
+
+def test_known_false_claims_are_violated_with_arb_checked_counterexamples(full_catalog_run):
+    _status, verdicts, _seconds = full_catalog_run
+    by_name = {v["claim"]: v for v in verdicts}
+    false = [e.name for e in catalog.entries() if "false" in e.tags]
+    assert len(false) >= 6
+    for name in false:
+        v = by_name[name]
+        assert v["status"] == "violated", (name, v["detail"])
+        claim = catalog.get(name)
+        b = _violation_ball(claim, v["counterexample"])  # fresh evaluation with Arb
+        assert b < 0, (name, b)
+        assert abs(b.mid()) > b.rad(), (name, b)
+
+
+def test_full_catalog_verdicts_equal_expected(full_catalog_run):
+    status, verdicts, seconds = full_catalog_run
+    assert len(verdicts) == len(catalog.names())
+    assert seconds < 180
+    wrong = [(v["claim"], v["status"], v["expected"], v["detail"][:200]) for v in verdicts
+             if not v["ok"] and v["claim"] not in KNOWN_KERNEL_FAILURES]  # fmt: skip
+    assert not wrong
+    reached = [v for v in verdicts if v["status"] in ("certified", "proved")]
+    assert len(reached) >= 8
+    for v in verdicts:
+        if v["status"] == "certified":
+            assert v["engine"] == "certified"
+        if v["status"] == "violated":
+            assert v["counterexample"] is not None
+    assert status == (0 if all(v["ok"] for v in verdicts) else 1)
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN_KERNEL_FAILURES))
+def test_known_kernel_accuracy_failures(full_catalog_run, name):
+    _status, verdicts, _s = full_catalog_run
+    by_name = {v["claim"]: v for v in verdicts}
+    if name not in by_name:
+        pytest.skip("numeric.divergence is not available")
+    if by_name[name]["status"] != by_name[name]["expected"]:
+        pytest.xfail(f"{name}: {by_name[name]['detail'][:160]} (reported to numeric)")
+    assert by_name[name]["ok"]
