@@ -292,7 +292,7 @@ class FDivergence:
         expr = expr.subs({symbols[k]: v for k, v in values.items()})
         if not expr.has(u):
             raise ValueError(f"generator {text!r} does not depend on u")
-        return cls(sympy.expand_power_base(expr) if False else expr, name=name, params=values)
+        return cls(expr, name=name, params=values)
 
     @staticmethod
     def _value_at_one(f: sympy.Expr):
