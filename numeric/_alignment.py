@@ -15,7 +15,10 @@ the bracket
   :math:`\psi \le 0`.
 
 Newton steps on :math:`\lambda` (:math:`\psi' = -\beta^{-1}\sum_i \pi_{ref,i}\Phi'`) are taken
-when they stay strictly inside the current bracket, bisection otherwise.
+when they stay strictly inside the current bracket, bisection otherwise. A row has converged
+when :math:`|\psi| \le` ``tol``, or when the bracket has shrunk to adjacent floats with
+:math:`|\psi| \le 10^{-8}` (the conditioning of :math:`\Phi` near :math:`f'(\infty)`); the
+latter is then divided out.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ from numeric._forms import ELL, DivergenceForms
 __all__ = ["PolicyResult", "fdpo", "policy"]
 
 _T = sympy.Symbol("t", real=True)
+
+#: Largest |sum(pi) - 1| accepted (then divided out) once the bracket on lambda has shrunk
+#: to adjacent floats.
+_COLLAPSED_TOL = 1e-8
 
 
 class PolicyResult(NamedTuple):
@@ -89,7 +96,8 @@ def _closed_inverse(fm: DivergenceForms):
     try:
         fn = compile_numpy([pm, sympy.diff(pm, _T)], [_T], name="policy_map",
                           rewritten=False)
-        fn(np.zeros(1))
+        with np.errstate(all="ignore"):
+            fn(np.zeros(1))
     except Exception:  # noqa: BLE001 - the code generator refuses the closed form
         return None
     return fn
@@ -197,7 +205,13 @@ def policy(fm: DivergenceForms, r, lref, *, beta: float, tol, max_iter: int) -> 
     u, _ = _phi(fm, closed, t, t_lo, t_hi)
     pol = np.where(support, pref * u, 0.0)
     total = pol.sum(axis=-1)
-    converged = np.isfinite(total) & (np.abs(total - 1.0) <= max(tol, 1e-12))
+    err = np.abs(total - 1.0)
+    collapsed = (lam_hi - lam_lo) <= 4 * np.finfo(float).eps * np.maximum(1.0, np.abs(lam))
+    converged = np.isfinite(total) & ((err <= tol) | (collapsed & (err <= _COLLAPSED_TOL)))
+    # bracket at adjacent floats: the rest of |sum - 1| is the conditioning of (f')^-1
+    # near f'(inf); divide it out (a relative change <= _COLLAPSED_TOL)
+    fix = converged & (err > tol)
+    pol[fix] /= total[fix, None]
     if not converged.all():
         pol[~converged] = np.nan
         warnings.warn(f"policy_from_reward: {int((~converged).sum())} row(s) did not converge "

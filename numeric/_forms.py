@@ -52,7 +52,8 @@ is ``q * at_p_zero`` (:math:`X(0^+)`), where :math:`q = 0 < p` it is ``p * at_q_
 :math:`q f(0/q) = q f(0^+)` and :math:`0\cdot f(p/0) = p f'(\infty)` of DESIGN.md.
 
 Among several algebraically equal normalisations of each branch (as derived, factored,
-together, simplified) the one with the smallest float64 error against mpmath on a grid of
+together, expanded, logs merged, and written around :math:`u = 1 + w` with
+:math:`w = \operatorname{expm1}(\ell)`) the one with the smallest float64 error against mpmath on a grid of
 log-ratios is kept, so e.g. :math:`(u-1)^2` stays factored (``expm1(ell)**2``) instead of
 the cancelling :math:`u^2 - 2u + 1`.
 
@@ -123,20 +124,16 @@ class ElementForm:
     at_q_zero: sympy.Expr
 
 
-@dataclass(frozen=True)
 class DivergenceForms:
     """Everything the kernels of one generator need (see the module docstring).
+
+    Each attribute is derived on first access and cached (the alignment maps need only
+    ``reward``/``reward_slope``, the divergence kernels only the element forms).
 
     Attributes
     ----------
     fdiv : theory.fdiv.FDivergence
     loss, grad_student, grad_teacher : ElementForm
-    shift_g, shift_h : sympy.Expr
-        The constants :math:`c_g`, :math:`c_h` subtracted from :math:`g` and :math:`f'`.
-    df_at_one : sympy.Expr
-        :math:`f'(1)`.
-    reward, reward_slope : sympy.Expr
-        :math:`f'(e^{\\ell})` and :math:`e^{\\ell} f''(e^{\\ell})` in ``ELL``.
     grad_student_near, grad_teacher_near : ElementForm or None
         The same gradient terms with the constant chosen so that they vanish at
         :math:`r = 1` (:math:`c = g(1)`, resp. :math:`f'(1)`); ``None`` when that is
@@ -144,20 +141,86 @@ class DivergenceForms:
     near_threshold : dict
         Per gradient, the divergence below which a row uses the ``*_near`` form:
         ``NEAR_FACTOR * (c - c_near)**2``.
+    shift_g, shift_h : sympy.Expr
+        The constants :math:`c_g`, :math:`c_h` subtracted from :math:`g` and :math:`f'`.
+    df_at_one : sympy.Expr
+        :math:`f'(1)`.
+    reward, reward_slope : sympy.Expr
+        :math:`f'(e^{\\ell})` and :math:`e^{\\ell} f''(e^{\\ell})` in ``ELL``.
     """
 
-    fdiv: object
-    loss: ElementForm
-    grad_student: ElementForm
-    grad_teacher: ElementForm
-    shift_g: sympy.Expr
-    shift_h: sympy.Expr
-    df_at_one: sympy.Expr
-    reward: sympy.Expr
-    reward_slope: sympy.Expr
-    grad_student_near: ElementForm | None = None
-    grad_teacher_near: ElementForm | None = None
-    near_threshold: dict | None = None
+    def __init__(self, fd):
+        self.fdiv = fd
+
+    def __repr__(self) -> str:
+        return f"DivergenceForms({getattr(self.fdiv, 'name', self.fdiv)!r})"
+
+    @functools.cached_property
+    def _df(self):
+        return sympy.diff(self.fdiv.f, u)
+
+    @functools.cached_property
+    def df_at_one(self):
+        return sympy.simplify(self._df.subs(u, 1))
+
+    @functools.cached_property
+    def _g(self):
+        return sympy.simplify(_tidy(self.fdiv.f - u * self._df))
+
+    @functools.cached_property
+    def _g_one(self):
+        return sympy.simplify(self._g.subs(u, 1))
+
+    @functools.cached_property
+    def shift_g(self):
+        g0 = _limit(self._g, 0)
+        return g0 if _finite(g0) else self._g_one
+
+    @functools.cached_property
+    def shift_h(self):
+        h_inf = _limit(self._df, sympy.oo)
+        return h_inf if _finite(h_inf) else self.df_at_one
+
+    @functools.cached_property
+    def loss(self) -> ElementForm:
+        return _element("loss", self.fdiv.f - self.df_at_one * (u - 1))
+
+    @functools.cached_property
+    def grad_student(self) -> ElementForm:
+        return _element("grad_student", sympy.simplify(self._g - self.shift_g))
+
+    @functools.cached_property
+    def grad_teacher(self) -> ElementForm:
+        return _element("grad_teacher", sympy.simplify(u * (self._df - self.shift_h)))
+
+    @functools.cached_property
+    def grad_student_near(self) -> ElementForm | None:
+        if sympy.simplify(self.shift_g - self._g_one) == 0:
+            return None
+        return _element("grad_student_near", sympy.simplify(self._g - self._g_one))
+
+    @functools.cached_property
+    def grad_teacher_near(self) -> ElementForm | None:
+        if sympy.simplify(self.shift_h - self.df_at_one) == 0:
+            return None
+        return _element("grad_teacher_near",
+                        sympy.simplify(u * (self._df - self.df_at_one)))
+
+    @functools.cached_property
+    def near_threshold(self) -> dict:
+        return {
+            "grad_student": float((self.shift_g - self._g_one) ** 2) * NEAR_FACTOR,
+            "grad_teacher": float((self.shift_h - self.df_at_one) ** 2) * NEAR_FACTOR,
+        }
+
+    @functools.cached_property
+    def reward(self):
+        return _best_of(self._df)
+
+    @functools.cached_property
+    def reward_slope(self):
+        slope = _tidy(sympy.simplify(u * sympy.diff(self._df, u)))
+        return _best_of(slope.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero))
 
 
 #: Rows with D below NEAR_FACTOR·(ĝ(1))² use the gradient forms shifted to vanish at r = 1.
@@ -250,8 +313,7 @@ def _log_combined(expr: sympy.Expr) -> sympy.Expr:
 
 def _candidates(expr: sympy.Expr) -> list[sympy.Expr]:
     out = [expr]
-    for op in (sympy.factor, _root_factor, sympy.together, sympy.simplify, sympy.expand,
-               _log_combined):
+    for op in (sympy.factor, _root_factor, sympy.together, sympy.expand, _log_combined):
         try:
             cand = op(expr) if op is _log_combined else _tidy(op(expr))
         except (NotImplementedError, sympy.PolynomialError):  # pragma: no cover
@@ -271,19 +333,9 @@ _LO_GRID = [-1e4, -1e3, -745.0, -700.0, -300.0, -80.0, -30.0, -10.0, -3.0, -1.0,
             -1e-4, -1e-7, -1e-10, 0.0, 1e-10, 1e-7, 1e-4, 1e-2, 0.3, 1.0, 3.0, 10.0, 30.0]
 
 
-def _score(candidate: sympy.Expr, var: sympy.Symbol, reference, grid) -> float:
-    """Max relative float64 error of ``candidate`` against ``reference(x)`` (mpmath)."""
-    from numeric._compile import compile_numpy
-
-    fn = compile_numpy([candidate], [var], name="form_candidate")
-    xs = np.asarray(grid, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        try:
-            got = np.broadcast_to(np.asarray(fn(xs)[0], dtype=np.float64), xs.shape)
-        except (TypeError, ValueError, FloatingPointError, OverflowError):
-            return float("inf")
+def _errors(values, grid, reference) -> float:
     worst = 0.0
-    for x, g in zip(grid, got, strict=True):
+    for x, g in zip(grid, values, strict=True):
         ref = reference(x)
         if ref is None:
             continue
@@ -297,9 +349,30 @@ def _score(candidate: sympy.Expr, var: sympy.Symbol, reference, grid) -> float:
     return worst
 
 
+def _evaluate(candidates, var, grid):
+    """float64 values of each candidate on ``grid`` (one generated function for all)."""
+    from numeric._compile import compile_numpy
+
+    xs = np.asarray(grid, dtype=np.float64)
+    try:
+        fn = compile_numpy(candidates, [var], name="form_candidates")
+        with np.errstate(all="ignore"):
+            outs = fn(xs)
+        return [np.broadcast_to(np.asarray(o, dtype=np.float64), xs.shape) for o in outs]
+    except (TypeError, ValueError, NotImplementedError, FloatingPointError, OverflowError):
+        if len(candidates) == 1:
+            return [np.full(xs.shape, np.nan)]
+        return [v for c in candidates for v in _evaluate([c], var, grid)]
+
+
 def _best(candidates: list[sympy.Expr], var, reference, grid) -> sympy.Expr:
-    rewritten = [_rewrite(c) for c in candidates]
-    scores = [_score(c, var, reference, grid) for c in rewritten]
+    rewritten = []
+    for c in candidates:
+        r = _rewrite(c)
+        if all(r != o for o in rewritten):
+            rewritten.append(r)
+    values = _evaluate(rewritten, var, grid)
+    scores = [_errors(v, grid, reference) for v in values]
     best = min(range(len(rewritten)), key=lambda i: (scores[i], sympy.count_ops(rewritten[i])))
     return rewritten[best]
 
@@ -420,41 +493,7 @@ def _best_of(expr_u: sympy.Expr) -> sympy.Expr:
 
 @functools.lru_cache(maxsize=128)
 def _forms_cached(fd) -> DivergenceForms:
-    f = fd.f
-    df = sympy.diff(f, u)
-    df1 = sympy.simplify(df.subs(u, 1))
-    std = f - df1 * (u - 1)
-    g = sympy.simplify(_tidy(f - u * df))
-    g0 = _limit(g, 0)
-    shift_g = g0 if _finite(g0) else sympy.simplify(g.subs(u, 1))
-    h_inf = _limit(df, sympy.oo)
-    shift_h = h_inf if _finite(h_inf) else df1
-    g_hat = sympy.simplify(g - shift_g)
-    h_hat = sympy.simplify(df - shift_h)
-    g_one = sympy.simplify(g.subs(u, 1))
-    g_near = sympy.simplify(g - g_one) if sympy.simplify(shift_g - g_one) != 0 else None
-    h_near = sympy.simplify(df - df1) if sympy.simplify(shift_h - df1) != 0 else None
-    reward = _best_of(df)
-    slope = _best_of(_tidy(sympy.simplify(u * sympy.diff(df, u))).replace(
-        sympy.DiracDelta, lambda *args: sympy.S.Zero))
-    return DivergenceForms(
-        fdiv=fd,
-        loss=_element("loss", std),
-        grad_student=_element("grad_student", g_hat),
-        grad_teacher=_element("grad_teacher", sympy.simplify(u * h_hat)),
-        grad_student_near=None if g_near is None else _element("grad_student_near", g_near),
-        grad_teacher_near=None if h_near is None else _element(
-            "grad_teacher_near", sympy.simplify(u * h_near)),
-        near_threshold={
-            "grad_student": float((shift_g - g_one) ** 2) * NEAR_FACTOR,
-            "grad_teacher": float((shift_h - df1) ** 2) * NEAR_FACTOR,
-        },
-        shift_g=shift_g,
-        shift_h=shift_h,
-        df_at_one=df1,
-        reward=reward,
-        reward_slope=slope,
-    )
+    return DivergenceForms(fd)
 
 
 def forms(f) -> DivergenceForms:

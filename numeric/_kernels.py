@@ -89,8 +89,8 @@ def _careful_terms(fm, which, a, b, ell=None):
     """Element terms of ``which`` with every branch evaluated only where it holds.
 
     ``a, b`` are log-weights (``-inf`` = zero mass), ``ell`` their difference when the
-    caller has it more accurately than ``a - b`` (row constants cancelled first). Returns one float64 array per
-    quantity, shaped like ``a``: ``lo`` where ``ell = a - b <= 0``, ``hi`` where
+    caller has it more accurately than ``a - b`` (row constants cancelled first). Returns
+    one float64 array per quantity, shaped like ``a``: ``lo`` where ``ell = a - b <= 0``, ``hi`` where
     ``ell > 0`` (both with the weight as ``exp(log weight)`` merged into the exponentials),
     and the symbolic zero-mass limits where ``a`` or ``b`` is ``-inf``.
     """
