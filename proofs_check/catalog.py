@@ -607,11 +607,10 @@ def _f_rdpi(e):
 
 # ------------------------------------------------------------------ kernel validations
 def _numeric_available() -> bool:
-    try:
-        import numeric
-    except ImportError:
-        return False
-    return hasattr(numeric, "divergence")
+    """Whether the numeric package is installed (checked without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("numeric") is not None
 
 
 def _kernel_cases():

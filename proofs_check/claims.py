@@ -412,7 +412,9 @@ def verify(
 
     # 2. a quick search for counterexamples before spending time on a proof
     if "sampling" in engines and use_cert:
-        quick = run_sampling(start + 0.25 * budget, min(24, n_points), min(1024, n_screen))
+        now = time.perf_counter()
+        quick_until = min(deadline, max(start + 0.25 * budget, now + 0.1 * budget))
+        quick = run_sampling(quick_until, min(24, n_points), min(1024, n_screen))
         if quick.status == "violated":
             return violated(quick)
 

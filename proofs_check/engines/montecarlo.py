@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import norm
 
 __all__ = ["MCResult", "expectation", "rate"]
 
@@ -53,6 +52,8 @@ class _OutOfTime(Exception):
 def _z(confidence: float) -> float:
     if not 0.5 < confidence < 1:
         raise ValueError(f"confidence must be in (0.5, 1), got {confidence}")
+    from scipy.stats import norm
+
     return float(norm.ppf(0.5 + confidence / 2))
 
 

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 import mpmath
 import numpy as np
 import sympy
-from scipy.optimize import minimize
-from scipy.stats import qmc
 
 from proofs_check import reference
 from proofs_check.engines._compile import UnsupportedExpression, compile_expr, compile_many
@@ -97,6 +95,9 @@ def sample(
     """
     if kind not in ("le", "eq"):
         raise ValueError(f"kind must be 'le' or 'eq', got {kind!r}")
+    from scipy.optimize import minimize
+    from scipy.stats import qmc
+
     d = len(symbols)
     lo = np.array([float(b[0]) for b in bounds])
     hi = np.array([float(b[1]) for b in bounds])
@@ -171,7 +172,7 @@ def sample(
                 s[i] = 1.0 - 1e-9
         return s
 
-    hp_points = [admissible(s) for s in candidates] + [s for s in design[:n_points]]
+    hp_points = [admissible(s) for s in candidates] + [admissible(s) for s in design[:n_points]]
     # 3. high precision
     best = None
     evaluated = 0
