@@ -130,7 +130,7 @@ def prove_identity(lhs, rhs, subs: dict, *, deadline: float | None = None) -> Sy
     diff = (lhs - rhs).xreplace(subs)
     for how, form in _rewrites(diff, identity=True, deadline=deadline):
         if form == 0:
-            return SymbolicResult(True, "0", f"{how}(lhs − rhs) = 0")
+            return SymbolicResult(True, "0", f"{how}: lhs − rhs = 0")
     return SymbolicResult(False, "", "no rewrite of lhs − rhs reached 0")
 
 
