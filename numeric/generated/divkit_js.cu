@@ -2,12 +2,12 @@
 // codegen version: 1; sympy 1.14.0
 // divergence: js(beta=1/2) {'beta': 1/2, 'normalized': False}
 // f(u) = u*log(u)/2 - (u/2 + 1/2)*log(u/2 + 1/2)
-// forms hash: sha256:b10d849e732259ec06c8a074f1db815c952e20d9dd543fc21793d841df073445
+// forms hash: sha256:5aceb05832cc7450ae3ab222c837bebb1d49dda155c6c00eea33aba4718f4bfc
 // D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
 // dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
 // dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
 // loss: lo = q*(ell*expm1(ell)/2 + ell/2 - log1p(expm1(ell)/2) - xlog1py(expm1(ell), expm1(ell)/2)/2)
-// loss: hi = p*((-softplus(ell) + log(2))*exp(-ell)/2 - log1p(exp(-ell))/2 + log(2)/2)
+// loss: hi = p*(ell/2 - (softplus(ell) - log(2))*exp(-ell)/2 - softplus(ell)/2 + log(2)/2)
 // loss: p = 0 < q -> q*(log(2)/2), q = 0 < p -> p*(log(2)/2)
 // grad_student: lo = -q*log1p(exp(ell))/2
 // grad_student: hi = -p*exp(-ell)*softplus(ell)/2
@@ -220,12 +220,13 @@ __device__ __forceinline__ void divkit_js_f32_lo(float ell, float q, float *out0
 __device__ __forceinline__ void divkit_js_f32_hi(float ell, float p, float *out0, float *out1, float *out2)
 {
     const float t0 = 0.6931472f;
-    const float t1 = expf(-ell);
+    const float t1 = -ell;
     const float t2 = divkit_softplusf(ell);
-    const float t3 = t1/2.0f;
-    *out0 = p*(t0/2.0f - log1pf(t1)/2.0f + t3*(t0 - t2));
-    *out1 = -t2*t3*p;
-    *out2 = -divkit_xlog1pyf(p, t1)/2.0f;
+    const float t3 = expf(t1);
+    const float t4 = t3/2.0f;
+    *out0 = p*(t0/2.0f - divkit_softplusf(t1)/2.0f - t4*(t2 - t0));
+    *out1 = -t2*t4*p;
+    *out2 = -divkit_xlog1pyf(p, t3)/2.0f;
 }
 
 __device__ __forceinline__ void divkit_js_f32_lo_log(float ell, float b, float *out0, float *out1, float *out2)
@@ -246,7 +247,7 @@ __device__ __forceinline__ void divkit_js_f32_hi_log(float ell, float a, float *
     const float t2 = -ell;
     const float t3 = expf(t2);
     const float t4 = divkit_softplusf(ell);
-    *out0 = t0*(t1/2.0f - log1pf(t3)/2.0f + t3*(t1 - t4)/2.0f);
+    *out0 = t0*(t1/2.0f - divkit_softplusf(t2)/2.0f - t3*(t4 - t1)/2.0f);
     *out1 = -t4*expf(t2 + a)/2.0f;
     *out2 = -divkit_xlog1pyf(t0, t3)/2.0f;
 }
@@ -705,12 +706,13 @@ __device__ __forceinline__ void divkit_js_f64_lo(double ell, double q, double *o
 __device__ __forceinline__ void divkit_js_f64_hi(double ell, double p, double *out0, double *out1, double *out2)
 {
     const double t0 = 0.6931471805599453;
-    const double t1 = exp(-ell);
+    const double t1 = -ell;
     const double t2 = divkit_softplus(ell);
-    const double t3 = t1/2.0;
-    *out0 = p*(t0/2.0 - log1p(t1)/2.0 + t3*(t0 - t2));
-    *out1 = -t2*t3*p;
-    *out2 = -divkit_xlog1py(p, t1)/2.0;
+    const double t3 = exp(t1);
+    const double t4 = t3/2.0;
+    *out0 = p*(t0/2.0 - divkit_softplus(t1)/2.0 - t4*(t2 - t0));
+    *out1 = -t2*t4*p;
+    *out2 = -divkit_xlog1py(p, t3)/2.0;
 }
 
 __device__ __forceinline__ void divkit_js_f64_lo_log(double ell, double b, double *out0, double *out1, double *out2)
@@ -731,7 +733,7 @@ __device__ __forceinline__ void divkit_js_f64_hi_log(double ell, double a, doubl
     const double t2 = -ell;
     const double t3 = exp(t2);
     const double t4 = divkit_softplus(ell);
-    *out0 = t0*(t1/2.0 - log1p(t3)/2.0 + t3*(t1 - t4)/2.0);
+    *out0 = t0*(t1/2.0 - divkit_softplus(t2)/2.0 - t3*(t4 - t1)/2.0);
     *out1 = -t4*exp(t2 + a)/2.0;
     *out2 = -divkit_xlog1py(t0, t3)/2.0;
 }

@@ -2,7 +2,7 @@
 // codegen version: 1; sympy 1.14.0
 // divergence: le_cam
 // f(u) = (u - 1)**2/(u + 1)
-// forms hash: sha256:146ea8808046ae2d67e7e1af7fa04ea2ad3ef41273fc5f9485d08bc1acd7a92b
+// forms hash: sha256:f3072f8060ae7d4ab759808d2857da80f89cfc52824979bd7931a5fb7cdc6981
 // D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
 // dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
 // dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
@@ -225,12 +225,12 @@ __device__ __forceinline__ void divkit_le_cam_f32_hi_log(float ell, float a, flo
 
 __device__ __forceinline__ void divkit_le_cam_f32_near_lo_log(float ell, float b, float *out0, float *out1)
 {
-    const float t0 = 2.0f*expm1f(ell);
-    const float t1 = 2.0f*ell;
-    const float t2 = expm1f(t1);
-    const float t3 = 1.0f/(3.0f + t0 + expf(t1));
-    *out0 = t3*(t0 - 3.0f*t2)*expf(b);
-    *out1 = t3*(t0 + t2)*expf(b + ell);
+    const float t0 = expm1f(ell);
+    const float t1 = expf(ell);
+    const float t2 = 2.0f*t0;
+    const float t3 = 2.0f*ell;
+    *out0 = -t0*(1.0f + 3.0f*t1)*expf(b)/((1.0f + t1)*(1.0f + t1));
+    *out1 = (t2 + expm1f(t3))*expf(b + ell)/(3.0f + t2 + expf(t3));
 }
 
 __device__ __forceinline__ void divkit_le_cam_f32_near_hi_log(float ell, float a, float *out0, float *out1)
@@ -689,12 +689,12 @@ __device__ __forceinline__ void divkit_le_cam_f64_hi_log(double ell, double a, d
 
 __device__ __forceinline__ void divkit_le_cam_f64_near_lo_log(double ell, double b, double *out0, double *out1)
 {
-    const double t0 = 2.0*expm1(ell);
-    const double t1 = 2.0*ell;
-    const double t2 = expm1(t1);
-    const double t3 = 1.0/(3.0 + t0 + exp(t1));
-    *out0 = t3*(t0 - 3.0*t2)*exp(b);
-    *out1 = t3*(t0 + t2)*exp(b + ell);
+    const double t0 = expm1(ell);
+    const double t1 = exp(ell);
+    const double t2 = 2.0*t0;
+    const double t3 = 2.0*ell;
+    *out0 = -t0*(1.0 + 3.0*t1)*exp(b)/((1.0 + t1)*(1.0 + t1));
+    *out1 = (t2 + expm1(t3))*exp(b + ell)/(3.0 + t2 + exp(t3));
 }
 
 __device__ __forceinline__ void divkit_le_cam_f64_near_hi_log(double ell, double a, double *out0, double *out1)

@@ -2,12 +2,12 @@
 // codegen version: 1; sympy 1.14.0
 // divergence: reverse_kl
 // f(u) = -log(u)
-// forms hash: sha256:35141a217296b5930016ecdd164494eaa700de464316d2b9f3bb219f50240744
+// forms hash: sha256:f937046dbfb44a9880f889b52f1ec753b86026b1c16b84e7c23ee15da0754ca7
 // D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
 // dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
 // dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
 // loss: lo = q*(-ell + expm1(ell))
-// loss: hi = p*(-ell*expm1(-ell) - ell - expm1(-ell))
+// loss: hi = p*(-ell*exp(-ell) - expm1(-ell))
 // loss: p = 0 < q -> q*(oo), q = 0 < p -> p*(1)
 // grad_student: lo = -ell*q
 // grad_student: hi = -ell*p*exp(-ell)
@@ -191,11 +191,11 @@ __device__ __forceinline__ void divkit_reverse_kl_f32_lo(float ell, float q, flo
 __device__ __forceinline__ void divkit_reverse_kl_f32_hi(float ell, float p, float *out0, float *out1, float *out2)
 {
     const float t0 = -ell;
-    const float t1 = expm1f(t0);
-    const float t2 = p*expf(t0);
-    *out0 = p*(-t1 - ell - t1*ell);
-    *out1 = -t2*ell;
-    *out2 = -t2;
+    const float t1 = expf(t0);
+    const float t2 = t1*ell;
+    *out0 = p*(-t2 - expm1f(t0));
+    *out1 = -t2*p;
+    *out2 = -t1*p;
 }
 
 __device__ __forceinline__ void divkit_reverse_kl_f32_lo_log(float ell, float b, float *out0, float *out1, float *out2)
@@ -209,11 +209,10 @@ __device__ __forceinline__ void divkit_reverse_kl_f32_lo_log(float ell, float b,
 __device__ __forceinline__ void divkit_reverse_kl_f32_hi_log(float ell, float a, float *out0, float *out1, float *out2)
 {
     const float t0 = -ell;
-    const float t1 = expm1f(t0);
-    const float t2 = expf(t0 + a);
-    *out0 = (-t1 - ell - t1*ell)*expf(a);
-    *out1 = -t2*ell;
-    *out2 = -t2;
+    const float t1 = expf(t0 + a);
+    *out0 = (-expm1f(t0) - ell*expf(t0))*expf(a);
+    *out1 = -t1*ell;
+    *out2 = -t1;
 }
 
 __device__ __forceinline__ void divkit_reverse_kl_f32_near_lo_log(float ell, float b, float *out0, float *out1)
@@ -640,11 +639,11 @@ __device__ __forceinline__ void divkit_reverse_kl_f64_lo(double ell, double q, d
 __device__ __forceinline__ void divkit_reverse_kl_f64_hi(double ell, double p, double *out0, double *out1, double *out2)
 {
     const double t0 = -ell;
-    const double t1 = expm1(t0);
-    const double t2 = p*exp(t0);
-    *out0 = p*(-t1 - ell - t1*ell);
-    *out1 = -t2*ell;
-    *out2 = -t2;
+    const double t1 = exp(t0);
+    const double t2 = t1*ell;
+    *out0 = p*(-t2 - expm1(t0));
+    *out1 = -t2*p;
+    *out2 = -t1*p;
 }
 
 __device__ __forceinline__ void divkit_reverse_kl_f64_lo_log(double ell, double b, double *out0, double *out1, double *out2)
@@ -658,11 +657,10 @@ __device__ __forceinline__ void divkit_reverse_kl_f64_lo_log(double ell, double 
 __device__ __forceinline__ void divkit_reverse_kl_f64_hi_log(double ell, double a, double *out0, double *out1, double *out2)
 {
     const double t0 = -ell;
-    const double t1 = expm1(t0);
-    const double t2 = exp(t0 + a);
-    *out0 = (-t1 - ell - t1*ell)*exp(a);
-    *out1 = -t2*ell;
-    *out2 = -t2;
+    const double t1 = exp(t0 + a);
+    *out0 = (-expm1(t0) - ell*exp(t0))*exp(a);
+    *out1 = -t1*ell;
+    *out2 = -t1;
 }
 
 __device__ __forceinline__ void divkit_reverse_kl_f64_near_lo_log(double ell, double b, double *out0, double *out1)

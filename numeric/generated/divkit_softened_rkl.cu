@@ -2,12 +2,12 @@
 // codegen version: 1; sympy 1.14.0
 // divergence: softened_rkl
 // f(u) = (u + 1)*log((u + 1)/(2*u))
-// forms hash: sha256:2808f9f10db0575231fa5a1a7758f1c16a3cde76f7d9240ed751b7c20103b808
+// forms hash: sha256:c5a529ac8ab8576c6509777c5a2c6ba4d4b83702221e398cb6bf1c372a87324b
 // D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
 // dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
 // dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
 // loss: lo = q*((-ell + log1p(expm1(ell)/2))*(exp(ell) + 1) + expm1(ell))
-// loss: hi = p*((-1 - exp(-ell))*log(2) + (1 + exp(-ell))*log1p(exp(-ell)) - expm1(-ell))
+// loss: hi = p*(-ell*exp(-ell) - expm1(-ell) + log1p(exp(-ell)) - log(2) + exp(-ell)*softplus(ell) - exp(-ell)*log(2))
 // loss: p = 0 < q -> q*(oo), q = 0 < p -> p*(1 - log(2))
 // grad_student: lo = q*(-ell + log1p(expm1(ell)/2))
 // grad_student: hi = p*(log1p(exp(-ell)) - log(2))*exp(-ell)
@@ -218,14 +218,13 @@ __device__ __forceinline__ void divkit_softened_rkl_f32_lo(float ell, float q, f
 
 __device__ __forceinline__ void divkit_softened_rkl_f32_hi(float ell, float p, float *out0, float *out1, float *out2)
 {
-    const float t0 = -ell;
-    const float t1 = 0.6931472f;
-    const float t2 = expf(t0);
-    const float t3 = 1.0f + t2;
-    const float t4 = log1pf(t2);
-    *out0 = p*(-expm1f(t0) - t1*t3 + divkit_xlog1pyf(t3, t2));
-    *out1 = t2*p*(t4 - t1);
-    *out2 = p*(t4 - t2);
+    const float t0 = 0.6931472f;
+    const float t1 = -ell;
+    const float t2 = expf(t1);
+    const float t3 = log1pf(t2);
+    *out0 = p*(t3 - t0 - expm1f(t1) + t2*divkit_softplusf(ell) - t0*t2 - t2*ell);
+    *out1 = t2*p*(t3 - t0);
+    *out2 = p*(t3 - t2);
 }
 
 __device__ __forceinline__ void divkit_softened_rkl_f32_lo_log(float ell, float b, float *out0, float *out1, float *out2)
@@ -242,14 +241,13 @@ __device__ __forceinline__ void divkit_softened_rkl_f32_lo_log(float ell, float 
 __device__ __forceinline__ void divkit_softened_rkl_f32_hi_log(float ell, float a, float *out0, float *out1, float *out2)
 {
     const float t0 = expf(a);
-    const float t1 = -ell;
-    const float t2 = 0.6931472f;
-    const float t3 = expf(t1);
-    const float t4 = 1.0f + t3;
-    const float t5 = log1pf(t3);
-    *out0 = t0*(-expm1f(t1) - t2*t4 + divkit_xlog1pyf(t4, t3));
-    *out1 = (t5 - t2)*expf(t1 + a);
-    *out2 = t0*(t5 - t3);
+    const float t1 = 0.6931472f;
+    const float t2 = -ell;
+    const float t3 = expf(t2);
+    const float t4 = log1pf(t3);
+    *out0 = t0*(t4 - t1 - expm1f(t2) + t3*divkit_softplusf(ell) - t1*t3 - t3*ell);
+    *out1 = (t4 - t1)*expf(t2 + a);
+    *out2 = t0*(t4 - t3);
 }
 
 __device__ __forceinline__ void divkit_softened_rkl_f32_near_lo_log(float ell, float b, float *out0, float *out1)
@@ -705,14 +703,13 @@ __device__ __forceinline__ void divkit_softened_rkl_f64_lo(double ell, double q,
 
 __device__ __forceinline__ void divkit_softened_rkl_f64_hi(double ell, double p, double *out0, double *out1, double *out2)
 {
-    const double t0 = -ell;
-    const double t1 = 0.6931471805599453;
-    const double t2 = exp(t0);
-    const double t3 = 1.0 + t2;
-    const double t4 = log1p(t2);
-    *out0 = p*(-expm1(t0) - t1*t3 + divkit_xlog1py(t3, t2));
-    *out1 = t2*p*(t4 - t1);
-    *out2 = p*(t4 - t2);
+    const double t0 = 0.6931471805599453;
+    const double t1 = -ell;
+    const double t2 = exp(t1);
+    const double t3 = log1p(t2);
+    *out0 = p*(t3 - t0 - expm1(t1) + t2*divkit_softplus(ell) - t0*t2 - t2*ell);
+    *out1 = t2*p*(t3 - t0);
+    *out2 = p*(t3 - t2);
 }
 
 __device__ __forceinline__ void divkit_softened_rkl_f64_lo_log(double ell, double b, double *out0, double *out1, double *out2)
@@ -729,14 +726,13 @@ __device__ __forceinline__ void divkit_softened_rkl_f64_lo_log(double ell, doubl
 __device__ __forceinline__ void divkit_softened_rkl_f64_hi_log(double ell, double a, double *out0, double *out1, double *out2)
 {
     const double t0 = exp(a);
-    const double t1 = -ell;
-    const double t2 = 0.6931471805599453;
-    const double t3 = exp(t1);
-    const double t4 = 1.0 + t3;
-    const double t5 = log1p(t3);
-    *out0 = t0*(-expm1(t1) - t2*t4 + divkit_xlog1py(t4, t3));
-    *out1 = (t5 - t2)*exp(t1 + a);
-    *out2 = t0*(t5 - t3);
+    const double t1 = 0.6931471805599453;
+    const double t2 = -ell;
+    const double t3 = exp(t2);
+    const double t4 = log1p(t3);
+    *out0 = t0*(t4 - t1 - expm1(t2) + t3*divkit_softplus(ell) - t1*t3 - t3*ell);
+    *out1 = (t4 - t1)*exp(t2 + a);
+    *out2 = t0*(t4 - t3);
 }
 
 __device__ __forceinline__ void divkit_softened_rkl_f64_near_lo_log(double ell, double b, double *out0, double *out1)

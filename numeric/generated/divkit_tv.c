@@ -2,18 +2,18 @@
 // codegen version: 1; sympy 1.14.0
 // divergence: tv
 // f(u) = Abs(u - 1)/2
-// forms hash: sha256:2cfb85963f40a0d59121da980b49dfff6b42f5ba3071f864182cb5cede8779bd
+// forms hash: sha256:93c586e349b323609638da17cf1233f29ad3a3b0e855f810b9ce73b350b94c36
 // D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
 // dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
 // dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
 // loss: lo = q*Abs(expm1(ell))/2
-// loss: hi = p*Abs(expm1(-ell))/2
+// loss: hi = p*exp(-ell)*Abs(expm1(ell))/2
 // loss: p = 0 < q -> q*(1/2), q = 0 < p -> p*(1/2)
 // grad_student: lo = q*Piecewise((-1/2, Eq(expm1(ell), 0)), (-1/2 - expm1(ell)/(2*Abs(expm1(ell))), True))
-// grad_student: hi = p*Piecewise((-exp(-ell)/2, Eq(exp(ell), 1)), ((-Abs(expm1(-ell)) + expm1(-ell))*exp(-ell)/(2*Abs(expm1(-ell))), True))
+// grad_student: hi = p*Piecewise((-1/2, Eq(exp(ell), 1)), ((-Abs(expm1(ell)) - expm1(ell))/(2*Abs(expm1(ell))), True))*exp(-ell)
 // grad_student: p = 0 < q -> q*(0), q = 0 < p -> p*(0)
 // grad_teacher: lo = q*Piecewise((-1/2, Eq(exp(ell), 1)), ((-Abs(expm1(ell)) + expm1(ell))*exp(ell)/(2*Abs(expm1(ell))), True))
-// grad_teacher: hi = p*Piecewise((-exp(-ell)/2, Eq(exp(ell), 1)), ((-Abs(expm1(-ell)) - expm1(-ell))/(2*expm1(-ell)), True))
+// grad_teacher: hi = p*Piecewise((-1/2, Eq(exp(ell), 1)), ((-Abs(expm1(ell)) + expm1(ell))*exp(ell)/(2*Abs(expm1(ell))), True))*exp(-ell)
 // grad_teacher: p = 0 < q -> q*(0), q = 0 < p -> p*(0)
 
 #include <math.h>
@@ -110,11 +110,12 @@ static inline void divkit_tv_f32_lo(float ell, float q, float *out0, float *out1
 
 static inline void divkit_tv_f32_hi(float ell, float p, float *out0, float *out1, float *out2)
 {
-    const float pw0 = (expf(ell) == 1.0f ? -expf(-ell)/2.0f : (-fabsf(expm1f(-ell)) + expm1f(-ell))*expf(-ell)/(2.0f*fabsf(expm1f(-ell))));
-    const float pw1 = (expf(ell) == 1.0f ? -expf(-ell)/2.0f : (-fabsf(expm1f(-ell)) - expm1f(-ell))/(2.0f*expm1f(-ell)));
-    *out0 = p*fabsf(expm1f(-ell))/2.0f;
-    *out1 = pw0*p;
-    *out2 = pw1*p;
+    const float pw0 = (expf(ell) == 1.0f ? -1.0f/2.0f : (-fabsf(expm1f(ell)) - expm1f(ell))/(2.0f*fabsf(expm1f(ell))));
+    const float pw1 = (expf(ell) == 1.0f ? -1.0f/2.0f : (-fabsf(expm1f(ell)) + expm1f(ell))*expf(ell)/(2.0f*fabsf(expm1f(ell))));
+    const float t0 = p*expf(-ell);
+    *out0 = t0*fabsf(expm1f(ell))/2.0f;
+    *out1 = pw0*t0;
+    *out2 = pw1*t0;
 }
 
 static inline void divkit_tv_f32_lo_log(float ell, float b, float *out0, float *out1, float *out2)
@@ -129,10 +130,10 @@ static inline void divkit_tv_f32_lo_log(float ell, float b, float *out0, float *
 
 static inline void divkit_tv_f32_hi_log(float ell, float a, float *out0, float *out1, float *out2)
 {
-    const float pw0 = (expf(ell) == 1.0f ? -expf(-ell)/2.0f : (-fabsf(expm1f(-ell)) + expm1f(-ell))*expf(-ell)/(2.0f*fabsf(expm1f(-ell))));
-    const float pw1 = (expf(ell) == 1.0f ? -expf(-ell)/2.0f : (-fabsf(expm1f(-ell)) - expm1f(-ell))/(2.0f*expm1f(-ell)));
-    const float t0 = expf(a);
-    *out0 = t0*fabsf(expm1f(-ell))/2.0f;
+    const float pw0 = (expf(ell) == 1.0f ? -1.0f/2.0f : (-fabsf(expm1f(ell)) - expm1f(ell))/(2.0f*fabsf(expm1f(ell))));
+    const float pw1 = (expf(ell) == 1.0f ? -1.0f/2.0f : (-fabsf(expm1f(ell)) + expm1f(ell))*expf(ell)/(2.0f*fabsf(expm1f(ell))));
+    const float t0 = expf(a - ell);
+    *out0 = t0*fabsf(expm1f(ell))/2.0f;
     *out1 = pw0*t0;
     *out2 = pw1*t0;
 }
@@ -148,9 +149,9 @@ static inline void divkit_tv_f32_near_lo_log(float ell, float b, float *out0, fl
 
 static inline void divkit_tv_f32_near_hi_log(float ell, float a, float *out0, float *out1)
 {
-    const float pw0 = (expf(ell) == 1.0f ? 0.0f : expf(-ell)*expm1f(-ell)/(2.0f*fabsf(expm1f(-ell))));
-    const float pw1 = (expf(ell) == 1.0f ? 0.0f : -expm1f(-ell)/(2.0f*fabsf(expm1f(-ell))));
-    const float t0 = expf(a);
+    const float pw0 = (expf(ell) == 1.0f ? 0.0f : -expm1f(ell)/(2.0f*fabsf(expm1f(ell))));
+    const float pw1 = (expf(ell) == 1.0f ? 0.0f : expf(ell)*expm1f(ell)/(2.0f*fabsf(expm1f(ell))));
+    const float t0 = expf(a - ell);
     *out0 = pw0*t0;
     *out1 = pw1*t0;
 }
@@ -479,11 +480,12 @@ static inline void divkit_tv_f64_lo(double ell, double q, double *out0, double *
 
 static inline void divkit_tv_f64_hi(double ell, double p, double *out0, double *out1, double *out2)
 {
-    const double pw0 = (exp(ell) == 1.0 ? -exp(-ell)/2.0 : (-fabs(expm1(-ell)) + expm1(-ell))*exp(-ell)/(2.0*fabs(expm1(-ell))));
-    const double pw1 = (exp(ell) == 1.0 ? -exp(-ell)/2.0 : (-fabs(expm1(-ell)) - expm1(-ell))/(2.0*expm1(-ell)));
-    *out0 = p*fabs(expm1(-ell))/2.0;
-    *out1 = pw0*p;
-    *out2 = pw1*p;
+    const double pw0 = (exp(ell) == 1.0 ? -1.0/2.0 : (-fabs(expm1(ell)) - expm1(ell))/(2.0*fabs(expm1(ell))));
+    const double pw1 = (exp(ell) == 1.0 ? -1.0/2.0 : (-fabs(expm1(ell)) + expm1(ell))*exp(ell)/(2.0*fabs(expm1(ell))));
+    const double t0 = p*exp(-ell);
+    *out0 = t0*fabs(expm1(ell))/2.0;
+    *out1 = pw0*t0;
+    *out2 = pw1*t0;
 }
 
 static inline void divkit_tv_f64_lo_log(double ell, double b, double *out0, double *out1, double *out2)
@@ -498,10 +500,10 @@ static inline void divkit_tv_f64_lo_log(double ell, double b, double *out0, doub
 
 static inline void divkit_tv_f64_hi_log(double ell, double a, double *out0, double *out1, double *out2)
 {
-    const double pw0 = (exp(ell) == 1.0 ? -exp(-ell)/2.0 : (-fabs(expm1(-ell)) + expm1(-ell))*exp(-ell)/(2.0*fabs(expm1(-ell))));
-    const double pw1 = (exp(ell) == 1.0 ? -exp(-ell)/2.0 : (-fabs(expm1(-ell)) - expm1(-ell))/(2.0*expm1(-ell)));
-    const double t0 = exp(a);
-    *out0 = t0*fabs(expm1(-ell))/2.0;
+    const double pw0 = (exp(ell) == 1.0 ? -1.0/2.0 : (-fabs(expm1(ell)) - expm1(ell))/(2.0*fabs(expm1(ell))));
+    const double pw1 = (exp(ell) == 1.0 ? -1.0/2.0 : (-fabs(expm1(ell)) + expm1(ell))*exp(ell)/(2.0*fabs(expm1(ell))));
+    const double t0 = exp(a - ell);
+    *out0 = t0*fabs(expm1(ell))/2.0;
     *out1 = pw0*t0;
     *out2 = pw1*t0;
 }
@@ -517,9 +519,9 @@ static inline void divkit_tv_f64_near_lo_log(double ell, double b, double *out0,
 
 static inline void divkit_tv_f64_near_hi_log(double ell, double a, double *out0, double *out1)
 {
-    const double pw0 = (exp(ell) == 1.0 ? 0.0 : exp(-ell)*expm1(-ell)/(2.0*fabs(expm1(-ell))));
-    const double pw1 = (exp(ell) == 1.0 ? 0.0 : -expm1(-ell)/(2.0*fabs(expm1(-ell))));
-    const double t0 = exp(a);
+    const double pw0 = (exp(ell) == 1.0 ? 0.0 : -expm1(ell)/(2.0*fabs(expm1(ell))));
+    const double pw1 = (exp(ell) == 1.0 ? 0.0 : exp(ell)*expm1(ell)/(2.0*fabs(expm1(ell))));
+    const double t0 = exp(a - ell);
     *out0 = pw0*t0;
     *out1 = pw1*t0;
 }
