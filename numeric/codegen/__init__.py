@@ -4,9 +4,10 @@ Pipeline (``sympy.codegen`` style, our own implementation):
 
 1. :func:`rewrite` — named, ordered numerical rewrite passes
    (:data:`rewrite.DEFAULT_PASSES`): ``log(1 + exp(x))`` → ``softplus``,
-   ``c·softplus(x) − c·x`` → ``c·softplus(−x)``, ``log(Σ exp)`` → ``logaddexp``, ``log(1 - exp(x))`` → ``log1mexp``, ``log(1 + x)`` →
-   ``log1p``, ``x**y - 1`` and ``exp(x) - 1`` → ``expm1``, ``x*log(y)`` → ``xlogy``,
-   ``x*log1p(y)`` → ``xlog1py`` (nodes in :mod:`numeric.codegen.nodes`);
+   ``c·softplus(x) − c·x`` → ``c·softplus(−x)``, ``log(Σ exp)`` → ``logaddexp``,
+   ``log(1 - exp(x))`` → ``log1mexp``, ``log(1 + x)`` → ``log1p``, ``x**y - 1`` and
+   ``exp(x) - 1`` → ``expm1``, ``x*log(y)`` → ``xlogy``, ``x*log1p(y)`` → ``xlog1py``
+   (nodes in :mod:`numeric.codegen.nodes`);
 2. common-subexpression elimination shared by a tuple of expressions (``Piecewise`` nodes
    stay whole, so that their branches are evaluated only where they hold);
 3. a printer per target (:mod:`numeric.codegen.printers`): ``"numpy"`` (any array

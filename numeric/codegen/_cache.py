@@ -39,14 +39,21 @@ def cache_dir() -> Path:
     """The cache directory for this codegen version (created on demand).
 
     ``$DIVKIT_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/divkit`` if that is set, else
-    ``~/.cache/divkit``; entries go to its ``codegen-v<version>`` subdirectory.
+    ``~/.cache/divkit``; entries go to its ``codegen-v<version>`` subdirectory. If that
+    directory cannot be created (read-only home, a file in the way), a per-user directory
+    under the system temporary directory is used instead.
     """
     root = os.environ.get("DIVKIT_CACHE_DIR")
     if not root:
         xdg = os.environ.get("XDG_CACHE_HOME")
         root = os.path.join(xdg, "divkit") if xdg else os.path.join("~", ".cache", "divkit")
     path = Path(root).expanduser() / f"codegen-v{CODEGEN_VERSION}"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        user = os.getuid() if hasattr(os, "getuid") else "user"
+        path = Path(tempfile.gettempdir()) / f"divkit-cache-{user}" / path.name
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -108,7 +115,10 @@ def cached_text(path: Path, build: Callable[[], str], *, comment: str = "#") -> 
     text = read_text(path)
     if text is None:
         text = build()
-        write_text(path, text, comment=comment)
+        try:
+            write_text(path, text, comment=comment)
+        except OSError:
+            pass  # an unwritable cache costs a rebuild next time, nothing else
     return text
 
 

@@ -220,7 +220,11 @@ def compile_c(code: str, *, flags: Sequence[str] = C_FLAGS) -> ctypes.CDLL:
             )
             if proc.returncode != 0:
                 raise CodegenError(f"C compilation failed ({cc}):\n{proc.stderr.strip()}")
-            write_bytes(so_path, out.read_bytes())
+            try:
+                write_bytes(so_path, out.read_bytes())
+            except OSError:  # unwritable cache: keep the library in a private temp dir
+                so_path = Path(tempfile.mkdtemp(prefix="divkit-so-")) / so_path.name
+                so_path.write_bytes(out.read_bytes())
     lib = ctypes.CDLL(str(so_path))
     with _lock:
         _lib_memo[key] = lib

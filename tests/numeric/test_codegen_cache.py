@@ -179,3 +179,15 @@ def test_cached_text_builds_once(cache):
     path.write_text("# divkit-cache sha256=00 bytes=10\nvalue = 1\n")
     assert _cache.cached_text(path, build) == "value = 1\n"
     assert len(calls) == 2
+
+
+def test_unusable_cache_location_falls_back(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("DIVKIT_CACHE_DIR", str(blocker / "cache"))
+    _runtime._numpy_memo.clear()
+    fallback = codegen.cache_dir()
+    assert fallback.is_dir() and not str(fallback).startswith(str(blocker))
+    fn = codegen.numpy_function(sympy.log(1 + y), [y])
+    assert float(fn(np.array(1e-20))) == 1e-20
+    _runtime._numpy_memo.clear()
