@@ -64,6 +64,7 @@ __all__ = [
     "GENERATED_DIR",
     "TARGETS",
     "row_kernel_source",
+    "row_kernel_entry",
     "catalog_sources",
     "write_catalog_sources",
     "host_row_kernel",
@@ -655,6 +656,29 @@ def row_kernel_source(
     pre = "" if target == "cuda" else "#include <math.h>\n"
     blocks = [_dtype_block(fm, base, target, d) for d in dtypes]
     return header + "\n" + pre + ("\n" if pre else "") + "\n".join(blocks)
+
+
+def row_kernel_entry(f, *, dtype: str = "float32") -> tuple[str, str]:
+    """``(source, kernel name)`` of the CUDA row kernel of ``f`` for one dtype.
+
+    What a launcher hands to ``cupy.RawKernel(source, name)`` (cupy is not imported here):
+    launch with one block per row or fewer (the kernel strides over rows), ``blockDim.x`` a
+    multiple of 32 up to 1024, no dynamic shared memory, arguments as in the module
+    docstring. Compile without ``--use_fast_math``.
+
+    Examples
+    --------
+    >>> source, name = row_kernel_entry("kl", dtype="float64")
+    >>> name, 'extern "C" __global__ void divkit_kl_f64_rows(' in source
+    ('divkit_kl_f64_rows', True)
+    """
+    if dtype not in _DTYPE_TAG:
+        raise ValueError(f"dtype: expected one of {sorted(_DTYPE_TAG)}, got {dtype!r}")
+    fd = resolve(f)
+    base = _base_name(f, fd)
+    source = row_kernel_source(f if isinstance(f, str) else fd, target="cuda", dtypes=(dtype,),
+                               name=base)
+    return source, f"{base}_{_DTYPE_TAG[dtype]}_rows"
 
 
 def catalog_sources() -> dict[str, str]:
