@@ -161,15 +161,15 @@ class DivergenceForms:
 
     @functools.cached_property
     def df_at_one(self):
-        return sympy.simplify(self._df.subs(u, 1))
+        return _simp(self._df.subs(u, 1))
 
     @functools.cached_property
     def _g(self):
-        return sympy.simplify(_tidy(self.fdiv.f - u * self._df))
+        return _simp(_tidy(self.fdiv.f - u * self._df))
 
     @functools.cached_property
     def _g_one(self):
-        return sympy.simplify(self._g.subs(u, 1))
+        return _simp(self._g.subs(u, 1))
 
     @functools.cached_property
     def shift_g(self):
@@ -187,24 +187,24 @@ class DivergenceForms:
 
     @functools.cached_property
     def grad_student(self) -> ElementForm:
-        return _element("grad_student", sympy.simplify(self._g - self.shift_g))
+        return _element("grad_student", _simp(self._g - self.shift_g))
 
     @functools.cached_property
     def grad_teacher(self) -> ElementForm:
-        return _element("grad_teacher", sympy.simplify(u * (self._df - self.shift_h)))
+        return _element("grad_teacher", _simp(u * (self._df - self.shift_h)))
 
     @functools.cached_property
     def grad_student_near(self) -> ElementForm | None:
-        if sympy.simplify(self.shift_g - self._g_one) == 0:
+        if _simp(self.shift_g - self._g_one) == 0:
             return None
-        return _element("grad_student_near", sympy.simplify(self._g - self._g_one))
+        return _element("grad_student_near", _simp(self._g - self._g_one))
 
     @functools.cached_property
     def grad_teacher_near(self) -> ElementForm | None:
-        if sympy.simplify(self.shift_h - self.df_at_one) == 0:
+        if _simp(self.shift_h - self.df_at_one) == 0:
             return None
         return _element("grad_teacher_near",
-                        sympy.simplify(u * (self._df - self.df_at_one)))
+                        _simp(u * (self._df - self.df_at_one)))
 
     @functools.cached_property
     def near_threshold(self) -> dict:
@@ -219,7 +219,7 @@ class DivergenceForms:
 
     @functools.cached_property
     def reward_slope(self):
-        slope = _tidy(sympy.simplify(u * sympy.diff(self._df, u)))
+        slope = _tidy(_simp(u * sympy.diff(self._df, u)))
         return _best_of(slope.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero))
 
 
@@ -262,12 +262,25 @@ def _limit(expr: sympy.Expr, point) -> sympy.Expr:
     return sympy.nsimplify(val) if val.is_Float else val
 
 
+def _simp(expr: sympy.Expr) -> sympy.Expr:
+    """sympy.simplify, except for expressions with Abs/sign (it turns them into Piecewise
+    with overflowing ratios such as expm1(x)/Abs(expm1(x)))."""
+    expr = sympy.sympify(expr)
+    if expr.has(sympy.Abs, sympy.sign):
+        return expr
+    return sympy.simplify(expr)
+
+
 def _finite(val: sympy.Expr) -> bool:
     return bool(val.is_finite)
 
 
 def _tidy(expr: sympy.Expr) -> sympy.Expr:
-    return sympy.expand_log(sympy.sympify(expr), force=True)
+    """Logs of quotients and products split: ``log(1/2 + 1/(2v))`` → ``log(v+1) - log 2 - log v``."""
+    expr = sympy.sympify(expr)
+    expr = expr.replace(lambda e: isinstance(e, sympy.log),
+                        lambda e: sympy.log(sympy.factor(sympy.together(e.args[0]))))
+    return sympy.expand_log(expr, force=True)
 
 
 def _root_factor(expr: sympy.Expr) -> sympy.Expr:
@@ -285,15 +298,27 @@ def _log_combined(expr: sympy.Expr) -> sympy.Expr:
     ``c log(expand(a/b))`` (constant in the denominator), so that ``log(2 + w) - log 2``
     becomes ``log(1 + w/2)`` for the log1p pass."""
 
+    def split(term):
+        """``term = coeff * log(arg)`` with a sign-normalised coefficient, or None."""
+        c, rest = term.as_independent(sympy.log, as_Add=False)
+        if not isinstance(rest, sympy.log):
+            return None
+        sg = 1
+        if c.could_extract_minus_sign():
+            c, sg = -c, -1
+        return c, sg, rest.args[0]
+
     def merge(add):
         groups: dict = {}
         rest = []
+        logs_out = []
         for term in add.args:
-            c, f = term.as_coeff_Mul()
-            if isinstance(f, sympy.log) and c != 0:
-                groups.setdefault(abs(c), []).append((1 if c > 0 else -1, f.args[0]))
-            else:
+            parts = split(term)
+            if parts is None:
                 rest.append(term)
+            else:
+                c, sg, a = parts
+                groups.setdefault(c, []).append((sg, a))
         for mag, items in groups.items():
             k = sympy.Mul(*[a**sg for sg, a in items if a.is_number])
             live = [(sg, a) for sg, a in items if not a.is_number]
@@ -303,19 +328,53 @@ def _log_combined(expr: sympy.Expr) -> sympy.Expr:
                     live[n] = (sg, merged)
                     k = sympy.S.One
                     break
-            rest += [mag * sg * sympy.log(a) for sg, a in live]
+            mag = sympy.factor(sympy.cancel(mag))
+            logs_out += [mag * sg * sympy.log(a) for sg, a in live]
             if k != 1:
-                rest.append(mag * sympy.log(k))
-        return sympy.Add(*rest)
+                logs_out.append(mag * sympy.log(k))
+        plain = sympy.Add(*rest)
+        if plain.free_symbols:
+            plain = sympy.factor(sympy.cancel(plain))
+        return plain + sympy.Add(*logs_out)
 
+    logs = list(expr.atoms(sympy.log))
+    if logs:
+        expr = sympy.collect(sympy.expand(expr), logs)
     return expr.replace(lambda e: e.is_Add and e.has(sympy.log), merge)
+
+
+def _abs_absorbed(expr: sympy.Expr) -> sympy.Expr:
+    """Positive factors moved inside ``Abs``: ``v*Abs(1 - 1/v)`` → ``Abs(v - 1)`` (v > 0)."""
+
+    def absorb(mul):
+        inside = [f for f in mul.args if isinstance(f, sympy.Abs)]
+        if len(inside) != 1:
+            return mul
+        rest = [f for f in mul.args if f is not inside[0]]
+        pos = [f for f in rest if f.is_positive and not f.is_number]
+        if not pos:
+            return mul
+        other = [f for f in rest if f not in pos]
+        arg = sympy.factor(sympy.expand(inside[0].args[0] * sympy.Mul(*pos)))
+        return sympy.Mul(*other) * sympy.Abs(arg)
+
+    return expr.replace(lambda e: e.is_Mul and e.has(sympy.Abs), absorb)
+
+
+def _sign_form(expr: sympy.Expr) -> sympy.Expr:
+    """``x/Abs(x)`` → ``sign(x)``: no inf/inf where ``x`` overflows."""
+    return expr.replace(
+        lambda e: e.is_Pow and isinstance(e.base, sympy.Abs) and e.exp == -1,
+        lambda e: sympy.sign(e.base.args[0]) / e.base.args[0])
 
 
 def _candidates(expr: sympy.Expr) -> list[sympy.Expr]:
     out = [expr]
-    for op in (sympy.factor, _root_factor, sympy.together, sympy.expand, _log_combined):
+    for op in (sympy.factor, _root_factor, sympy.together, sympy.expand, _log_combined,
+               _abs_absorbed, _sign_form):
         try:
-            cand = op(expr) if op is _log_combined else _tidy(op(expr))
+            cand = op(expr) if op in (_log_combined, _abs_absorbed, _sign_form) \
+                else _tidy(op(expr))
         except (NotImplementedError, sympy.PolynomialError):  # pragma: no cover
             continue
         if all(cand != c for c in out):
@@ -324,9 +383,13 @@ def _candidates(expr: sympy.Expr) -> list[sympy.Expr]:
 
 
 def _rewrite(expr: sympy.Expr) -> sympy.Expr:
+    from numeric.codegen.nodes import expm1
     from numeric.codegen.rewrite import rewrite
 
-    return rewrite(expr)
+    out = rewrite(expr)
+    # sign(e^x - 1) = sign(x): the form that cannot overflow
+    return out.replace(lambda e: isinstance(e, sympy.sign) and isinstance(e.args[0], expm1),
+                       lambda e: sympy.sign(e.args[0].args[0]))
 
 
 _LO_GRID = [-1e4, -1e3, -745.0, -700.0, -300.0, -80.0, -30.0, -10.0, -3.0, -1.0, -0.3, -1e-2,
@@ -365,7 +428,7 @@ def _evaluate(candidates, var, grid):
         return [v for c in candidates for v in _evaluate([c], var, grid)]
 
 
-def _best(candidates: list[sympy.Expr], var, reference, grid) -> sympy.Expr:
+def _best(candidates: list[sympy.Expr], var, reference, grid, _simplified=False) -> sympy.Expr:
     rewritten = []
     for c in candidates:
         r = _rewrite(c)
@@ -374,7 +437,21 @@ def _best(candidates: list[sympy.Expr], var, reference, grid) -> sympy.Expr:
     values = _evaluate(rewritten, var, grid)
     scores = [_errors(v, grid, reference) for v in values]
     best = min(range(len(rewritten)), key=lambda i: (scores[i], sympy.count_ops(rewritten[i])))
+    if scores[best] > _GOOD_ENOUGH and not _simplified:
+        # the cheap normalisations fell short: let sympy.simplify (slow) propose more
+        extra = []
+        for c in candidates:
+            try:
+                extra.append(_tidy(sympy.simplify(c)))
+            except (NotImplementedError, TypeError):  # pragma: no cover - sympy gaps
+                continue
+        return _best(candidates + extra, var, reference, grid, _simplified=True)
     return rewritten[best]
+
+
+#: A branch form whose worst relative float64 error on the grid is below this is kept
+#: without trying sympy.simplify.
+_GOOD_ENOUGH = 1e-12
 
 
 def _mp_reference(per_q: sympy.Expr, branch: str):
@@ -454,7 +531,38 @@ def _near_one(expr: sympy.Expr, var: sympy.Symbol, sign: int) -> list[sympy.Expr
         r = r.subs(_W + 1, sympy.exp(sign * ELL)).subs(_W, expm1(sign * ELL))
         if r.free_symbols <= {ELL}:
             out.append(r)
+            # distribute factors like exp(-ell) that would otherwise meet an overflowing
+            # exp(ell) (0 * inf) at large |ell|
+            out.append(sympy.powsimp(sympy.expand(r), combine="exp"))
     return out
+
+
+def _branch_refined(expr: sympy.Expr, sign: int) -> list[sympy.Expr]:
+    """On a branch where ``sign*ell > 0``: ``sign(c*ell)`` and ``Abs(expm1(c*ell))``
+    resolved, then the elementary form expanded (so ``exp(ell)*exp(-ell)`` cancels) and
+    rewritten again."""
+    from numeric.codegen.nodes import StableFunction, expm1
+
+    def lin(e):
+        c = sympy.expand(e / ELL)
+        return c if c.is_number and c != 0 else None
+
+    def sgn(e):
+        c = lin(e.args[0])
+        return sympy.sign(c) * sign if c is not None else e
+
+    def absval(e):
+        a = e.args[0]
+        if isinstance(a, expm1) and lin(a.args[0]) is not None:
+            return sympy.sign(lin(a.args[0])) * sign * a
+        return e
+
+    out = expr.replace(lambda e: isinstance(e, sympy.sign), sgn)
+    out = out.replace(lambda e: isinstance(e, sympy.Abs), absval)
+    if out == expr:
+        return []
+    elem = out.replace(lambda e: isinstance(e, StableFunction), lambda e: e.as_elementary())
+    return [out, _rewrite(sympy.powsimp(sympy.expand(elem), combine="exp"))]
 
 
 def _element(name: str, per_q: sympy.Expr) -> ElementForm:
@@ -470,6 +578,7 @@ def _element(name: str, per_q: sympy.Expr) -> ElementForm:
             if all(cand != h for h in hi_cands):
                 hi_cands.append(cand)
         hi_cands += _near_one(hv, _V, -1)
+    hi_cands += [r for c in list(hi_cands) for r in _branch_refined(_rewrite(c), +1)]
     hi_grid = [-x for x in _LO_GRID if x < 0]
     hi_x = _best(hi_cands, ELL, _mp_reference(per_q, "hi"), hi_grid)
     return ElementForm(

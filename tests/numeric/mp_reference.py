@@ -163,8 +163,8 @@ def to_float(values) -> np.ndarray:
 
 # ------------------------------------------------------------------ Arb (python-flint)
 # The same reference for long rows (the 128256-wide peaky row, the 41×1271 shape) with
-# certified balls at 200 bits (~60 digits): mpmath at 50 digits would take minutes there.
-ARB_PREC = 200
+# certified balls at 300 bits (~90 digits): mpmath at 50 digits would take minutes there.
+ARB_PREC = 300
 
 
 @functools.lru_cache(maxsize=64)
@@ -179,8 +179,8 @@ def _arb_functions(fd):
 
 
 def from_logits_arb(fd, t_row, s_row):
-    """``(D, grad_student)`` as floats (mid-points of balls of radius checked below 1e-40
-    relative), for rows of finite logits; ``fd.f`` evaluated in Arb."""
+    """``(D, grad_student)`` as floats (mid-points of balls whose radius is checked to be
+    below 1e-30 relative or 1e-60 absolute), for rows of finite logits; ``fd.f`` in Arb."""
     import flint
 
     old = flint.ctx.prec
@@ -204,7 +204,7 @@ def from_logits_arb(fd, t_row, s_row):
         m = sum(qg) / sum(q)
         grad = [x - w * m for x, w in zip(qg, q, strict=True)]
         for val in [d, *grad]:
-            assert val.rad() <= 1e-40 * max(abs(val.mid()), flint.arb(1e-300)), val
+            assert val.rad() <= 1e-30 * abs(val.mid()) + flint.arb("1e-60"), val
         return float(d.mid()), np.array([float(g.mid()) for g in grad])
     finally:
         flint.ctx.prec = old
