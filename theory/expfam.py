@@ -317,7 +317,7 @@ class ExponentialFamily:
         r"""Mean parameter :math:`\eta = E[T(X)] = \nabla\psi(\theta)` of a member."""
         theta = self.to_natural(params)
         sub = dict(zip(self.theta, theta, strict=True))
-        return tuple(sympy.simplify(g.subs(sub, simultaneous=True)) for g in self.gradient)
+        return tuple(_tidy(g.subs(sub, simultaneous=True)) for g in self.gradient)
 
     def fisher_information(self, params: Mapping | None = None) -> sympy.Matrix:
         r"""Fisher information :math:`\nabla^2\psi(\theta)` of the natural parameter.
@@ -330,7 +330,7 @@ class ExponentialFamily:
             return self.hessian
         theta = self.to_natural(params)
         sub = dict(zip(self.theta, theta, strict=True))
-        return self.hessian.subs(sub, simultaneous=True).applyfunc(sympy.simplify)
+        return self.hessian.subs(sub, simultaneous=True).applyfunc(_tidy)
 
     def fisher_information_standard(self, params: Mapping) -> sympy.Matrix:
         r"""Fisher information of the standard parameters: :math:`J^\top \nabla^2\psi\, J`
@@ -343,7 +343,7 @@ class ExponentialFamily:
         sub = dict(zip(self.theta, theta, strict=True))
         info = jac.T * self.hessian.subs(sub, simultaneous=True) * jac
         values = {s: _as_expr(params[k], k) for s, k in zip(syms, self.params, strict=True)}
-        return info.subs(values).applyfunc(sympy.simplify)
+        return info.subs(values).applyfunc(_tidy)
 
     @cached_property
     def eta(self) -> tuple:
@@ -372,7 +372,7 @@ class ExponentialFamily:
         if inv is None:
             raise NoClosedForm(f"{self.name}: the mean map has no closed-form inverse")
         sub = dict(zip(self.eta, (sympy.sympify(e) for e in eta), strict=True))
-        return tuple(sympy.simplify(t.subs(sub, simultaneous=True)) for t in inv)
+        return tuple(_tidy(t.subs(sub, simultaneous=True)) for t in inv)
 
     # ------------------------------------------------------------------ densities
     def log_density(self, params: Mapping) -> sympy.Expr:
@@ -509,9 +509,15 @@ class ExponentialFamily:
 
 
 def _tidy(expr: sympy.Expr) -> sympy.Expr:
-    """Light simplification that keeps closed forms readable."""
-    if expr.is_number:
-        return sympy.nsimplify(expr) if expr.is_Float else sympy.simplify(expr)
+    """Light simplification that keeps closed forms readable.
+
+    Numeric expressions are returned as sympy built them (``simplify`` on logs of large
+    rationals can take minutes); symbolic ones are simplified when they are small.
+    """
+    if not expr.free_symbols:
+        return expr
+    if sympy.count_ops(expr) > 400:
+        return expr
     try:
         return sympy.simplify(expr)
     except (TypeError, ValueError, NotImplementedError):  # pragma: no cover - sympy bug
