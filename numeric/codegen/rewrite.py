@@ -21,9 +21,9 @@ expm1(2*x) + log1p(x)
 logaddexp(x, y)
 >>> rewrite(x * sympy.log(y))
 xlogy(x, y)
->>> [p.name for p in DEFAULT_PASSES]
-['softplus', 'softplus_shift', 'logaddexp', 'log1mexp', 'log1p', 'powm1', 'expm1', 'xlogy',
- 'xlog1py']
+>>> [p.name for p in DEFAULT_PASSES]  # doctest: +NORMALIZE_WHITESPACE
+['expand_xlogy', 'softplus', 'softplus_shift', 'logaddexp', 'log1mexp', 'log1p', 'powm1',
+ 'expm1', 'xlogy', 'xlog1py']
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_PASSES",
     "PASSES",
     "rewrite",
+    "expand_xlogy_pass",
     "softplus_pass",
     "softplus_shift_pass",
     "logaddexp_pass",
@@ -103,6 +104,26 @@ def _exp_term(term: sympy.Expr) -> sympy.Expr | None:
     if isinstance(factor, sympy.exp) and coeff.is_positive:
         return factor.args[0] if coeff == 1 else factor.args[0] + sympy.log(coeff)
     return None
+
+
+# -- expand_xlogy -----------------------------------------------------------------------
+
+
+def _expand_xlogy(expr):
+    if isinstance(expr, xlogy):
+        return expr.args[0] * sympy.log(expr.args[1])
+    if isinstance(expr, xlog1py):
+        return expr.args[0] * log1p(expr.args[1])
+    return None
+
+
+expand_xlogy_pass = Pass(
+    "expand_xlogy",
+    _expand_xlogy,
+    "xlogy(x, y) → x·log(y), xlog1py(x, y) → x·log1p(y), so that the passes below see the "
+    "logarithm's argument (xlogy(c, 1 + exp(z)) must become c·softplus(z)); the xlogy and "
+    "xlog1py passes at the end restore the 0·log 0 = 0 convention.",
+)
 
 
 # -- softplus ---------------------------------------------------------------------------
@@ -350,6 +371,7 @@ xlog1py_pass = Pass(
 
 #: Every pass in its default order.
 DEFAULT_PASSES: tuple[Pass, ...] = (
+    expand_xlogy_pass,
     softplus_pass,
     softplus_shift_pass,
     logaddexp_pass,
