@@ -220,7 +220,9 @@ class _MomentEngine:
                 m = sympy.integrate(xs**s * (1 - xs) ** r, (xs, lo, hi)) / (hi - lo)
                 if m.has(sympy.Integral):
                     m = None
-            elif lo.is_nonnegative and hi.is_positive:
+            elif lo == 0 and hi.is_positive:
+                m = hi**s / (s + 1)
+            elif lo.is_positive and hi.is_positive:
                 m = (hi ** (s + 1) - lo ** (s + 1)) / ((s + 1) * (hi - lo))
         if m is not None and name != "BetaDistribution" and not (
             name == "UniformDistribution" and m.has(r)

@@ -1,0 +1,383 @@
+"""theory.asymptotics: the n^-2 risk expansion against exact risks computed independently.
+
+Exact references (mpmath, 50 digits), derived here without the expansion:
+
+* Exponential model, Gamma(k, rate b) truth (misspecified for k != 1): the sample mean is
+  Gamma(nk, rate nb), so E KL = digamma(nk) - log(nk) + 1/(nk - 1); the closed form is
+  itself checked against the 1-D integral over the Gamma density of the sample mean.
+* Poisson model, negative binomial truth (misspecified, overdispersed): the sample sum is
+  NB(nr, p); exact sum over its pmf (on the event S >= 1 where the MLE exists).
+* Normal(mu, sigma^2) model, Normal truth (p = 2): mean and variance independent, n s^2/sigma^2
+  ~ chi^2_(n-1): E KL = (digamma((n-1)/2) + log(2/n) + (n+1)/(n-3) - 1)/2, checked against a
+  1-D integral over the chi-square density.
+* Bernoulli model: exact finite sum over Binomial(n, p) (S in 1..n-1).
+"""
+
+from __future__ import annotations
+
+import time
+
+import mpmath
+import numpy as np
+import pytest
+import sympy
+from sympy.stats import (
+    Bernoulli,
+    Beta,
+    Cauchy,
+    Exponential,
+    FiniteRV,
+    Gamma,
+    NegativeBinomial,
+    Normal,
+    Poisson,
+    Uniform,
+)
+
+from theory import asymptotics, expfam
+
+R = sympy.Rational
+NS = [10, 20, 50, 100, 200, 500, 1000, 2000]
+DPS = 50
+
+
+def mpf(x):
+    with mpmath.workdps(DPS + 10):
+        return +mpmath.mpf(sympy.N(x, DPS + 10))
+
+
+def check_remainder(exact_fn, risk, ns=NS, bound=None):
+    """n^3 |exact - (c1/n + c2/n^2)| bounded and its log-log slope <= -2.7."""
+    c1, c2 = mpf(risk.c1), mpf(risk.c2)
+    rems = []
+    with mpmath.workdps(DPS):
+        for nv in ns:
+            ex = exact_fn(nv)
+            rems.append(abs(ex - (c1 / nv + c2 / nv**2)))
+    scaled = [float(r * nv**3) for r, nv in zip(rems, ns, strict=True)]
+    assert max(scaled) < (bound if bound is not None else 100 * (1 + abs(float(c2)))), scaled
+    # the scaled remainder settles (does not grow) at large n
+    assert scaled[-1] < 2 * scaled[-3] + 1e-6, scaled
+    slope = np.polyfit(np.log(ns), np.log([float(r) for r in rems]), 1)[0]
+    assert slope <= -2.7, (slope, scaled)
+    return scaled, slope
+
+
+# ------------------------------------------------------------------ exponential / gamma truth
+def exact_exponential_gamma(k):
+    def f(nv):
+        m = mpmath.mpf(nv) * k
+        return mpmath.digamma(m) - mpmath.log(m) + 1 / (m - 1)
+
+    return f
+
+
+def test_exponential_gamma_closed_form_matches_integral():
+    k, b, nv = mpmath.mpf(3), mpmath.mpf(2), 10
+    with mpmath.workdps(DPS):
+        eta = k / b
+        shape, rate = nv * k, nv * b  # sample mean ~ Gamma(nk, rate nb)
+
+        def integrand(t):
+            dens = mpmath.exp(shape * mpmath.log(rate) - mpmath.loggamma(shape)
+                              + (shape - 1) * mpmath.log(t) - rate * t)
+            # KL(Exp(1/eta) || Exp(1/t)) = log(t/eta) + eta/t - 1
+            return dens * (mpmath.log(t / eta) + eta / t - 1)
+
+        integral = mpmath.quad(integrand, [0, eta / 2, eta, 2 * eta, mpmath.inf])
+        assert abs(integral - exact_exponential_gamma(k)(nv)) < mpmath.mpf(10) ** -40
+
+
+def test_exponential_gamma_misspecified():
+    k = 3
+    risk = asymptotics.mle_risk("exponential", truth=Gamma("X", k, R(1, 2)))
+    assert risk.c1 == R(1, 2 * k)  # tr(I^-1 J)/2 with J = Var(X) = k/b^2, I^-1 = eta^2
+    assert risk.c2 == R(11, 12 * k**2)
+    check_remainder(exact_exponential_gamma(mpmath.mpf(k)), risk)
+
+
+# ------------------------------------------------------------------ poisson / NB truth
+def exact_poisson_negbin(r, p):
+    """sympy's NegativeBinomial(r, p): pmf C(x+r-1, x) (1-p)^r p^x, mean p r/(1-p)."""
+
+    def f(nv):
+        lam = p * r / (1 - p)
+        shape = nv * r
+        mean_s = nv * lam
+        sd = mpmath.sqrt(nv * p * r) / (1 - p)
+        lo = max(1, int(mean_s - 45 * sd))
+        hi = int(mean_s + 45 * sd) + 10
+        logp, log1p_ = mpmath.log(p), mpmath.log(1 - p)
+        logpmf = (mpmath.loggamma(lo + shape) - mpmath.loggamma(shape) - mpmath.loggamma(lo + 1)
+                  + shape * log1p_ + lo * logp)
+        pmf = mpmath.exp(logpmf)
+        total = mpmath.mpf(0)
+        for s in range(lo, hi + 1):
+            lam_hat = mpmath.mpf(s) / nv
+            total += pmf * (lam * mpmath.log(lam / lam_hat) - lam + lam_hat)
+            pmf *= (s + shape) / (s + 1) * p
+        return total
+
+    return f
+
+
+def test_poisson_negative_binomial_misspecified():
+    r, p = 3, R(1, 2)
+    risk = asymptotics.mle_risk("poisson", truth=NegativeBinomial("Y", r, p))
+    lam, var = p * r / (1 - p), p * r / (1 - p) ** 2
+    assert risk.c1 == var / lam / 2  # sandwich: Var(X)/(2 E X)
+    with mpmath.workdps(DPS):
+        check_remainder(exact_poisson_negbin(mpmath.mpf(r), mpmath.mpf(1) / 2), risk)
+
+
+# ------------------------------------------------------------------ normal / normal (p = 2)
+def exact_normal_normal(nv):
+    nv = mpmath.mpf(nv)
+    return (mpmath.digamma((nv - 1) / 2) + mpmath.log(2 / nv) + (nv + 1) / (nv - 3) - 1) / 2
+
+
+def test_normal_closed_form_matches_chi_square_integral():
+    nv = 12
+    with mpmath.workdps(DPS):
+        nu = mpmath.mpf(nv - 1)
+
+        def integrand(c):  # c = n s^2 / sigma^2 ~ chi^2_nu; E (mu - mu_hat)^2 = sigma^2 / n
+            dens = mpmath.exp((nu / 2 - 1) * mpmath.log(c) - c / 2 - (nu / 2) * mpmath.log(2)
+                              - mpmath.loggamma(nu / 2))
+            v = c / nv  # sigma_hat^2 / sigma^2
+            kl = mpmath.log(v) / 2 + (1 + mpmath.mpf(1) / nv) / (2 * v) - mpmath.mpf(1) / 2
+            return dens * kl
+
+        integral = mpmath.quad(integrand, [0, nu / 2, nu, 2 * nu, mpmath.inf])
+        assert abs(integral - exact_normal_normal(nv)) < mpmath.mpf(10) ** -40
+
+
+def test_normal_normal_two_parameters():
+    mu, s = sympy.Symbol("mu", real=True), sympy.Symbol("s", positive=True)
+    risk = asymptotics.mle_risk("normal", truth=Normal("X", mu, s))
+    assert risk.p == 2 and risk.c1 == 1  # p / 2
+    assert not risk.c2.free_symbols  # location-scale invariance
+    check_remainder(exact_normal_normal, risk, ns=NS)
+
+
+# ------------------------------------------------------------------ bernoulli (finite sum)
+def test_bernoulli_finite_sum():
+    p = R(2, 5)
+    risk = asymptotics.mle_risk("bernoulli", truth=Bernoulli("B", p))
+    assert risk.c1 == R(1, 2)
+
+    def exact(nv):
+        pm = mpmath.mpf(2) / 5
+        total = mpmath.mpf(0)
+        for s in range(1, nv):
+            q = mpmath.mpf(s) / nv
+            kl = pm * mpmath.log(pm / q) + (1 - pm) * mpmath.log((1 - pm) / (1 - q))
+            total += mpmath.binomial(nv, s) * pm**s * (1 - pm) ** (nv - s) * kl
+        return total
+
+    check_remainder(exact, risk, ns=[40, 60, 100, 200, 400, 800])
+
+
+# ------------------------------------------------------------------ structure of the result
+@pytest.mark.parametrize(
+    "name, fixed, params",
+    [
+        ("bernoulli", {}, {"probs": R(1, 3)}),
+        ("binomial", {"total_count": 5}, {"probs": R(1, 4)}),
+        ("categorical", {"num_classes": 4}, {"probs": (R(1, 4), R(1, 8), R(1, 2), R(1, 8))}),
+        ("poisson", {}, {"rate": R(3, 2)}),
+        ("geometric", {}, {"probs": R(1, 3)}),
+        ("exponential", {}, {"rate": 2}),
+        ("gamma", {}, {"concentration": R(5, 2), "rate": 2}),
+        ("beta", {}, {"concentration1": 2, "concentration0": R(7, 2)}),
+        ("normal_known_variance", {"scale": 2}, {"loc": 1}),
+        ("normal", {}, {"loc": 1, "scale": 2}),
+        ("diagonal_normal", {"dim": 2}, {"loc": (0, 1), "scale": (1, 3)}),
+    ],
+)
+def test_well_specified_leading_term_is_p_over_2(name, fixed, params):
+    fam = expfam.get(name, **fixed)
+    risk = asymptotics.mle_risk(fam, truth=params)
+    assert abs(sympy.N(risk.c1 - sympy.Rational(fam.dim, 2), 45)) < 1e-40
+    assert risk.well_specified
+
+
+def test_random_symbol_and_explicit_cumulants_agree():
+    truth = Uniform("U", 0, 1)
+    via_rv = asymptotics.mle_risk("normal", truth=truth)
+    # cumulants of T = (X, X^2) for U(0, 1): moments E X^j = 1/(j+1)
+    m = [R(1, j + 1) for j in range(7)]
+    mean = [m[1], m[2]]
+    cov = [[m[2] - m[1] ** 2, m[3] - m[1] * m[2]], [m[3] - m[1] * m[2], m[4] - m[2] ** 2]]
+
+    def k3(a, b, c):  # T_i = X^(i+1)
+        e = lambda *pw: m[sum(pw)]  # noqa: E731
+        i, j, k = a + 1, b + 1, c + 1
+        return (e(i, j, k) - e(i) * e(j, k) - e(j) * e(i, k) - e(k) * e(i, j)
+                + 2 * e(i) * e(j) * e(k))
+
+    third = [[[k3(a, b, c) for c in range(2)] for b in range(2)] for a in range(2)]
+    explicit = asymptotics.mle_risk("normal", truth={"mean": mean, "cov": cov, "third": third})
+    assert sympy.simplify(via_rv.c1 - explicit.c1) == 0
+    assert sympy.simplify(via_rv.c2 - explicit.c2) == 0
+    assert via_rv.projection == {"loc": R(1, 2), "scale": sympy.sqrt(3) / 6}
+
+
+def test_order_one_and_evaluate_and_latex():
+    r1 = asymptotics.mle_risk("poisson", truth=Poisson("P", 2), order=1)
+    assert r1.c2 is None and r1.c1 == R(1, 2)
+    r2 = asymptotics.mle_risk("poisson", truth=Poisson("P", 2))
+    assert r2.evaluate(10) == R(1, 20) + r2.c2 / 100
+    assert r2.evaluate(10, terms=1) == R(1, 20)
+    assert sympy.simplify(r2.expression.subs(asymptotics.n, 7) - r2.evaluate(7)) == 0
+    tex = r2.latex()
+    assert "n^{-2}" in tex and "O(n^{-3})" in tex
+
+
+def test_implicit_projection_gamma_symbolic_truth():
+    k = sympy.Symbol("k", positive=True)
+    risk = asymptotics.mle_risk("gamma", truth=Gamma("X", k, 1))
+    assert risk.theta_star_equations is not None
+    assert len(risk.theta_star_equations) == 2
+    # substituting the well-specified solution theta* = (k, -1) gives c1 = p/2 = 1
+    val = risk.c1.subs(dict(zip(risk.theta_star, (k, -1), strict=True))).subs(k, R(7, 3))
+    assert abs(sympy.N(val - 1, 40)) < 1e-35
+
+
+def test_numeric_projection_gamma_misspecified():
+    # Gamma model, Uniform(0, 2) truth: theta* solves digamma equations numerically
+    risk = asymptotics.mle_risk("gamma", truth=Uniform("U", 0, 2))
+    a, b = (sympy.N(v, 50) for v in risk.theta_star)
+    with mpmath.workdps(DPS):
+        am, bm = mpf(a), -mpf(b)
+        # moment matching: E log X = digamma(a) - log(rate), E X = a / rate
+        e_log = mpmath.log(2) - 1  # ∫_0^2 log(x)/2 dx
+        assert abs(mpmath.digamma(am) - mpmath.log(bm) - e_log) < mpmath.mpf(10) ** -40
+        assert abs(am / bm - 1) < mpmath.mpf(10) ** -40
+
+
+# ------------------------------------------------------------------ Monte Carlo, p = 2
+def test_monte_carlo_normal_model_uniform_truth():
+    """Misspecified two-parameter case: Normal(mu, sigma^2) fitted to U(0, 1) data.
+
+    The O(n^-3) remainder of this model is about 10/n^3 (measured with 4e5 replications:
+    n^3 (MC - prediction) = 15.6, 11.1, -7.7 +- 13 at n = 25, 50, 100), i.e. about 1.5
+    standard errors of a 1e5-replication mean at n = 50 and negligible at n = 200; the
+    seed is fixed, so the check is deterministic.
+    """
+    risk = asymptotics.mle_risk("normal", truth=Uniform("U", 0, 1))
+    mu_s, var_s = 0.5, 1.0 / 12.0
+    rng = np.random.default_rng(1)
+    reps = 100_000
+    for nv in (50, 200):
+        kls = []
+        for _chunk in range(4):
+            x = rng.random((reps // 4, nv))
+            mu_h = x.mean(axis=1)
+            var_h = x.var(axis=1)  # MLE (ddof=0)
+            kl = 0.5 * np.log(var_h / var_s) + (var_s + (mu_s - mu_h) ** 2) / (2 * var_h) - 0.5
+            kls.append(kl)
+        kl = np.concatenate(kls)
+        assert kl.size >= 100_000
+        mean, se = kl.mean(), kl.std(ddof=1) / np.sqrt(kl.size)
+        pred = float(risk.evaluate(nv))
+        z = 2.5758293035489004  # two-sided 99 %
+        assert abs(pred - mean) <= z * se, (nv, pred, mean, se)
+        # the one-term prediction is measurably worse at n = 50
+        if nv == 50:
+            assert abs(float(risk.evaluate(nv, terms=1)) - mean) > abs(pred - mean)
+
+
+# ------------------------------------------------------------------ timing
+@pytest.mark.parametrize(
+    "family, truth",
+    [
+        ("bernoulli", lambda: Bernoulli("B", R(1, 3))),
+        ("poisson", lambda: NegativeBinomial("Y", 2, R(1, 3))),
+        ("geometric", lambda: Poisson("P", 3)),
+        ("exponential", lambda: Gamma("X", 2, 1)),
+        ("normal_known_variance", lambda: Exponential("X", 1)),
+        ("normal", lambda: Exponential("X", 2)),
+        ("gamma", lambda: Gamma("X", 3, R(1, 2))),
+        ("beta", lambda: Beta("X", 2, 5)),
+        (expfam.get("categorical", num_classes=4),
+         lambda: FiniteRV("F", {0: R(1, 2), 1: R(1, 4), 2: R(1, 8), 3: R(1, 8)})),
+        (expfam.get("binomial", total_count=6), lambda: Bernoulli("B", R(1, 3))),
+    ],
+)
+def test_mle_risk_is_fast(family, truth):
+    t0 = time.perf_counter()
+    risk = asymptotics.mle_risk(family, truth=truth())
+    elapsed = time.perf_counter() - t0
+    assert risk.c2 is not None and risk.p <= 3
+    assert elapsed < 10, elapsed
+
+
+# ------------------------------------------------------------------ p-n criterion
+def test_pn_criterion_bridges():
+    v = asymptotics.pn_criterion(2, 1000, bayes_error=0.49)
+    with mpmath.workdps(30):
+        r = mpmath.mpf(1) / 1000
+        assert abs(v.risk - r) < 1e-25
+        assert abs(v.tv_pinsker - mpmath.sqrt(r / 2)) < 1e-25
+        assert abs(v.tv_bh - mpmath.sqrt(1 - mpmath.exp(-r))) < 1e-25
+        assert abs(v.bayes_error_pinsker - (1 - mpmath.sqrt(r / 2)) / 2) < 1e-25
+    assert v.kl_budget_pinsker < v.kl_budget_bh or v.kl_budget_pinsker >= v.kl_budget_bh
+    # Pinsker's budget 2(1-2e)^2 at e = 0.49 is 8e-4 < R: not met by Pinsker
+    assert not v.satisfied_pinsker
+    # n_required is the first n meeting the larger budget
+    nr = v.n_required
+    budget = max(v.kl_budget_pinsker, v.kl_budget_bh)
+    assert 1 / nr <= budget * (1 + 1e-30) < 1 / (nr - 1)
+    assert asymptotics.pn_criterion(2, nr, bayes_error=0.49).satisfied
+
+
+def test_pn_criterion_from_family_and_truth():
+    v = asymptotics.pn_criterion("exponential", 500, bayes_error=0.45,
+                                 truth=Gamma("X", 2, R(1, 2)))
+    assert v.p == 1 and v.satisfied
+    risk = asymptotics.mle_risk("exponential", truth=Gamma("X", 2, R(1, 2)))
+    assert abs(v.risk - mpf(risk.evaluate(500))) < 1e-40
+
+
+def test_pn_criterion_bridge_regimes():
+    # small KL: Pinsker is the sharper TV bound; large KL: Bretagnolle-Huber
+    small = asymptotics.pn_criterion(1, 10_000, bayes_error=0.4)
+    assert small.tv_pinsker < small.tv_bh
+    large = asymptotics.pn_criterion(40, 10, bayes_error=0.1)
+    assert large.tv_bh < large.tv_pinsker == 1
+
+
+# ------------------------------------------------------------------ errors
+def test_bad_input():
+    with pytest.raises(ValueError, match="undefined or infinite"):
+        asymptotics.mle_risk("normal", truth=Cauchy("C", 0, 1))
+    with pytest.raises(ValueError, match="support mismatch"):
+        asymptotics.mle_risk("poisson", truth=Normal("Z", 0, 1))
+    with pytest.raises(ValueError, match="support mismatch"):
+        asymptotics.mle_risk("exponential", truth=Poisson("P", 1))
+    with pytest.raises(ValueError, match="support mismatch"):
+        asymptotics.mle_risk("beta", truth=Uniform("U", 0, 2))
+    with pytest.raises(ValueError, match="truth is required"):
+        asymptotics.mle_risk("poisson", truth=None)
+    with pytest.raises(ValueError, match="order"):
+        asymptotics.mle_risk("poisson", truth={"rate": 1}, order=3)
+    with pytest.raises(ValueError, match="unknown exponential family"):
+        asymptotics.mle_risk("poison", truth={"rate": 1})
+    with pytest.raises(ValueError, match="constant|boundary"):
+        asymptotics.mle_risk("bernoulli", truth=FiniteRV("F", {0: 1}))
+    with pytest.raises(ValueError, match="dimension"):
+        asymptotics.mle_risk("normal", truth={"mean": [1], "cov": [[1]], "third": [[[0]]]})
+    with pytest.raises(ValueError, match="undefined"):
+        asymptotics.mle_risk("poisson", truth={"mean": [1], "cov": [[sympy.oo]],
+                                                "third": [[[0]]]})
+    risk = asymptotics.mle_risk("poisson", truth={"rate": 2})
+    for bad in (0, -3, R(-1, 2)):
+        with pytest.raises(ValueError, match="positive"):
+            risk.evaluate(bad)
+        with pytest.raises((ValueError, TypeError)):
+            asymptotics.pn_criterion(risk, bad, bayes_error=0.4)
+    with pytest.raises(ValueError, match="bayes_error"):
+        asymptotics.pn_criterion(risk, 10, bayes_error=0.5)
+    with pytest.raises(TypeError):
+        asymptotics.mle_risk(3, truth={"rate": 2})
