@@ -2,15 +2,15 @@
 // codegen version: 1; sympy 1.14.0
 // divergence: js(beta=1/2) {'beta': 1/2, 'normalized': False}
 // f(u) = u*log(u)/2 - (u/2 + 1/2)*log(u/2 + 1/2)
-// forms hash: sha256:5aceb05832cc7450ae3ab222c837bebb1d49dda155c6c00eea33aba4718f4bfc
+// forms hash: sha256:3cda924a0c87fcb4d7501526eba6cd06291c8aab3b32aaaa9779ef9ac617ea6f
 // D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
 // dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
 // dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
-// loss: lo = q*(ell*expm1(ell)/2 + ell/2 - log1p(expm1(ell)/2) - xlog1py(expm1(ell), expm1(ell)/2)/2)
-// loss: hi = p*(ell/2 - (softplus(ell) - log(2))*exp(-ell)/2 - softplus(ell)/2 + log(2)/2)
+// loss: lo = q*(ell*exp(ell)/2 - xlog1py(exp(ell) + 1, expm1(ell)/2)/2)
+// loss: hi = p*(-ell*exp(-ell)/2 - xlog1py(1 + exp(-ell), expm1(-ell)/2)/2)
 // loss: p = 0 < q -> q*(log(2)/2), q = 0 < p -> p*(log(2)/2)
 // grad_student: lo = -q*log1p(exp(ell))/2
-// grad_student: hi = -p*exp(-ell)*softplus(ell)/2
+// grad_student: hi = p*(-ell*exp(-ell)/2 - exp(-ell)*log1p(exp(-ell))/2)
 // grad_student: p = 0 < q -> q*(0), q = 0 < p -> p*(0)
 // grad_teacher: lo = -q*exp(ell)*softplus(-ell)/2
 // grad_teacher: hi = -p*log1p(exp(-ell))/2
@@ -126,63 +126,60 @@ static inline void dk_lse_mergef(float *m, float *s, float *c, long long *j, flo
 
 static inline void divkit_js_f32_lo(float ell, float q, float *out0, float *out1, float *out2)
 {
-    const float t0 = ell/2.0f;
-    const float t1 = expm1f(ell);
-    const float t2 = t1/2.0f;
-    const float t3 = expf(ell);
-    *out0 = q*(t0 - log1pf(t2) - divkit_xlog1pyf(t1, t2)/2.0f + t0*t1);
-    *out1 = -divkit_xlog1pyf(q, t3)/2.0f;
-    *out2 = -t3*q*divkit_softplusf(-ell)/2.0f;
+    const float t0 = expf(ell);
+    const float t1 = t0/2.0f;
+    *out0 = q*(-divkit_xlog1pyf(1.0f + t0, expm1f(ell)/2.0f)/2.0f + t1*ell);
+    *out1 = -divkit_xlog1pyf(q, t0)/2.0f;
+    *out2 = -t1*q*divkit_softplusf(-ell);
 }
 
 static inline void divkit_js_f32_hi(float ell, float p, float *out0, float *out1, float *out2)
 {
-    const float t0 = 0.6931472f;
-    const float t1 = -ell;
-    const float t2 = divkit_softplusf(ell);
-    const float t3 = expf(t1);
-    const float t4 = t3/2.0f;
-    *out0 = p*(t0/2.0f - divkit_softplusf(t1)/2.0f - t4*(t2 - t0));
-    *out1 = -t2*t4*p;
-    *out2 = -divkit_xlog1pyf(p, t3)/2.0f;
+    const float t0 = -ell;
+    const float t1 = expf(t0);
+    const float t2 = t1*ell/2.0f;
+    *out0 = p*(-t2 - divkit_xlog1pyf(1.0f + t1, expm1f(t0)/2.0f)/2.0f);
+    *out1 = p*(-t2 - divkit_xlog1pyf(t1, t1)/2.0f);
+    *out2 = -divkit_xlog1pyf(p, t1)/2.0f;
 }
 
 static inline void divkit_js_f32_lo_log(float ell, float b, float *out0, float *out1, float *out2)
 {
     const float t0 = expf(b);
-    const float t1 = ell/2.0f;
-    const float t2 = expm1f(ell);
-    const float t3 = t2/2.0f;
-    *out0 = t0*(t1 - log1pf(t3) - divkit_xlog1pyf(t2, t3)/2.0f + t1*t2);
-    *out1 = -divkit_xlog1pyf(t0, expf(ell))/2.0f;
+    const float t1 = expf(ell);
+    *out0 = t0*(-divkit_xlog1pyf(1.0f + t1, expm1f(ell)/2.0f)/2.0f + t1*ell/2.0f);
+    *out1 = -divkit_xlog1pyf(t0, t1)/2.0f;
     *out2 = -expf(b + ell)*divkit_softplusf(-ell)/2.0f;
 }
 
 static inline void divkit_js_f32_hi_log(float ell, float a, float *out0, float *out1, float *out2)
 {
     const float t0 = expf(a);
-    const float t1 = 0.6931472f;
-    const float t2 = -ell;
-    const float t3 = expf(t2);
-    const float t4 = divkit_softplusf(ell);
-    *out0 = t0*(t1/2.0f - divkit_softplusf(t2)/2.0f - t3*(t4 - t1)/2.0f);
-    *out1 = -t4*expf(t2 + a)/2.0f;
-    *out2 = -divkit_xlog1pyf(t0, t3)/2.0f;
+    const float t1 = -ell;
+    const float t2 = expf(t1);
+    const float t3 = t2*ell/2.0f;
+    *out0 = t0*(-t3 - divkit_xlog1pyf(1.0f + t2, expm1f(t1)/2.0f)/2.0f);
+    *out1 = t0*(-t3 - divkit_xlog1pyf(t2, t2)/2.0f);
+    *out2 = -divkit_xlog1pyf(t0, t2)/2.0f;
 }
 
 static inline void divkit_js_f32_near_lo_log(float ell, float b, float *out0, float *out1)
 {
-    const float t0 = expm1f(ell)/2.0f;
-    *out0 = -divkit_xlog1pyf(expf(b), t0)/2.0f;
-    *out1 = (ell - log1pf(t0))*expf(b + ell)/2.0f;
+    const float t0 = expf(b);
+    const float t1 = expm1f(ell)/2.0f;
+    const float t2 = expf(ell);
+    *out0 = -divkit_xlog1pyf(t0, t1)/2.0f;
+    *out1 = t0*(-divkit_xlog1pyf(t2, t1)/2.0f + t2*ell/2.0f);
 }
 
 static inline void divkit_js_f32_near_hi_log(float ell, float a, float *out0, float *out1)
 {
-    const float t0 = -ell;
-    const float t1 = 0.6931472f;
-    *out0 = (t1 - divkit_softplusf(ell))*expf(t0 + a)/2.0f;
-    *out1 = (t1/2.0f - log1pf(expf(t0))/2.0f)*expf(a);
+    const float t0 = expf(a);
+    const float t1 = -ell;
+    const float t2 = expf(t1);
+    const float t3 = expm1f(t1)/2.0f;
+    *out0 = t0*(-divkit_xlog1pyf(t2, t3)/2.0f - t2*ell/2.0f);
+    *out1 = -divkit_xlog1pyf(t0, t3)/2.0f;
 }
 
 static inline void divkit_js_f32_terms(float zt, float zs, const float *rs, float *loss, float *gs, float *gt)
@@ -525,63 +522,60 @@ static inline void dk_lse_merge(double *m, double *s, double *c, long long *j, d
 
 static inline void divkit_js_f64_lo(double ell, double q, double *out0, double *out1, double *out2)
 {
-    const double t0 = ell/2.0;
-    const double t1 = expm1(ell);
-    const double t2 = t1/2.0;
-    const double t3 = exp(ell);
-    *out0 = q*(t0 - log1p(t2) - divkit_xlog1py(t1, t2)/2.0 + t0*t1);
-    *out1 = -divkit_xlog1py(q, t3)/2.0;
-    *out2 = -t3*q*divkit_softplus(-ell)/2.0;
+    const double t0 = exp(ell);
+    const double t1 = t0/2.0;
+    *out0 = q*(-divkit_xlog1py(1.0 + t0, expm1(ell)/2.0)/2.0 + t1*ell);
+    *out1 = -divkit_xlog1py(q, t0)/2.0;
+    *out2 = -t1*q*divkit_softplus(-ell);
 }
 
 static inline void divkit_js_f64_hi(double ell, double p, double *out0, double *out1, double *out2)
 {
-    const double t0 = 0.6931471805599453;
-    const double t1 = -ell;
-    const double t2 = divkit_softplus(ell);
-    const double t3 = exp(t1);
-    const double t4 = t3/2.0;
-    *out0 = p*(t0/2.0 - divkit_softplus(t1)/2.0 - t4*(t2 - t0));
-    *out1 = -t2*t4*p;
-    *out2 = -divkit_xlog1py(p, t3)/2.0;
+    const double t0 = -ell;
+    const double t1 = exp(t0);
+    const double t2 = t1*ell/2.0;
+    *out0 = p*(-t2 - divkit_xlog1py(1.0 + t1, expm1(t0)/2.0)/2.0);
+    *out1 = p*(-t2 - divkit_xlog1py(t1, t1)/2.0);
+    *out2 = -divkit_xlog1py(p, t1)/2.0;
 }
 
 static inline void divkit_js_f64_lo_log(double ell, double b, double *out0, double *out1, double *out2)
 {
     const double t0 = exp(b);
-    const double t1 = ell/2.0;
-    const double t2 = expm1(ell);
-    const double t3 = t2/2.0;
-    *out0 = t0*(t1 - log1p(t3) - divkit_xlog1py(t2, t3)/2.0 + t1*t2);
-    *out1 = -divkit_xlog1py(t0, exp(ell))/2.0;
+    const double t1 = exp(ell);
+    *out0 = t0*(-divkit_xlog1py(1.0 + t1, expm1(ell)/2.0)/2.0 + t1*ell/2.0);
+    *out1 = -divkit_xlog1py(t0, t1)/2.0;
     *out2 = -exp(b + ell)*divkit_softplus(-ell)/2.0;
 }
 
 static inline void divkit_js_f64_hi_log(double ell, double a, double *out0, double *out1, double *out2)
 {
     const double t0 = exp(a);
-    const double t1 = 0.6931471805599453;
-    const double t2 = -ell;
-    const double t3 = exp(t2);
-    const double t4 = divkit_softplus(ell);
-    *out0 = t0*(t1/2.0 - divkit_softplus(t2)/2.0 - t3*(t4 - t1)/2.0);
-    *out1 = -t4*exp(t2 + a)/2.0;
-    *out2 = -divkit_xlog1py(t0, t3)/2.0;
+    const double t1 = -ell;
+    const double t2 = exp(t1);
+    const double t3 = t2*ell/2.0;
+    *out0 = t0*(-t3 - divkit_xlog1py(1.0 + t2, expm1(t1)/2.0)/2.0);
+    *out1 = t0*(-t3 - divkit_xlog1py(t2, t2)/2.0);
+    *out2 = -divkit_xlog1py(t0, t2)/2.0;
 }
 
 static inline void divkit_js_f64_near_lo_log(double ell, double b, double *out0, double *out1)
 {
-    const double t0 = expm1(ell)/2.0;
-    *out0 = -divkit_xlog1py(exp(b), t0)/2.0;
-    *out1 = (ell - log1p(t0))*exp(b + ell)/2.0;
+    const double t0 = exp(b);
+    const double t1 = expm1(ell)/2.0;
+    const double t2 = exp(ell);
+    *out0 = -divkit_xlog1py(t0, t1)/2.0;
+    *out1 = t0*(-divkit_xlog1py(t2, t1)/2.0 + t2*ell/2.0);
 }
 
 static inline void divkit_js_f64_near_hi_log(double ell, double a, double *out0, double *out1)
 {
-    const double t0 = -ell;
-    const double t1 = 0.6931471805599453;
-    *out0 = (t1 - divkit_softplus(ell))*exp(t0 + a)/2.0;
-    *out1 = (t1/2.0 - log1p(exp(t0))/2.0)*exp(a);
+    const double t0 = exp(a);
+    const double t1 = -ell;
+    const double t2 = exp(t1);
+    const double t3 = expm1(t1)/2.0;
+    *out0 = t0*(-divkit_xlog1py(t2, t3)/2.0 - t2*ell/2.0);
+    *out1 = -divkit_xlog1py(t0, t3)/2.0;
 }
 
 static inline void divkit_js_f64_terms(double zt, double zs, const double *rs, double *loss, double *gs, double *gt)

@@ -2,7 +2,7 @@
 // codegen version: 1; sympy 1.14.0
 // divergence: le_cam
 // f(u) = (u - 1)**2/(u + 1)
-// forms hash: sha256:f3072f8060ae7d4ab759808d2857da80f89cfc52824979bd7931a5fb7cdc6981
+// forms hash: sha256:0301925b1595136f98f8da34d04416698207cfec864c2292225388a2a4ec91b9
 // D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
 // dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
 // dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
@@ -143,24 +143,26 @@ static inline void divkit_le_cam_f32_hi_log(float ell, float a, float *out0, flo
 
 static inline void divkit_le_cam_f32_near_lo_log(float ell, float b, float *out0, float *out1)
 {
-    const float t0 = expm1f(ell);
-    const float t1 = expf(ell);
-    const float t2 = 2.0f*t0;
-    const float t3 = 2.0f*ell;
-    *out0 = -t0*(1.0f + 3.0f*t1)*expf(b)/((1.0f + t1)*(1.0f + t1));
-    *out1 = (t2 + expm1f(t3))*expf(b + ell)/(3.0f + t2 + expf(t3));
+    const float t0 = expf(b);
+    const float t1 = expm1f(ell);
+    const float t2 = expf(ell);
+    const float t3 = 3.0f*t2;
+    const float t4 = expf(2.0f*ell);
+    const float t5 = t1/(1.0f + t4 + 2.0f*t2);
+    *out0 = -t0*t1*(1.0f + t3)/((1.0f + t2)*(1.0f + t2));
+    *out1 = t0*(t3*t5 + t4*t5);
 }
 
 static inline void divkit_le_cam_f32_near_hi_log(float ell, float a, float *out0, float *out1)
 {
-    const float t0 = -ell;
-    const float t1 = -2.0f*ell;
+    const float t0 = expf(a);
+    const float t1 = -ell;
     const float t2 = expm1f(t1);
-    const float t3 = expm1f(t0);
-    const float t4 = 2.0f*t3;
-    const float t5 = 1.0f/(3.0f + t4 + expf(t1));
-    *out0 = t5*(t2 + t4)*expf(t0 + a);
-    *out1 = t5*(-3.0f*t2 + 2.0f*t3)*expf(a);
+    const float t3 = expf(ell);
+    const float t4 = 2.0f*ell;
+    const float t5 = -t4;
+    *out0 = t0*(t2/(1.0f + 2.0f*t3 + expf(t4)) + 3.0f*t2/(2.0f + t3 + expf(t1)));
+    *out1 = t0*(-3.0f*expm1f(t5) + 2.0f*t2)/(3.0f + 2.0f*t2 + expf(t5));
 }
 
 static inline void divkit_le_cam_f32_terms(float zt, float zs, const float *rs, float *loss, float *gs, float *gt)
@@ -520,24 +522,26 @@ static inline void divkit_le_cam_f64_hi_log(double ell, double a, double *out0, 
 
 static inline void divkit_le_cam_f64_near_lo_log(double ell, double b, double *out0, double *out1)
 {
-    const double t0 = expm1(ell);
-    const double t1 = exp(ell);
-    const double t2 = 2.0*t0;
-    const double t3 = 2.0*ell;
-    *out0 = -t0*(1.0 + 3.0*t1)*exp(b)/((1.0 + t1)*(1.0 + t1));
-    *out1 = (t2 + expm1(t3))*exp(b + ell)/(3.0 + t2 + exp(t3));
+    const double t0 = exp(b);
+    const double t1 = expm1(ell);
+    const double t2 = exp(ell);
+    const double t3 = 3.0*t2;
+    const double t4 = exp(2.0*ell);
+    const double t5 = t1/(1.0 + t4 + 2.0*t2);
+    *out0 = -t0*t1*(1.0 + t3)/((1.0 + t2)*(1.0 + t2));
+    *out1 = t0*(t3*t5 + t4*t5);
 }
 
 static inline void divkit_le_cam_f64_near_hi_log(double ell, double a, double *out0, double *out1)
 {
-    const double t0 = -ell;
-    const double t1 = -2.0*ell;
+    const double t0 = exp(a);
+    const double t1 = -ell;
     const double t2 = expm1(t1);
-    const double t3 = expm1(t0);
-    const double t4 = 2.0*t3;
-    const double t5 = 1.0/(3.0 + t4 + exp(t1));
-    *out0 = t5*(t2 + t4)*exp(t0 + a);
-    *out1 = t5*(-3.0*t2 + 2.0*t3)*exp(a);
+    const double t3 = exp(ell);
+    const double t4 = 2.0*ell;
+    const double t5 = -t4;
+    *out0 = t0*(t2/(1.0 + 2.0*t3 + exp(t4)) + 3.0*t2/(2.0 + t3 + exp(t1)));
+    *out1 = t0*(-3.0*expm1(t5) + 2.0*t2)/(3.0 + 2.0*t2 + exp(t5));
 }
 
 static inline void divkit_le_cam_f64_terms(double zt, double zs, const double *rs, double *loss, double *gs, double *gt)

@@ -2,7 +2,7 @@
 // codegen version: 1; sympy 1.14.0
 // divergence: neyman
 // f(u) = (u - 1)**2/u
-// forms hash: sha256:dccb71124024baf59b37c8df3cd28befd817fa199a2693956ba4901e50abf45f
+// forms hash: sha256:3150404cb6f17d9b30e58b8f4add003df1b48ea0f8609a106afc50e2e37b1867
 // D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
 // dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
 // dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
@@ -137,9 +137,10 @@ static inline void divkit_neyman_f32_hi_log(float ell, float a, float *out0, flo
 
 static inline void divkit_neyman_f32_near_lo_log(float ell, float b, float *out0, float *out1)
 {
-    const float t0 = -ell;
-    *out0 = 2.0f*expf(b)*expm1f(t0);
-    *out1 = expf(t0 + b)*expm1f(2.0f*ell);
+    const float t0 = expf(b);
+    const float t1 = expm1f(-ell);
+    *out0 = 2.0f*t0*t1;
+    *out1 = t0*(-t1 + expm1f(ell));
 }
 
 static inline void divkit_neyman_f32_near_hi_log(float ell, float a, float *out0, float *out1)
@@ -500,9 +501,10 @@ static inline void divkit_neyman_f64_hi_log(double ell, double a, double *out0, 
 
 static inline void divkit_neyman_f64_near_lo_log(double ell, double b, double *out0, double *out1)
 {
-    const double t0 = -ell;
-    *out0 = 2.0*exp(b)*expm1(t0);
-    *out1 = exp(t0 + b)*expm1(2.0*ell);
+    const double t0 = exp(b);
+    const double t1 = expm1(-ell);
+    *out0 = 2.0*t0*t1;
+    *out1 = t0*(-t1 + expm1(ell));
 }
 
 static inline void divkit_neyman_f64_near_hi_log(double ell, double a, double *out0, double *out1)

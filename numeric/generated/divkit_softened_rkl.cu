@@ -2,37 +2,20 @@
 // codegen version: 1; sympy 1.14.0
 // divergence: softened_rkl
 // f(u) = (u + 1)*log((u + 1)/(2*u))
-// forms hash: sha256:c5a529ac8ab8576c6509777c5a2c6ba4d4b83702221e398cb6bf1c372a87324b
+// forms hash: sha256:a9729b0d4ca672ef9994af82ed08a5d1f534944ab0f422915d4789c25bed31ca
 // D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
 // dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
 // dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
-// loss: lo = q*((-ell + log1p(expm1(ell)/2))*(exp(ell) + 1) + expm1(ell))
-// loss: hi = p*(-ell*exp(-ell) - expm1(-ell) + log1p(exp(-ell)) - log(2) + exp(-ell)*softplus(ell) - exp(-ell)*log(2))
+// loss: lo = q*(-ell*(exp(ell) + 1) + expm1(ell) + xlog1py(exp(ell) + 1, expm1(ell)/2))
+// loss: hi = p*(-expm1(-ell) + xlog1py(1 + exp(-ell), expm1(-ell)/2))
 // loss: p = 0 < q -> q*(oo), q = 0 < p -> p*(1 - log(2))
 // grad_student: lo = q*(-ell + log1p(expm1(ell)/2))
-// grad_student: hi = p*(log1p(exp(-ell)) - log(2))*exp(-ell)
+// grad_student: hi = p*xlog1py(exp(-ell), expm1(-ell)/2)
 // grad_student: p = 0 < q -> q*(oo), q = 0 < p -> p*(0)
 // grad_teacher: lo = q*(-ell*exp(ell) + exp(ell)*log1p(exp(ell)) - 1)
 // grad_teacher: hi = p*(log1p(exp(-ell)) - exp(-ell))
 // grad_teacher: p = 0 < q -> q*(-1), q = 0 < p -> p*(0)
 
-#ifndef DIVKIT_HELPER_SOFTPLUSF_CUDA
-#define DIVKIT_HELPER_SOFTPLUSF_CUDA
-__device__ __forceinline__ float divkit_softplusf(float x)
-{
-    /* log(1 + exp(x)) = logaddexp(0, x), numpy's branch order */
-    if (x == 0.0f) {
-        return 0.6931472f;
-    }
-    if (x < 0.0f) {
-        return log1pf(expf(x));
-    }
-    if (x > 0.0f) {
-        return x + log1pf(expf(-x));
-    }
-    return x;
-}
-#endif
 #ifndef DIVKIT_HELPER_XLOG1PYF_CUDA
 #define DIVKIT_HELPER_XLOG1PYF_CUDA
 __device__ __forceinline__ float divkit_xlog1pyf(float x, float y)
@@ -210,21 +193,22 @@ __device__ __forceinline__ void divkit_softened_rkl_f32_lo(float ell, float q, f
 {
     const float t0 = expm1f(ell);
     const float t1 = expf(ell);
-    const float t2 = -ell + log1pf(t0/2.0f);
-    *out0 = q*(t0 + t2*(1.0f + t1));
-    *out1 = t2*q;
+    const float t2 = 1.0f + t1;
+    const float t3 = t0/2.0f;
+    *out0 = q*(t0 - t2*ell + divkit_xlog1pyf(t2, t3));
+    *out1 = q*(-ell + log1pf(t3));
     *out2 = q*(-1.0f - t1*ell + divkit_xlog1pyf(t1, t1));
 }
 
 __device__ __forceinline__ void divkit_softened_rkl_f32_hi(float ell, float p, float *out0, float *out1, float *out2)
 {
-    const float t0 = 0.6931472f;
-    const float t1 = -ell;
-    const float t2 = expf(t1);
-    const float t3 = log1pf(t2);
-    *out0 = p*(t3 - t0 - expm1f(t1) + t2*divkit_softplusf(ell) - t0*t2 - t2*ell);
-    *out1 = t2*p*(t3 - t0);
-    *out2 = p*(t3 - t2);
+    const float t0 = -ell;
+    const float t1 = expm1f(t0);
+    const float t2 = expf(t0);
+    const float t3 = t1/2.0f;
+    *out0 = p*(-t1 + divkit_xlog1pyf(1.0f + t2, t3));
+    *out1 = divkit_xlog1pyf(t2*p, t3);
+    *out2 = p*(-t2 + log1pf(t2));
 }
 
 __device__ __forceinline__ void divkit_softened_rkl_f32_lo_log(float ell, float b, float *out0, float *out1, float *out2)
@@ -232,38 +216,43 @@ __device__ __forceinline__ void divkit_softened_rkl_f32_lo_log(float ell, float 
     const float t0 = expf(b);
     const float t1 = expm1f(ell);
     const float t2 = expf(ell);
-    const float t3 = -ell + log1pf(t1/2.0f);
-    *out0 = t0*(t1 + t3*(1.0f + t2));
-    *out1 = t0*t3;
+    const float t3 = 1.0f + t2;
+    const float t4 = t1/2.0f;
+    *out0 = t0*(t1 - t3*ell + divkit_xlog1pyf(t3, t4));
+    *out1 = t0*(-ell + log1pf(t4));
     *out2 = t0*(-1.0f - t2*ell + divkit_xlog1pyf(t2, t2));
 }
 
 __device__ __forceinline__ void divkit_softened_rkl_f32_hi_log(float ell, float a, float *out0, float *out1, float *out2)
 {
     const float t0 = expf(a);
-    const float t1 = 0.6931472f;
-    const float t2 = -ell;
-    const float t3 = expf(t2);
-    const float t4 = log1pf(t3);
-    *out0 = t0*(t4 - t1 - expm1f(t2) + t3*divkit_softplusf(ell) - t1*t3 - t3*ell);
-    *out1 = (t4 - t1)*expf(t2 + a);
-    *out2 = t0*(t4 - t3);
+    const float t1 = -ell;
+    const float t2 = expm1f(t1);
+    const float t3 = expf(t1);
+    const float t4 = t2/2.0f;
+    *out0 = t0*(-t2 + divkit_xlog1pyf(1.0f + t3, t4));
+    *out1 = divkit_xlog1pyf(t0*t3, t4);
+    *out2 = t0*(-t3 + log1pf(t3));
 }
 
 __device__ __forceinline__ void divkit_softened_rkl_f32_near_lo_log(float ell, float b, float *out0, float *out1)
 {
     const float t0 = expf(b);
-    *out0 = t0*(-ell + log1pf(expm1f(ell)/2.0f));
-    *out1 = t0*(-1.0f + (1.0f - 0.6931472f + divkit_softplusf(-ell))*expf(ell));
+    const float t1 = expm1f(ell);
+    const float t2 = t1/2.0f;
+    const float t3 = expf(ell);
+    *out0 = t0*(-ell + log1pf(t2));
+    *out1 = t0*(t1 - t3*ell + divkit_xlog1pyf(t3, t2));
 }
 
 __device__ __forceinline__ void divkit_softened_rkl_f32_near_hi_log(float ell, float a, float *out0, float *out1)
 {
-    const float t0 = -ell;
-    const float t1 = 0.6931472f;
-    const float t2 = log1pf(expf(t0));
-    *out0 = (t2 - t1)*expf(t0 + a);
-    *out1 = (t2 - t1 - expm1f(t0))*expf(a);
+    const float t0 = expf(a);
+    const float t1 = -ell;
+    const float t2 = expm1f(t1);
+    const float t3 = t2/2.0f;
+    *out0 = divkit_xlog1pyf(t0*expf(t1), t3);
+    *out1 = t0*(-t2 + log1pf(t3));
 }
 
 __device__ __forceinline__ void divkit_softened_rkl_f32_terms(float zt, float zs, const float *rs, float *loss, float *gs, float *gt)
@@ -501,23 +490,6 @@ extern "C" __global__ void divkit_softened_rkl_f32_rows(long long rows, long lon
     }
 }
 
-#ifndef DIVKIT_HELPER_SOFTPLUS_CUDA
-#define DIVKIT_HELPER_SOFTPLUS_CUDA
-__device__ __forceinline__ double divkit_softplus(double x)
-{
-    /* log(1 + exp(x)) = logaddexp(0, x), numpy's branch order */
-    if (x == 0.0) {
-        return 0.6931471805599453;
-    }
-    if (x < 0.0) {
-        return log1p(exp(x));
-    }
-    if (x > 0.0) {
-        return x + log1p(exp(-x));
-    }
-    return x;
-}
-#endif
 #ifndef DIVKIT_HELPER_XLOG1PY_CUDA
 #define DIVKIT_HELPER_XLOG1PY_CUDA
 __device__ __forceinline__ double divkit_xlog1py(double x, double y)
@@ -695,21 +667,22 @@ __device__ __forceinline__ void divkit_softened_rkl_f64_lo(double ell, double q,
 {
     const double t0 = expm1(ell);
     const double t1 = exp(ell);
-    const double t2 = -ell + log1p(t0/2.0);
-    *out0 = q*(t0 + t2*(1.0 + t1));
-    *out1 = t2*q;
+    const double t2 = 1.0 + t1;
+    const double t3 = t0/2.0;
+    *out0 = q*(t0 - t2*ell + divkit_xlog1py(t2, t3));
+    *out1 = q*(-ell + log1p(t3));
     *out2 = q*(-1.0 - t1*ell + divkit_xlog1py(t1, t1));
 }
 
 __device__ __forceinline__ void divkit_softened_rkl_f64_hi(double ell, double p, double *out0, double *out1, double *out2)
 {
-    const double t0 = 0.6931471805599453;
-    const double t1 = -ell;
-    const double t2 = exp(t1);
-    const double t3 = log1p(t2);
-    *out0 = p*(t3 - t0 - expm1(t1) + t2*divkit_softplus(ell) - t0*t2 - t2*ell);
-    *out1 = t2*p*(t3 - t0);
-    *out2 = p*(t3 - t2);
+    const double t0 = -ell;
+    const double t1 = expm1(t0);
+    const double t2 = exp(t0);
+    const double t3 = t1/2.0;
+    *out0 = p*(-t1 + divkit_xlog1py(1.0 + t2, t3));
+    *out1 = divkit_xlog1py(t2*p, t3);
+    *out2 = p*(-t2 + log1p(t2));
 }
 
 __device__ __forceinline__ void divkit_softened_rkl_f64_lo_log(double ell, double b, double *out0, double *out1, double *out2)
@@ -717,38 +690,43 @@ __device__ __forceinline__ void divkit_softened_rkl_f64_lo_log(double ell, doubl
     const double t0 = exp(b);
     const double t1 = expm1(ell);
     const double t2 = exp(ell);
-    const double t3 = -ell + log1p(t1/2.0);
-    *out0 = t0*(t1 + t3*(1.0 + t2));
-    *out1 = t0*t3;
+    const double t3 = 1.0 + t2;
+    const double t4 = t1/2.0;
+    *out0 = t0*(t1 - t3*ell + divkit_xlog1py(t3, t4));
+    *out1 = t0*(-ell + log1p(t4));
     *out2 = t0*(-1.0 - t2*ell + divkit_xlog1py(t2, t2));
 }
 
 __device__ __forceinline__ void divkit_softened_rkl_f64_hi_log(double ell, double a, double *out0, double *out1, double *out2)
 {
     const double t0 = exp(a);
-    const double t1 = 0.6931471805599453;
-    const double t2 = -ell;
-    const double t3 = exp(t2);
-    const double t4 = log1p(t3);
-    *out0 = t0*(t4 - t1 - expm1(t2) + t3*divkit_softplus(ell) - t1*t3 - t3*ell);
-    *out1 = (t4 - t1)*exp(t2 + a);
-    *out2 = t0*(t4 - t3);
+    const double t1 = -ell;
+    const double t2 = expm1(t1);
+    const double t3 = exp(t1);
+    const double t4 = t2/2.0;
+    *out0 = t0*(-t2 + divkit_xlog1py(1.0 + t3, t4));
+    *out1 = divkit_xlog1py(t0*t3, t4);
+    *out2 = t0*(-t3 + log1p(t3));
 }
 
 __device__ __forceinline__ void divkit_softened_rkl_f64_near_lo_log(double ell, double b, double *out0, double *out1)
 {
     const double t0 = exp(b);
-    *out0 = t0*(-ell + log1p(expm1(ell)/2.0));
-    *out1 = t0*(-1.0 + (1.0 - 0.6931471805599453 + divkit_softplus(-ell))*exp(ell));
+    const double t1 = expm1(ell);
+    const double t2 = t1/2.0;
+    const double t3 = exp(ell);
+    *out0 = t0*(-ell + log1p(t2));
+    *out1 = t0*(t1 - t3*ell + divkit_xlog1py(t3, t2));
 }
 
 __device__ __forceinline__ void divkit_softened_rkl_f64_near_hi_log(double ell, double a, double *out0, double *out1)
 {
-    const double t0 = -ell;
-    const double t1 = 0.6931471805599453;
-    const double t2 = log1p(exp(t0));
-    *out0 = (t2 - t1)*exp(t0 + a);
-    *out1 = (t2 - t1 - expm1(t0))*exp(a);
+    const double t0 = exp(a);
+    const double t1 = -ell;
+    const double t2 = expm1(t1);
+    const double t3 = t2/2.0;
+    *out0 = divkit_xlog1py(t0*exp(t1), t3);
+    *out1 = t0*(-t2 + log1p(t3));
 }
 
 __device__ __forceinline__ void divkit_softened_rkl_f64_terms(double zt, double zs, const double *rs, double *loss, double *gs, double *gt)

@@ -2,19 +2,27 @@
 // codegen version: 1; sympy 1.14.0
 // divergence: tv
 // f(u) = Abs(u - 1)/2
-// forms hash: sha256:93c586e349b323609638da17cf1233f29ad3a3b0e855f810b9ce73b350b94c36
+// forms hash: sha256:286256c921b69b10c8d96f4ce11c730f253c809aac5706a55b798cf45ac636a8
 // D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
 // dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
 // dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
 // loss: lo = q*Abs(expm1(ell))/2
-// loss: hi = p*exp(-ell)*Abs(expm1(ell))/2
+// loss: hi = p*Abs(expm1(-ell))/2
 // loss: p = 0 < q -> q*(1/2), q = 0 < p -> p*(1/2)
-// grad_student: lo = q*Piecewise((-1/2, Eq(expm1(ell), 0)), (-1/2 - expm1(ell)/(2*Abs(expm1(ell))), True))
-// grad_student: hi = p*Piecewise((-1/2, Eq(exp(ell), 1)), ((-Abs(expm1(ell)) - expm1(ell))/(2*Abs(expm1(ell))), True))*exp(-ell)
+// grad_student: lo = q*Piecewise((Abs(expm1(ell))/2 - 1/2, Eq(exp(ell), 1)), ((-Abs(expm1(ell)) - expm1(ell))/(2*Abs(expm1(ell))), True))
+// grad_student: hi = -p*exp(-ell)
 // grad_student: p = 0 < q -> q*(0), q = 0 < p -> p*(0)
-// grad_teacher: lo = q*Piecewise((-1/2, Eq(exp(ell), 1)), ((-Abs(expm1(ell)) + expm1(ell))*exp(ell)/(2*Abs(expm1(ell))), True))
-// grad_teacher: hi = p*Piecewise((-1/2, Eq(exp(ell), 1)), ((-Abs(expm1(ell)) + expm1(ell))*exp(ell)/(2*Abs(expm1(ell))), True))*exp(-ell)
+// grad_teacher: lo = q*(sign(ell) - 1)*exp(ell)/2
+// grad_teacher: hi = 0
 // grad_teacher: p = 0 < q -> q*(0), q = 0 < p -> p*(0)
+
+#ifndef DIVKIT_HELPER_SIGNF_CUDA
+#define DIVKIT_HELPER_SIGNF_CUDA
+__device__ __forceinline__ float divkit_signf(float x)
+{
+    return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x);
+}
+#endif
 
 #ifndef DIVKIT_ROW_COMMON_F_CUDA
 #define DIVKIT_ROW_COMMON_F_CUDA
@@ -183,59 +191,50 @@ __device__ void dk_block_sumf(float s, float c, float *hi, float *lo, float *sh)
 
 __device__ __forceinline__ void divkit_tv_f32_lo(float ell, float q, float *out0, float *out1, float *out2)
 {
-    const float pw0 = (expm1f(ell) == 0.0f ? -1.0f/2.0f : -1.0f/2.0f - expm1f(ell)/(2.0f*fabsf(expm1f(ell))));
-    const float pw1 = (expf(ell) == 1.0f ? -1.0f/2.0f : (-fabsf(expm1f(ell)) + expm1f(ell))*expf(ell)/(2.0f*fabsf(expm1f(ell))));
-    *out0 = q*fabsf(expm1f(ell))/2.0f;
+    const float pw0 = (expf(ell) == 1.0f ? -1.0f/2.0f + fabsf(expm1f(ell))/2.0f : (-fabsf(expm1f(ell)) - expm1f(ell))/(2.0f*fabsf(expm1f(ell))));
+    const float t0 = q/2.0f;
+    *out0 = t0*fabsf(expm1f(ell));
     *out1 = pw0*q;
-    *out2 = pw1*q;
+    *out2 = t0*(-1.0f + divkit_signf(ell))*expf(ell);
 }
 
 __device__ __forceinline__ void divkit_tv_f32_hi(float ell, float p, float *out0, float *out1, float *out2)
 {
-    const float pw0 = (expf(ell) == 1.0f ? -1.0f/2.0f : (-fabsf(expm1f(ell)) - expm1f(ell))/(2.0f*fabsf(expm1f(ell))));
-    const float pw1 = (expf(ell) == 1.0f ? -1.0f/2.0f : (-fabsf(expm1f(ell)) + expm1f(ell))*expf(ell)/(2.0f*fabsf(expm1f(ell))));
-    const float t0 = p*expf(-ell);
-    *out0 = t0*fabsf(expm1f(ell))/2.0f;
-    *out1 = pw0*t0;
-    *out2 = pw1*t0;
+    const float t0 = -ell;
+    *out0 = p*fabsf(expm1f(t0))/2.0f;
+    *out1 = -p*expf(t0);
+    *out2 = 0.0f;
 }
 
 __device__ __forceinline__ void divkit_tv_f32_lo_log(float ell, float b, float *out0, float *out1, float *out2)
 {
-    const float pw0 = (expm1f(ell) == 0.0f ? -1.0f/2.0f : -1.0f/2.0f - expm1f(ell)/(2.0f*fabsf(expm1f(ell))));
-    const float pw1 = (expf(ell) == 1.0f ? -1.0f/2.0f : (-fabsf(expm1f(ell)) + expm1f(ell))*expf(ell)/(2.0f*fabsf(expm1f(ell))));
+    const float pw0 = (expf(ell) == 1.0f ? -1.0f/2.0f + fabsf(expm1f(ell))/2.0f : (-fabsf(expm1f(ell)) - expm1f(ell))/(2.0f*fabsf(expm1f(ell))));
     const float t0 = expf(b);
     *out0 = t0*fabsf(expm1f(ell))/2.0f;
     *out1 = pw0*t0;
-    *out2 = pw1*t0;
+    *out2 = (-1.0f + divkit_signf(ell))*expf(b + ell)/2.0f;
 }
 
 __device__ __forceinline__ void divkit_tv_f32_hi_log(float ell, float a, float *out0, float *out1, float *out2)
 {
-    const float pw0 = (expf(ell) == 1.0f ? -1.0f/2.0f : (-fabsf(expm1f(ell)) - expm1f(ell))/(2.0f*fabsf(expm1f(ell))));
-    const float pw1 = (expf(ell) == 1.0f ? -1.0f/2.0f : (-fabsf(expm1f(ell)) + expm1f(ell))*expf(ell)/(2.0f*fabsf(expm1f(ell))));
-    const float t0 = expf(a - ell);
-    *out0 = t0*fabsf(expm1f(ell))/2.0f;
-    *out1 = pw0*t0;
-    *out2 = pw1*t0;
+    const float t0 = -ell;
+    *out0 = fabsf(expm1f(t0))*expf(a)/2.0f;
+    *out1 = -expf(t0 + a);
+    *out2 = 0.0f;
 }
 
 __device__ __forceinline__ void divkit_tv_f32_near_lo_log(float ell, float b, float *out0, float *out1)
 {
-    const float pw0 = (expf(ell) == 1.0f ? 0.0f : -expm1f(ell)/(2.0f*fabsf(expm1f(ell))));
-    const float pw1 = (expf(ell) == 1.0f ? 0.0f : expf(ell)*expm1f(ell)/(2.0f*fabsf(expm1f(ell))));
-    const float t0 = expf(b);
-    *out0 = pw0*t0;
-    *out1 = pw1*t0;
+    const float t0 = divkit_signf(ell)/2.0f;
+    const float t1 = expm1f(ell);
+    *out0 = (fabsf(t1)/2.0f - t0 - t0*t1)*expf(b);
+    *out1 = t0*expf(b + ell);
 }
 
 __device__ __forceinline__ void divkit_tv_f32_near_hi_log(float ell, float a, float *out0, float *out1)
 {
-    const float pw0 = (expf(ell) == 1.0f ? 0.0f : -expm1f(ell)/(2.0f*fabsf(expm1f(ell))));
-    const float pw1 = (expf(ell) == 1.0f ? 0.0f : expf(ell)*expm1f(ell)/(2.0f*fabsf(expm1f(ell))));
-    const float t0 = expf(a - ell);
-    *out0 = pw0*t0;
-    *out1 = pw1*t0;
+    *out0 = -expf(a - ell)/2.0f;
+    *out1 = expf(a)/2.0f;
 }
 
 __device__ __forceinline__ void divkit_tv_f32_terms(float zt, float zs, const float *rs, float *loss, float *gs, float *gt)
@@ -473,6 +472,14 @@ extern "C" __global__ void divkit_tv_f32_rows(long long rows, long long V, const
     }
 }
 
+#ifndef DIVKIT_HELPER_SIGN_CUDA
+#define DIVKIT_HELPER_SIGN_CUDA
+__device__ __forceinline__ double divkit_sign(double x)
+{
+    return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x);
+}
+#endif
+
 #ifndef DIVKIT_ROW_COMMON_D_CUDA
 #define DIVKIT_ROW_COMMON_D_CUDA
 __device__ __forceinline__ void dk_two_sum(double *s, double *c, double x)
@@ -640,59 +647,50 @@ __device__ void dk_block_sum(double s, double c, double *hi, double *lo, double 
 
 __device__ __forceinline__ void divkit_tv_f64_lo(double ell, double q, double *out0, double *out1, double *out2)
 {
-    const double pw0 = (expm1(ell) == 0.0 ? -1.0/2.0 : -1.0/2.0 - expm1(ell)/(2.0*fabs(expm1(ell))));
-    const double pw1 = (exp(ell) == 1.0 ? -1.0/2.0 : (-fabs(expm1(ell)) + expm1(ell))*exp(ell)/(2.0*fabs(expm1(ell))));
-    *out0 = q*fabs(expm1(ell))/2.0;
+    const double pw0 = (exp(ell) == 1.0 ? -1.0/2.0 + fabs(expm1(ell))/2.0 : (-fabs(expm1(ell)) - expm1(ell))/(2.0*fabs(expm1(ell))));
+    const double t0 = q/2.0;
+    *out0 = t0*fabs(expm1(ell));
     *out1 = pw0*q;
-    *out2 = pw1*q;
+    *out2 = t0*(-1.0 + divkit_sign(ell))*exp(ell);
 }
 
 __device__ __forceinline__ void divkit_tv_f64_hi(double ell, double p, double *out0, double *out1, double *out2)
 {
-    const double pw0 = (exp(ell) == 1.0 ? -1.0/2.0 : (-fabs(expm1(ell)) - expm1(ell))/(2.0*fabs(expm1(ell))));
-    const double pw1 = (exp(ell) == 1.0 ? -1.0/2.0 : (-fabs(expm1(ell)) + expm1(ell))*exp(ell)/(2.0*fabs(expm1(ell))));
-    const double t0 = p*exp(-ell);
-    *out0 = t0*fabs(expm1(ell))/2.0;
-    *out1 = pw0*t0;
-    *out2 = pw1*t0;
+    const double t0 = -ell;
+    *out0 = p*fabs(expm1(t0))/2.0;
+    *out1 = -p*exp(t0);
+    *out2 = 0.0;
 }
 
 __device__ __forceinline__ void divkit_tv_f64_lo_log(double ell, double b, double *out0, double *out1, double *out2)
 {
-    const double pw0 = (expm1(ell) == 0.0 ? -1.0/2.0 : -1.0/2.0 - expm1(ell)/(2.0*fabs(expm1(ell))));
-    const double pw1 = (exp(ell) == 1.0 ? -1.0/2.0 : (-fabs(expm1(ell)) + expm1(ell))*exp(ell)/(2.0*fabs(expm1(ell))));
+    const double pw0 = (exp(ell) == 1.0 ? -1.0/2.0 + fabs(expm1(ell))/2.0 : (-fabs(expm1(ell)) - expm1(ell))/(2.0*fabs(expm1(ell))));
     const double t0 = exp(b);
     *out0 = t0*fabs(expm1(ell))/2.0;
     *out1 = pw0*t0;
-    *out2 = pw1*t0;
+    *out2 = (-1.0 + divkit_sign(ell))*exp(b + ell)/2.0;
 }
 
 __device__ __forceinline__ void divkit_tv_f64_hi_log(double ell, double a, double *out0, double *out1, double *out2)
 {
-    const double pw0 = (exp(ell) == 1.0 ? -1.0/2.0 : (-fabs(expm1(ell)) - expm1(ell))/(2.0*fabs(expm1(ell))));
-    const double pw1 = (exp(ell) == 1.0 ? -1.0/2.0 : (-fabs(expm1(ell)) + expm1(ell))*exp(ell)/(2.0*fabs(expm1(ell))));
-    const double t0 = exp(a - ell);
-    *out0 = t0*fabs(expm1(ell))/2.0;
-    *out1 = pw0*t0;
-    *out2 = pw1*t0;
+    const double t0 = -ell;
+    *out0 = fabs(expm1(t0))*exp(a)/2.0;
+    *out1 = -exp(t0 + a);
+    *out2 = 0.0;
 }
 
 __device__ __forceinline__ void divkit_tv_f64_near_lo_log(double ell, double b, double *out0, double *out1)
 {
-    const double pw0 = (exp(ell) == 1.0 ? 0.0 : -expm1(ell)/(2.0*fabs(expm1(ell))));
-    const double pw1 = (exp(ell) == 1.0 ? 0.0 : exp(ell)*expm1(ell)/(2.0*fabs(expm1(ell))));
-    const double t0 = exp(b);
-    *out0 = pw0*t0;
-    *out1 = pw1*t0;
+    const double t0 = divkit_sign(ell)/2.0;
+    const double t1 = expm1(ell);
+    *out0 = (fabs(t1)/2.0 - t0 - t0*t1)*exp(b);
+    *out1 = t0*exp(b + ell);
 }
 
 __device__ __forceinline__ void divkit_tv_f64_near_hi_log(double ell, double a, double *out0, double *out1)
 {
-    const double pw0 = (exp(ell) == 1.0 ? 0.0 : -expm1(ell)/(2.0*fabs(expm1(ell))));
-    const double pw1 = (exp(ell) == 1.0 ? 0.0 : exp(ell)*expm1(ell)/(2.0*fabs(expm1(ell))));
-    const double t0 = exp(a - ell);
-    *out0 = pw0*t0;
-    *out1 = pw1*t0;
+    *out0 = -exp(a - ell)/2.0;
+    *out1 = exp(a)/2.0;
 }
 
 __device__ __forceinline__ void divkit_tv_f64_terms(double zt, double zs, const double *rs, double *loss, double *gs, double *gt)
