@@ -57,6 +57,7 @@ from theory._symbols import u
 __all__ = [
     "ExponentialFamily",
     "NoClosedForm",
+    "SymbolicDiagonalNormal",
     "get",
     "names",
 ]
@@ -753,8 +754,12 @@ def _normal() -> ExponentialFamily:
     )
 
 
-def _diagonal_normal(dim) -> ExponentialFamily:
+def _diagonal_normal(dim) -> ExponentialFamily | SymbolicDiagonalNormal:
     d = _as_expr(dim, "diagonal_normal dim")
+    if isinstance(d, sympy.Symbol):
+        if not (d.is_integer and d.is_positive):
+            raise ValueError("diagonal_normal: a symbolic dim must be a positive integer Symbol")
+        return SymbolicDiagonalNormal(d)
     if not (d.is_Integer and d >= 1):
         raise ValueError(f"diagonal_normal: dim must be a positive integer, got {d}")
     d = int(d)
@@ -793,6 +798,72 @@ def _diagonal_normal(dim) -> ExponentialFamily:
     )
 
 
+class SymbolicDiagonalNormal:
+    r"""Diagonal-covariance normal family of symbolic dimension d.
+
+    :math:`\psi` of a diagonal normal is the sum over coordinates of the univariate normal
+    log-partition, so every closed form between two members is the sum over
+    :math:`i = 1..d` of the univariate one (KL, Rényi, Bhattacharyya) — derived from the
+    ``normal`` family's :math:`\psi` and wrapped in a ``sympy.Sum``; squared Hellinger is
+    :math:`2(1 - e^{-D_B})`. Parameters are dicts with ``loc`` and ``scale`` given as
+    ``sympy.IndexedBase`` objects (indexed from 1 to d).
+
+    >>> import sympy
+    >>> d = sympy.Symbol("d", integer=True, positive=True)
+    >>> fam = get("diagonal_normal", dim=d)
+    >>> m, s, m2, s2 = (sympy.IndexedBase(n) for n in ("m", "s", "m2", "s2"))
+    >>> kl = fam.kl({"loc": m, "scale": s}, {"loc": m2, "scale": s2})
+    >>> isinstance(kl, sympy.Sum)
+    True
+    """
+
+    def __init__(self, dim: sympy.Symbol):
+        self.dim = dim
+        self.index = sympy.Symbol("i", integer=True, positive=True)
+        self.name = "diagonal_normal"
+        self.fixed = {"dim": dim}
+        self._normal = _normal()
+
+    def __repr__(self) -> str:
+        return f"SymbolicDiagonalNormal(dim={self.dim})"
+
+    def _coord(self, params: Mapping) -> dict:
+        if not isinstance(params, Mapping) or set(params) != {"loc", "scale"}:
+            raise ValueError("diagonal_normal: parameters must be a dict with loc and scale")
+        out = {}
+        for key in ("loc", "scale"):
+            v = params[key]
+            if not isinstance(v, sympy.IndexedBase):
+                raise TypeError(
+                    f"diagonal_normal with symbolic dim: {key} must be a sympy.IndexedBase"
+                )
+            out[key] = v[self.index]
+        return out
+
+    def _sum(self, expr) -> sympy.Sum:
+        return sympy.Sum(expr, (self.index, 1, self.dim))
+
+    def kl(self, params_p: Mapping, params_q: Mapping) -> sympy.Sum:
+        """KL(P‖Q) = Σ_i KL of the coordinates (Bregman divergence of ψ)."""
+        return self._sum(self._normal.kl(self._coord(params_p), self._coord(params_q)))
+
+    def renyi(self, params_p: Mapping, params_q: Mapping, *, alpha) -> sympy.Expr:
+        """Rényi-α = Σ_i of the coordinates' Rényi-α (a Piecewise where it may be +oo)."""
+        return self._sum(
+            self._normal.renyi(self._coord(params_p), self._coord(params_q), alpha=alpha)
+        )
+
+    def bhattacharyya(self, params_p: Mapping, params_q: Mapping) -> sympy.Sum:
+        """Bhattacharyya distance = Σ_i of the coordinates' distances."""
+        return self._sum(
+            self._normal.bhattacharyya(self._coord(params_p), self._coord(params_q))
+        )
+
+    def hellinger(self, params_p: Mapping, params_q: Mapping) -> sympy.Expr:
+        """Squared Hellinger 2(1 − BC) with BC = exp(−D_B)."""
+        return 2 * (1 - sympy.exp(-self.bhattacharyya(params_p, params_q)))
+
+
 _REGISTRY: dict[str, tuple[Callable, dict]] = {
     "bernoulli": (_bernoulli, {}),
     "binomial": (_binomial, {"total_count": None}),
@@ -813,12 +884,13 @@ def names() -> list[str]:
     return list(_REGISTRY)
 
 
-def get(name: str, **fixed) -> ExponentialFamily:
+def get(name: str, **fixed) -> ExponentialFamily | SymbolicDiagonalNormal:
     """A built-in family by name, with its fixed parameters.
 
     Fixed parameters: ``binomial`` needs ``total_count``, ``categorical`` needs
-    ``num_classes``, ``diagonal_normal`` needs ``dim``, ``normal_known_variance`` takes
-    ``scale`` (default 1).
+    ``num_classes``, ``diagonal_normal`` needs ``dim`` (an integer, or a positive integer
+    Symbol for a :class:`SymbolicDiagonalNormal` with closed forms as sums over coordinates),
+    ``normal_known_variance`` takes ``scale`` (default 1).
 
     >>> get("binomial", total_count=5)
     ExponentialFamily('binomial', p=1, total_count=5)

@@ -508,3 +508,27 @@ def test_bad_input():
         expfam.ExponentialFamily("bad", theta=[th], statistic=[x], variables=[x],
                                  log_partition=th * x, log_base_measure=0,
                                  support=[sympy.S.Reals], discrete=False)
+
+
+def test_symbolic_dimension_diagonal_normal_matches_concrete():
+    d = sympy.Symbol("d", integer=True, positive=True)
+    fam = expfam.get("diagonal_normal", dim=d)
+    mp_, sp_, mq, sq = (sympy.IndexedBase(n) for n in ("mp", "sp", "mq", "sq"))
+    pp, qq = {"loc": mp_, "scale": sp_}, {"loc": mq, "scale": sq}
+    vals = {mp_[1]: R3(1), mp_[2]: R3(-2), sp_[1]: R3(2), sp_[2]: R3(4),
+            mq[1]: R3(0), mq[2]: R3(1), sq[1]: R3(3), sq[2]: R3(5)}
+    concrete = expfam.get("diagonal_normal", dim=2)
+    cp = {"loc": (R3(1), R3(-2)), "scale": (R3(2), R3(4))}
+    cq = {"loc": (R3(0), R3(1)), "scale": (R3(3), R3(5))}
+    for method in ("kl", "bhattacharyya", "hellinger"):
+        sym = getattr(fam, method)(pp, qq).subs(d, 2).doit().subs(vals)
+        ref = getattr(concrete, method)(cp, cq)
+        assert abs(sympy.N(sym - ref, 50)) < 1e-45, method
+    ren = fam.renyi(pp, qq, alpha=sympy.Rational(1, 2)).subs(d, 2).doit().subs(vals)
+    assert abs(sympy.N(ren - concrete.renyi(cp, cq, alpha=sympy.Rational(1, 2)), 50)) < 1e-45
+    with pytest.raises(TypeError, match="IndexedBase"):
+        fam.kl({"loc": (0, 1), "scale": (1, 1)}, qq)
+
+
+def R3(v):
+    return sympy.Rational(v, 3)
