@@ -92,3 +92,17 @@ def test_divkit_derive_errors_are_clear():
     assert out.returncode == 2 and "refused" in out.stderr and "Traceback" not in out.stderr
     out = _divkit("derive", "alpha", "--param", "alpha=1/3", "--latex")
     assert out.returncode == 0 and "\\frac" in out.stdout
+
+
+def test_api_page_lists_exactly_all():
+    """docs/api.md names exactly the ``__all__`` of every public module (no drift)."""
+    import importlib
+
+    page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    sections = re.findall(r"^## `([\w.]+)`\n\n((?:- .*\n)+)", page, re.M)
+    assert sections, "docs/api.md has no module sections"
+    for module, body in sections:
+        listed = re.findall(r"^- `(\w+)`", body, re.M)
+        assert listed == list(importlib.import_module(module).__all__), module
+    for module in ("theory", "numeric", "proofs_check"):
+        assert module in dict(sections), module
