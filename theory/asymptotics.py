@@ -674,12 +674,19 @@ def _contract(p, deriv, conv, cum, order, inverse):
 
 
 def _simplify(expr: sympy.Expr) -> sympy.Expr:
-    if expr.is_Float:
+    """Simplify a coefficient, with effort bounded by its size.
+
+    Rationals and Floats are returned as they are; ``simplify`` runs on small expressions
+    only (it can take minutes on large exact numbers built from exp/log/gamma values).
+    """
+    if expr.is_Rational or expr.is_Float:
         return expr
-    if expr.is_number:
-        return sympy.nsimplify(sympy.simplify(expr)) if expr.is_rational else \
-            sympy.simplify(expr)
-    return sympy.factor(sympy.simplify(expr))
+    if expr.is_number and sympy.count_ops(expr) > 30:
+        return sympy.cancel(expr)
+    if sympy.count_ops(expr) > 200:
+        return sympy.cancel(expr)
+    simple = sympy.simplify(expr)
+    return simple if expr.is_number else sympy.factor(simple)
 
 
 @dataclass(frozen=True, eq=False)
