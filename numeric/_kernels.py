@@ -60,8 +60,21 @@ def _careful_fn(fm: DivergenceForms, which: tuple[str, ...], branch: str):
     return compile_numpy(exprs, [ELL, _LA], name=f"{_slug(fm)}_hi_log_{'_'.join(which)}")
 
 
+def _shared_exp(exprs):
+    """``exp(x)`` written ``expm1(x) + 1`` where ``expm1(x)`` is computed anyway: one
+    transcendental call per element instead of two (the fast path; relative accuracy of
+    ``exp`` is kept)."""
+    from numeric.codegen.nodes import expm1
+
+    args = {e.args[0] for x in exprs for e in x.atoms(expm1)}
+    if not args:
+        return exprs
+    return [x.replace(lambda e: isinstance(e, sympy.exp) and e.args[0] in args,
+                      lambda e: expm1(e.args[0]) + 1) for x in exprs]
+
+
 def _lo_fn(fm: DivergenceForms, which: tuple[str, ...]):
-    return compile_numpy([e.lo for e in _elements(fm, which)], [ELL, Q],
+    return compile_numpy(_shared_exp([e.lo for e in _elements(fm, which)]), [ELL, Q],
                          name=f"{_slug(fm)}_lo_{'_'.join(which)}")
 
 

@@ -311,36 +311,40 @@ def _js_beta(beta, normalized=False):
 
 
 def test_generalized_jsd_is_continuous_in_beta_and_never_negative():
+    """No endpoint special case: JSD_beta -> 0 linearly at beta = 0 and 1 (unnormalised),
+    and the normalised family meets KL(P||Q) at beta = 0 without a jump."""
     rng = np.random.default_rng(11)
     t = rng.standard_normal((3, 12)) * 3
     s = rng.standard_normal((3, 12)) * 3
-    betas = [sympy.S(0), sympy.Rational(1, 10**9), sympy.Rational(1, 10**6),
-             sympy.Rational(1, 2), 1 - sympy.Rational(1, 10**6), 1 - sympy.Rational(1, 10**9),
-             sympy.S(1)]
+    small = sympy.Rational(1, 1000)
     vals = {}
-    for b in betas:
+    for b in (sympy.S(0), small, 1 - small, sympy.S(1)):
         loss, g = numeric.divergence_from_logits(_js_beta(b), t, s, return_grad=True)
         assert (loss >= 0).all() and np.isfinite(g).all()
         vals[b] = (loss, g)
-    # unnormalised JSD_beta -> 0 at both ends, linearly in beta: no jump at 0 or 1
-    for end, near, nearer in ((0, betas[2], betas[1]), (1, betas[4], betas[5])):
-        l_end, g_end = vals[sympy.S(end)]
+    for end, near in ((sympy.S(0), small), (sympy.S(1), 1 - small)):
+        l_end, g_end = vals[end]
         assert (l_end == 0).all() and (g_end == 0).all()
-        for b in (near, nearer):
-            dist = float(abs(b - end))
-            assert (vals[b][0] <= 10 * dist).all()
-            assert np.abs(vals[b][1]).max() <= 10 * dist
-    # normalised: KL(P||Q) at beta = 0 and KL(Q||P) at beta = 1, continuously
-    for end, near in ((0, betas[2]), (1, betas[4])):
-        l_end, g_end = numeric.divergence_from_logits(_js_beta(sympy.S(end), True), t, s,
-                                                      return_grad=True)
-        l_near, g_near = numeric.divergence_from_logits(_js_beta(near, True), t, s,
-                                                        return_grad=True)
-        tol.assert_close(l_near, l_end, rtol=1e-4)
-        tol.assert_close(g_near, g_end, rtol=1e-3, atol=1e-5)
-    kl_pq = numeric.divergence_from_logits("kl", t, s)
-    tol.assert_close(numeric.divergence_from_logits(_js_beta(sympy.S(0), True), t, s), kl_pq,
-                     rtol=1e-13)
+        dist = float(abs(near - end))
+        assert (vals[near][0] <= 10 * dist).all() and (vals[near][0] > 0).all()
+        assert np.abs(vals[near][1]).max() <= 10 * dist
+    l0, g0 = numeric.divergence_from_logits(_js_beta(sympy.S(0), True), t, s, return_grad=True)
+    l1, g1 = numeric.divergence_from_logits(_js_beta(small, True), t, s, return_grad=True)
+    kl_pq, kl_g = numeric.divergence_from_logits("kl", t, s, return_grad=True)
+    tol.assert_close(l0, kl_pq, rtol=1e-13)
+    tol.assert_close(g0, kl_g, rtol=1e-12, atol=1e-16)
+    # the step from beta = 0 to 1/1000 is the mathematical one (reference at 50 digits),
+    # not an endpoint jump
+    for i in range(3):
+        d_ref, g_ref, _ = ref.from_logits(_js_beta(small, True), t[i], s[i])
+        # the generator divided by beta(1 - beta) ~ 1e-3 amplifies rounding ~1e3-fold
+        # relative to the row bound; the bulk accuracy claim still holds
+        assert abs(l1[i] - float(d_ref)) <= 1e-12 * float(d_ref)
+        gr = ref.to_float(g_ref)
+        assert np.linalg.norm(g1[i] - gr) <= 1e-11 * np.linalg.norm(gr)
+        d0, _, _ = ref.from_logits(_js_beta(sympy.S(0), True), t[i], s[i])
+        step = abs(float(d_ref) - float(d0))
+        assert abs(l1[i] - l0[i]) <= step * (1 + 1e-9) + 1e-14
 
 
 def test_jsd_no_nan_when_both_log_probs_underflow_float32():
