@@ -99,6 +99,9 @@ def _bulk(rng, shape, sigma):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_float64_matches_numpy_on_the_bulk(name, kernels):
+    """Host C and numpy agree to 4 units on every bulk row; where they do not, the row is
+    settled by the 50-digit reference: the C kernel must then be within 1 unit of it (the
+    disagreement is the numpy kernel's rounding, which has its own 64-unit bound)."""
     rng = np.random.default_rng(zlib.crc32(name.encode()))  # stable across processes
     t, s = _bulk(rng, (41, 1271), 3.0)  # the weird shape
     t2, s2 = _bulk(rng, (6, 333), 0.3)  # closer rows, smaller D
@@ -107,10 +110,19 @@ def test_float64_matches_numpy_on_the_bulk(name, kernels):
         want, want_gs, want_gt = _reference_numpy(name, tt, ss)
         bulk = want >= 1e-6
         assert bulk.sum() >= len(want) // 2
-        assert np.max(_units(np.float64, tt, ss, loss, want)[bulk]) <= 4
+        worst = _units(np.float64, tt, ss, loss, want)
         for got, ref in ((gs, want_gs), (gt, want_gt)):
-            units = _units(np.float64, tt, ss, got, ref, grad=True, loss_ref=want)
-            assert np.max(units[bulk]) <= 4
+            worst = np.maximum(worst, _units(np.float64, tt, ss, got, ref, grad=True, loss_ref=want))
+        disputed = np.flatnonzero(bulk & (worst > 4))
+        assert disputed.size <= max(1, len(want) // 20), f"{disputed.size} rows differ by > 4 units"
+        for r in disputed:
+            d, ref_gs, ref_gt = _mp_row(name, tt[r], ss[r])
+            rows = slice(r, r + 1)
+            assert _units(np.float64, tt[rows], ss[rows], loss[rows], [d])[0] <= 1
+            for got, ref in ((gs[r], ref_gs), (gt[r], ref_gt)):
+                units = _units(np.float64, tt[rows], ss[rows], got[None], ref[None], grad=True,
+                               loss_ref=[d])
+                assert units[0] <= 1
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -206,32 +218,37 @@ def test_keep_mask_and_missing_gradients(kernels):
         k(t, s, keep=np.ones(3))
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_against_mpmath(name, kernels):
-    """Loss and both gradients vs a 50-digit reference on the exact float inputs."""
+def _mp_row(name, t_row, s_row):
+    """D_f(P||Q) and both gradients of one row at 50 digits, from the exact float logits."""
     fd = fdiv.get(name)
     f = sympy.lambdify(u, fd.f, "mpmath")
     df = sympy.lambdify(u, fd.df, "mpmath")
+    with mpmath.workdps(50):
+        a = [mpmath.mpf(float(x)) for x in t_row]
+        b = [mpmath.mpf(float(x)) for x in s_row]
+        la = mpmath.log(mpmath.fsum(mpmath.exp(x) for x in a))
+        lb = mpmath.log(mpmath.fsum(mpmath.exp(x) for x in b))
+        p = [mpmath.exp(x - la) for x in a]
+        q = [mpmath.exp(x - lb) for x in b]
+        ratio = [pi / qi for pi, qi in zip(p, q, strict=True)]
+        d = mpmath.fsum(qi * f(r_) for qi, r_ in zip(q, ratio, strict=True))
+        g = [f(r_) - r_ * df(r_) for r_ in ratio]
+        h = [df(r_) for r_ in ratio]
+        mg = mpmath.fsum(qi * gi for qi, gi in zip(q, g, strict=True))
+        mh = mpmath.fsum(pi * hi for pi, hi in zip(p, h, strict=True))
+        ref_gs = np.array([float(qi * (gi - mg)) for qi, gi in zip(q, g, strict=True)])
+        ref_gt = np.array([float(pi * (hi - mh)) for pi, hi in zip(p, h, strict=True)])
+        return float(d), ref_gs, ref_gt
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_against_mpmath(name, kernels):
+    """Loss and both gradients vs a 50-digit reference on the exact float inputs."""
     rng = np.random.default_rng(21)
     t, s = _bulk(rng, (2, 37), 2.5)
     loss, gs, gt = kernels(name)(t, s)
     for r in range(t.shape[0]):
-        with mpmath.workdps(50):
-            a = [mpmath.mpf(float(x)) for x in t[r]]
-            b = [mpmath.mpf(float(x)) for x in s[r]]
-            la = mpmath.log(mpmath.fsum(mpmath.exp(x) for x in a))
-            lb = mpmath.log(mpmath.fsum(mpmath.exp(x) for x in b))
-            p = [mpmath.exp(x - la) for x in a]
-            q = [mpmath.exp(x - lb) for x in b]
-            ratio = [pi / qi for pi, qi in zip(p, q, strict=True)]
-            d = mpmath.fsum(qi * f(r_) for qi, r_ in zip(q, ratio, strict=True))
-            g = [f(r_) - r_ * df(r_) for r_ in ratio]
-            h = [df(r_) for r_ in ratio]
-            mg = mpmath.fsum(qi * gi for qi, gi in zip(q, g, strict=True))
-            mh = mpmath.fsum(pi * hi for pi, hi in zip(p, h, strict=True))
-            ref_gs = np.array([float(qi * (gi - mg)) for qi, gi in zip(q, g, strict=True)])
-            ref_gt = np.array([float(pi * (hi - mh)) for pi, hi in zip(p, h, strict=True)])
-            d = float(d)
+        d, ref_gs, ref_gt = _mp_row(name, t[r], s[r])
         assert _units(np.float64, t[r : r + 1], s[r : r + 1], loss[r : r + 1], [d])[0] <= 64
         for got, ref in ((gs[r], ref_gs), (gt[r], ref_gt)):
             units = _units(
