@@ -9,9 +9,10 @@ float32, each pair timed in the same run:
   squared (JS), ``sqrt(p q)`` (α = 1/2, the Bhattacharyya form), and the hand-written
   gradient ``q (g - Σ q g)``.
 
-Prints best-of-N wall times, the ratio SciPy/divkit, the peak traced memory (tracemalloc,
-measured in a separate call) and the largest relative difference between the two results
-(a sanity check, not an accuracy claim: the accuracy tests are in tests/numeric).
+Prints best-of-N wall times (the two sides' calls interleaved), the ratio SciPy/divkit,
+the peak traced memory (tracemalloc, measured in a separate call) and the largest relative
+difference between the two results (a sanity check, not an accuracy claim: the accuracy
+tests are in tests/numeric).
 
 Usage::
 
@@ -79,13 +80,16 @@ def divkit_call(name):
     return run
 
 
-def best_time(fn, t, s, repeats):
-    best = float("inf")
+def best_times(fns, t, s, repeats):
+    """Best wall time of each function, calls interleaved (a, b, a, b, ...) so that a
+    change of machine load hits both sides alike."""
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        gc.collect()
-        t0 = time.perf_counter()
-        fn(t, s)
-        best = min(best, time.perf_counter() - t0)
+        for k, fn in enumerate(fns):
+            gc.collect()
+            t0 = time.perf_counter()
+            fn(t, s)
+            best[k] = min(best[k], time.perf_counter() - t0)
     return best
 
 
@@ -134,8 +138,7 @@ def main(argv=None):
         for label, name, ref in CASES:
             ours = divkit_call(name)
             ours(t[:2], s[:2])  # derive and generate the kernels once (cached on disk)
-            td = best_time(ours, t, s, args.repeats)
-            ts = best_time(ref, t, s, args.repeats)
+            td, ts = best_times([ours, ref], t, s, args.repeats)
             md = peak_memory(ours, t, s) / 2**20
             ms = peak_memory(ref, t, s) / 2**20
             l1, _ = ours(t, s)
