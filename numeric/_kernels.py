@@ -98,11 +98,12 @@ def _const(value) -> float:
     return float(value)
 
 
-def _careful_terms(fm, which, a, b, ell=None):
+def _careful_terms(fm, which, a, b, ell=None, p=None, q=None):
     """Element terms of ``which`` with every branch evaluated only where it holds.
 
     ``a, b`` are log-weights (``-inf`` = zero mass), ``ell`` their difference when the
-    caller has it more accurately than ``a - b`` (row constants cancelled first). Returns
+    caller has it more accurately than ``a - b`` (row constants cancelled first), ``p, q``
+    the weights themselves when the caller has them exactly (probability input). Returns
     one float64 array per quantity, shaped like ``a``: ``lo`` where ``ell = a - b <= 0``, ``hi`` where
     ``ell > 0`` (both with the weight as ``exp(log weight)`` merged into the exponentials),
     and the symbolic zero-mass limits where ``a`` or ``b`` is ``-inf``.
@@ -118,9 +119,11 @@ def _careful_terms(fm, which, a, b, ell=None):
     for k, el in enumerate(elements):
         c0, cinf = _const(el.at_p_zero), _const(el.at_q_zero)
         if only_p0.any():
-            out[k][only_p0] = c0 if np.isinf(c0) else np.exp(b[only_p0]) * c0
+            w = np.exp(b[only_p0]) if q is None else q[only_p0]
+            out[k][only_p0] = c0 if np.isinf(c0) else w * c0
         if only_q0.any():
-            out[k][only_q0] = cinf if np.isinf(cinf) else np.exp(a[only_q0]) * cinf
+            w = np.exp(a[only_q0]) if p is None else p[only_q0]
+            out[k][only_q0] = cinf if np.isinf(cinf) else w * cinf
     if live.any():
         al, bl = a[live], b[live]
         ell = al - bl if ell is None else ell[live]
@@ -269,7 +272,7 @@ def divergence_rows(fm: DivergenceForms, p, q):
         with np.errstate(divide="ignore"):
             a, b = np.log(cp), np.log(cq)
         with np.errstate(all="ignore"):
-            (terms,) = _careful_terms(fm, ("loss",), a, b)
+            (terms,) = _careful_terms(fm, ("loss",), a, b, p=cp, q=cq)
         total = np.sum(terms, axis=-1)
         if df1 != 0.0:
             total = total + df1 * np.sum(cp - cq, axis=-1)
