@@ -134,6 +134,9 @@ class DivergenceForms:
     ----------
     fdiv : theory.fdiv.FDivergence
     loss, grad_student, grad_teacher : ElementForm
+    raw : ElementForm
+        :math:`q f(r)` (not standardised), for :func:`numeric.divergence` on rows whose
+        masses differ.
     grad_student_near, grad_teacher_near : ElementForm or None
         The same gradient terms with the constant chosen so that they vanish at
         :math:`r = 1` (:math:`c = g(1)`, resp. :math:`f'(1)`); ``None`` when that is
@@ -184,6 +187,12 @@ class DivergenceForms:
     @functools.cached_property
     def loss(self) -> ElementForm:
         return _element("loss", self.fdiv.f - self.df_at_one * (u - 1))
+
+    @functools.cached_property
+    def raw(self) -> ElementForm:
+        """:math:`q f(r)` itself, for weights that are not normalised (probability input):
+        no :math:`f'(1)(p - q)` terms to cancel against their row sum."""
+        return _element("raw", self.fdiv.f)
 
     @functools.cached_property
     def grad_student(self) -> ElementForm:

@@ -259,8 +259,10 @@ def from_logits_rows(fm: DivergenceForms, xt, xs, *, student: bool, teacher: boo
 def divergence_rows(fm: DivergenceForms, p, q):
     r"""Row divergences :math:`\sum_i q_i f(p_i/q_i)` of 2-D float64 nonnegative arrays.
 
-    Unnormalised rows are allowed: the standardised terms are summed and the exact
-    correction :math:`f'(1)\sum_i (p_i - q_i)` added.
+    Rows sum the standardised terms :math:`q F(r) \ge 0` plus the exact correction
+    :math:`f'(1)\sum_i (p_i - q_i)` (zero for normalised rows); where that correction
+    cancels most of the sum (unnormalised input, e.g. :math:`p \ll q` in mass), the row
+    sums :math:`q f(r)` directly instead.
     """
     n, v = p.shape
     out = np.empty(n, dtype=np.float64)
@@ -273,8 +275,18 @@ def divergence_rows(fm: DivergenceForms, p, q):
             a, b = np.log(cp), np.log(cq)
         with np.errstate(all="ignore"):
             (terms,) = _careful_terms(fm, ("loss",), a, b, p=cp, q=cq)
+        diff = np.sum(cp - cq, axis=-1)
         total = np.sum(terms, axis=-1)
         if df1 != 0.0:
-            total = total + df1 * np.sum(cp - cq, axis=-1)
+            total = total + df1 * diff
+        # rows whose masses differ so much that the standardised sum cancels against
+        # f'(1) sum(p - q): sum q f(p/q) directly there
+        std_sum = np.sum(terms, axis=-1)
+        uneven = np.abs(total) < 1e-3 * std_sum
+        if df1 != 0.0 and uneven.any():
+            with np.errstate(all="ignore"):
+                (raw,) = _careful_terms(fm, ("raw",), a[uneven], b[uneven], p=cp[uneven],
+                                        q=cq[uneven])
+            total[uneven] = np.sum(raw, axis=-1)
         out[i0:i1] = total
     return out
