@@ -77,6 +77,7 @@ Examples
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import mpmath
@@ -445,7 +446,9 @@ def _best(candidates: list[sympy.Expr], var, reference, grid, _simplified=False)
             rewritten.append(r)
     values = _evaluate(rewritten, var, grid)
     scores = [_errors(v, grid, reference) for v in values]
-    best = min(range(len(rewritten)), key=lambda i: (scores[i], sympy.count_ops(rewritten[i])))
+    best = min(range(len(rewritten)), key=lambda i: (_score_bucket(scores[i]),
+                                                     sympy.count_ops(rewritten[i]),
+                                                     sympy.srepr(rewritten[i])))
     if scores[best] > _GOOD_ENOUGH and not _simplified:
         # the cheap normalisations fell short: let sympy.simplify (slow) propose more
         extra = []
@@ -456,6 +459,14 @@ def _best(candidates: list[sympy.Expr], var, reference, grid, _simplified=False)
                 continue
         return _best(candidates + extra, var, reference, grid, _simplified=True)
     return rewritten[best]
+
+
+def _score_bucket(err: float) -> float:
+    """The worst error rounded to a factor-of-4 bucket, so that candidate choice (and the
+    generated sources) does not depend on ulp-level differences between CPUs' exp/log."""
+    if not math.isfinite(err):
+        return math.inf
+    return math.floor(math.log2(max(err, 2.0**-60)) / 2)
 
 
 #: A branch form whose worst relative float64 error on the grid is below this is kept

@@ -2,7 +2,7 @@
 // codegen version: 1; sympy 1.14.0
 // divergence: js(beta=1/2) {'beta': 1/2, 'normalized': False}
 // f(u) = u*log(u)/2 - (u/2 + 1/2)*log(u/2 + 1/2)
-// forms hash: sha256:3cda924a0c87fcb4d7501526eba6cd06291c8aab3b32aaaa9779ef9ac617ea6f
+// forms hash: sha256:bb8eb5fc265ecc92af201308b274261f8bfa035d759e3f118cb2c8e2c726e867
 // D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
 // dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
 // dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
@@ -10,7 +10,7 @@
 // loss: hi = p*(-ell*exp(-ell)/2 - xlog1py(1 + exp(-ell), expm1(-ell)/2)/2)
 // loss: p = 0 < q -> q*(log(2)/2), q = 0 < p -> p*(log(2)/2)
 // grad_student: lo = -q*log1p(exp(ell))/2
-// grad_student: hi = p*(-ell*exp(-ell)/2 - exp(-ell)*log1p(exp(-ell))/2)
+// grad_student: hi = -p*exp(-ell)*softplus(ell)/2
 // grad_student: p = 0 < q -> q*(0), q = 0 < p -> p*(0)
 // grad_teacher: lo = -q*exp(ell)*softplus(-ell)/2
 // grad_teacher: hi = -p*log1p(exp(-ell))/2
@@ -219,9 +219,9 @@ __device__ __forceinline__ void divkit_js_f32_hi(float ell, float p, float *out0
 {
     const float t0 = -ell;
     const float t1 = expf(t0);
-    const float t2 = t1*ell/2.0f;
-    *out0 = p*(-t2 - divkit_xlog1pyf(1.0f + t1, expm1f(t0)/2.0f)/2.0f);
-    *out1 = p*(-t2 - divkit_xlog1pyf(t1, t1)/2.0f);
+    const float t2 = t1/2.0f;
+    *out0 = p*(-divkit_xlog1pyf(1.0f + t1, expm1f(t0)/2.0f)/2.0f - t2*ell);
+    *out1 = -t2*p*divkit_softplusf(ell);
     *out2 = -divkit_xlog1pyf(p, t1)/2.0f;
 }
 
@@ -239,9 +239,8 @@ __device__ __forceinline__ void divkit_js_f32_hi_log(float ell, float a, float *
     const float t0 = expf(a);
     const float t1 = -ell;
     const float t2 = expf(t1);
-    const float t3 = t2*ell/2.0f;
-    *out0 = t0*(-t3 - divkit_xlog1pyf(1.0f + t2, expm1f(t1)/2.0f)/2.0f);
-    *out1 = t0*(-t3 - divkit_xlog1pyf(t2, t2)/2.0f);
+    *out0 = t0*(-divkit_xlog1pyf(1.0f + t2, expm1f(t1)/2.0f)/2.0f - t2*ell/2.0f);
+    *out1 = -expf(t1 + a)*divkit_softplusf(ell)/2.0f;
     *out2 = -divkit_xlog1pyf(t0, t2)/2.0f;
 }
 
@@ -702,9 +701,9 @@ __device__ __forceinline__ void divkit_js_f64_hi(double ell, double p, double *o
 {
     const double t0 = -ell;
     const double t1 = exp(t0);
-    const double t2 = t1*ell/2.0;
-    *out0 = p*(-t2 - divkit_xlog1py(1.0 + t1, expm1(t0)/2.0)/2.0);
-    *out1 = p*(-t2 - divkit_xlog1py(t1, t1)/2.0);
+    const double t2 = t1/2.0;
+    *out0 = p*(-divkit_xlog1py(1.0 + t1, expm1(t0)/2.0)/2.0 - t2*ell);
+    *out1 = -t2*p*divkit_softplus(ell);
     *out2 = -divkit_xlog1py(p, t1)/2.0;
 }
 
@@ -722,9 +721,8 @@ __device__ __forceinline__ void divkit_js_f64_hi_log(double ell, double a, doubl
     const double t0 = exp(a);
     const double t1 = -ell;
     const double t2 = exp(t1);
-    const double t3 = t2*ell/2.0;
-    *out0 = t0*(-t3 - divkit_xlog1py(1.0 + t2, expm1(t1)/2.0)/2.0);
-    *out1 = t0*(-t3 - divkit_xlog1py(t2, t2)/2.0);
+    *out0 = t0*(-divkit_xlog1py(1.0 + t2, expm1(t1)/2.0)/2.0 - t2*ell/2.0);
+    *out1 = -exp(t1 + a)*divkit_softplus(ell)/2.0;
     *out2 = -divkit_xlog1py(t0, t2)/2.0;
 }
 

@@ -2,15 +2,15 @@
 // codegen version: 1; sympy 1.14.0
 // divergence: le_cam
 // f(u) = (u - 1)**2/(u + 1)
-// forms hash: sha256:0301925b1595136f98f8da34d04416698207cfec864c2292225388a2a4ec91b9
+// forms hash: sha256:ac58e05e44adb54e9358062802acd260be2d17fbbdf46a7b94588a49cab11e83
 // D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
 // dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
 // dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
 // loss: lo = q*expm1(ell)**2/(exp(ell) + 1)
 // loss: hi = p*expm1(-ell)**2/(1 + exp(-ell))
 // loss: p = 0 < q -> q*(1), q = 0 < p -> p*(1)
-// grad_student: lo = -4*q*exp(2*ell)/(exp(2*ell) + 2*exp(ell) + 1)
-// grad_student: hi = -4*p*exp(-ell)/(1 + 2*exp(-ell) + exp(-2*ell))
+// grad_student: lo = -4*q*exp(2*ell)/(exp(ell) + 1)**2
+// grad_student: hi = -4*p/(exp(ell) + 2 + exp(-ell))
 // grad_student: p = 0 < q -> q*(0), q = 0 < p -> p*(0)
 // grad_teacher: lo = -4*q*exp(ell)/(exp(2*ell) + 2*exp(ell) + 1)
 // grad_teacher: hi = -4*p/(exp(2*ell) + 2*exp(ell) + 1)
@@ -184,32 +184,33 @@ __device__ void dk_block_sumf(float s, float c, float *hi, float *lo, float *sh)
 __device__ __forceinline__ void divkit_le_cam_f32_lo(float ell, float q, float *out0, float *out1, float *out2)
 {
     const float t0 = expf(ell);
-    const float t1 = expf(2.0f*ell);
-    const float t2 = 4.0f*q/(1.0f + t1 + 2.0f*t0);
-    *out0 = q*expm1f(ell)*expm1f(ell)/(1.0f + t0);
-    *out1 = -t1*t2;
-    *out2 = -t0*t2;
+    const float t1 = 1.0f + t0;
+    const float t2 = expf(2.0f*ell);
+    const float t3 = 4.0f*q;
+    *out0 = q*expm1f(ell)*expm1f(ell)/t1;
+    *out1 = -t2*t3/(t1*t1);
+    *out2 = -t0*t3/(1.0f + t2 + 2.0f*t0);
 }
 
 __device__ __forceinline__ void divkit_le_cam_f32_hi(float ell, float p, float *out0, float *out1, float *out2)
 {
     const float t0 = -ell;
     const float t1 = expf(t0);
-    const float t2 = 2.0f*ell;
+    const float t2 = expf(ell);
     const float t3 = 4.0f*p;
     *out0 = p*expm1f(t0)*expm1f(t0)/(1.0f + t1);
-    *out1 = -t1*t3/(1.0f + 2.0f*t1 + expf(-t2));
-    *out2 = -t3/(1.0f + 2.0f*expf(ell) + expf(t2));
+    *out1 = -t3/(2.0f + t1 + t2);
+    *out2 = -t3/(1.0f + 2.0f*t2 + expf(2.0f*ell));
 }
 
 __device__ __forceinline__ void divkit_le_cam_f32_lo_log(float ell, float b, float *out0, float *out1, float *out2)
 {
     const float t0 = expf(ell);
-    const float t1 = 2.0f*ell;
-    const float t2 = 4.0f/(1.0f + 2.0f*t0 + expf(t1));
-    *out0 = expm1f(ell)*expm1f(ell)*expf(b)/(1.0f + t0);
-    *out1 = -t2*expf(t1 + b);
-    *out2 = -t2*expf(b + ell);
+    const float t1 = 1.0f + t0;
+    const float t2 = 2.0f*ell;
+    *out0 = expm1f(ell)*expm1f(ell)*expf(b)/t1;
+    *out1 = -4.0f*expf(t2 + b)/(t1*t1);
+    *out2 = -4.0f*expf(b + ell)/(1.0f + 2.0f*t0 + expf(t2));
 }
 
 __device__ __forceinline__ void divkit_le_cam_f32_hi_log(float ell, float a, float *out0, float *out1, float *out2)
@@ -217,22 +218,21 @@ __device__ __forceinline__ void divkit_le_cam_f32_hi_log(float ell, float a, flo
     const float t0 = expf(a);
     const float t1 = -ell;
     const float t2 = expf(t1);
-    const float t3 = 2.0f*ell;
+    const float t3 = expf(ell);
+    const float t4 = 4.0f*t0;
     *out0 = t0*expm1f(t1)*expm1f(t1)/(1.0f + t2);
-    *out1 = -4.0f*expf(t1 + a)/(1.0f + 2.0f*t2 + expf(-t3));
-    *out2 = -4.0f*t0/(1.0f + 2.0f*expf(ell) + expf(t3));
+    *out1 = -t4/(2.0f + t2 + t3);
+    *out2 = -t4/(1.0f + 2.0f*t3 + expf(2.0f*ell));
 }
 
 __device__ __forceinline__ void divkit_le_cam_f32_near_lo_log(float ell, float b, float *out0, float *out1)
 {
-    const float t0 = expf(b);
-    const float t1 = expm1f(ell);
-    const float t2 = expf(ell);
-    const float t3 = 3.0f*t2;
-    const float t4 = expf(2.0f*ell);
-    const float t5 = t1/(1.0f + t4 + 2.0f*t2);
-    *out0 = -t0*t1*(1.0f + t3)/((1.0f + t2)*(1.0f + t2));
-    *out1 = t0*(t3*t5 + t4*t5);
+    const float t0 = expm1f(ell);
+    const float t1 = expf(ell);
+    const float t2 = 2.0f*t0;
+    const float t3 = 2.0f*ell;
+    *out0 = -t0*(1.0f + 3.0f*t1)*expf(b)/((1.0f + t1)*(1.0f + t1));
+    *out1 = (t2 + expm1f(t3))*expf(b + ell)/(3.0f + t2 + expf(t3));
 }
 
 __device__ __forceinline__ void divkit_le_cam_f32_near_hi_log(float ell, float a, float *out0, float *out1)
@@ -241,10 +241,9 @@ __device__ __forceinline__ void divkit_le_cam_f32_near_hi_log(float ell, float a
     const float t1 = -ell;
     const float t2 = expm1f(t1);
     const float t3 = expf(ell);
-    const float t4 = 2.0f*ell;
-    const float t5 = -t4;
-    *out0 = t0*(t2/(1.0f + 2.0f*t3 + expf(t4)) + 3.0f*t2/(2.0f + t3 + expf(t1)));
-    *out1 = t0*(-3.0f*expm1f(t5) + 2.0f*t2)/(3.0f + 2.0f*t2 + expf(t5));
+    const float t4 = expf(t1);
+    *out0 = t0*(t2/(1.0f + 2.0f*t3 + expf(2.0f*ell)) + 3.0f*t2/(2.0f + t3 + t4));
+    *out1 = -t0*t2*(1.0f + 3.0f*t4)/((1.0f + t4)*(1.0f + t4));
 }
 
 __device__ __forceinline__ void divkit_le_cam_f32_terms(float zt, float zs, const float *rs, float *loss, float *gs, float *gt)
@@ -650,32 +649,33 @@ __device__ void dk_block_sum(double s, double c, double *hi, double *lo, double 
 __device__ __forceinline__ void divkit_le_cam_f64_lo(double ell, double q, double *out0, double *out1, double *out2)
 {
     const double t0 = exp(ell);
-    const double t1 = exp(2.0*ell);
-    const double t2 = 4.0*q/(1.0 + t1 + 2.0*t0);
-    *out0 = q*expm1(ell)*expm1(ell)/(1.0 + t0);
-    *out1 = -t1*t2;
-    *out2 = -t0*t2;
+    const double t1 = 1.0 + t0;
+    const double t2 = exp(2.0*ell);
+    const double t3 = 4.0*q;
+    *out0 = q*expm1(ell)*expm1(ell)/t1;
+    *out1 = -t2*t3/(t1*t1);
+    *out2 = -t0*t3/(1.0 + t2 + 2.0*t0);
 }
 
 __device__ __forceinline__ void divkit_le_cam_f64_hi(double ell, double p, double *out0, double *out1, double *out2)
 {
     const double t0 = -ell;
     const double t1 = exp(t0);
-    const double t2 = 2.0*ell;
+    const double t2 = exp(ell);
     const double t3 = 4.0*p;
     *out0 = p*expm1(t0)*expm1(t0)/(1.0 + t1);
-    *out1 = -t1*t3/(1.0 + 2.0*t1 + exp(-t2));
-    *out2 = -t3/(1.0 + 2.0*exp(ell) + exp(t2));
+    *out1 = -t3/(2.0 + t1 + t2);
+    *out2 = -t3/(1.0 + 2.0*t2 + exp(2.0*ell));
 }
 
 __device__ __forceinline__ void divkit_le_cam_f64_lo_log(double ell, double b, double *out0, double *out1, double *out2)
 {
     const double t0 = exp(ell);
-    const double t1 = 2.0*ell;
-    const double t2 = 4.0/(1.0 + 2.0*t0 + exp(t1));
-    *out0 = expm1(ell)*expm1(ell)*exp(b)/(1.0 + t0);
-    *out1 = -t2*exp(t1 + b);
-    *out2 = -t2*exp(b + ell);
+    const double t1 = 1.0 + t0;
+    const double t2 = 2.0*ell;
+    *out0 = expm1(ell)*expm1(ell)*exp(b)/t1;
+    *out1 = -4.0*exp(t2 + b)/(t1*t1);
+    *out2 = -4.0*exp(b + ell)/(1.0 + 2.0*t0 + exp(t2));
 }
 
 __device__ __forceinline__ void divkit_le_cam_f64_hi_log(double ell, double a, double *out0, double *out1, double *out2)
@@ -683,22 +683,21 @@ __device__ __forceinline__ void divkit_le_cam_f64_hi_log(double ell, double a, d
     const double t0 = exp(a);
     const double t1 = -ell;
     const double t2 = exp(t1);
-    const double t3 = 2.0*ell;
+    const double t3 = exp(ell);
+    const double t4 = 4.0*t0;
     *out0 = t0*expm1(t1)*expm1(t1)/(1.0 + t2);
-    *out1 = -4.0*exp(t1 + a)/(1.0 + 2.0*t2 + exp(-t3));
-    *out2 = -4.0*t0/(1.0 + 2.0*exp(ell) + exp(t3));
+    *out1 = -t4/(2.0 + t2 + t3);
+    *out2 = -t4/(1.0 + 2.0*t3 + exp(2.0*ell));
 }
 
 __device__ __forceinline__ void divkit_le_cam_f64_near_lo_log(double ell, double b, double *out0, double *out1)
 {
-    const double t0 = exp(b);
-    const double t1 = expm1(ell);
-    const double t2 = exp(ell);
-    const double t3 = 3.0*t2;
-    const double t4 = exp(2.0*ell);
-    const double t5 = t1/(1.0 + t4 + 2.0*t2);
-    *out0 = -t0*t1*(1.0 + t3)/((1.0 + t2)*(1.0 + t2));
-    *out1 = t0*(t3*t5 + t4*t5);
+    const double t0 = expm1(ell);
+    const double t1 = exp(ell);
+    const double t2 = 2.0*t0;
+    const double t3 = 2.0*ell;
+    *out0 = -t0*(1.0 + 3.0*t1)*exp(b)/((1.0 + t1)*(1.0 + t1));
+    *out1 = (t2 + expm1(t3))*exp(b + ell)/(3.0 + t2 + exp(t3));
 }
 
 __device__ __forceinline__ void divkit_le_cam_f64_near_hi_log(double ell, double a, double *out0, double *out1)
@@ -707,10 +706,9 @@ __device__ __forceinline__ void divkit_le_cam_f64_near_hi_log(double ell, double
     const double t1 = -ell;
     const double t2 = expm1(t1);
     const double t3 = exp(ell);
-    const double t4 = 2.0*ell;
-    const double t5 = -t4;
-    *out0 = t0*(t2/(1.0 + 2.0*t3 + exp(t4)) + 3.0*t2/(2.0 + t3 + exp(t1)));
-    *out1 = t0*(-3.0*expm1(t5) + 2.0*t2)/(3.0 + 2.0*t2 + exp(t5));
+    const double t4 = exp(t1);
+    *out0 = t0*(t2/(1.0 + 2.0*t3 + exp(2.0*ell)) + 3.0*t2/(2.0 + t3 + t4));
+    *out1 = -t0*t2*(1.0 + 3.0*t4)/((1.0 + t4)*(1.0 + t4));
 }
 
 __device__ __forceinline__ void divkit_le_cam_f64_terms(double zt, double zs, const double *rs, double *loss, double *gs, double *gt)

@@ -2,12 +2,12 @@
 // codegen version: 1; sympy 1.14.0
 // divergence: tv
 // f(u) = Abs(u - 1)/2
-// forms hash: sha256:286256c921b69b10c8d96f4ce11c730f253c809aac5706a55b798cf45ac636a8
+// forms hash: sha256:9c13841247d90ce09dc579a4ee3f2b809480267c548902513456a55282d6a555
 // D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
 // dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
 // dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
 // loss: lo = q*Abs(expm1(ell))/2
-// loss: hi = p*Abs(expm1(-ell))/2
+// loss: hi = -p*expm1(-ell)/2
 // loss: p = 0 < q -> q*(1/2), q = 0 < p -> p*(1/2)
 // grad_student: lo = q*Piecewise((Abs(expm1(ell))/2 - 1/2, Eq(exp(ell), 1)), ((-Abs(expm1(ell)) - expm1(ell))/(2*Abs(expm1(ell))), True))
 // grad_student: hi = -p*exp(-ell)
@@ -201,7 +201,7 @@ __device__ __forceinline__ void divkit_tv_f32_lo(float ell, float q, float *out0
 __device__ __forceinline__ void divkit_tv_f32_hi(float ell, float p, float *out0, float *out1, float *out2)
 {
     const float t0 = -ell;
-    *out0 = p*fabsf(expm1f(t0))/2.0f;
+    *out0 = -p*expm1f(t0)/2.0f;
     *out1 = -p*expf(t0);
     *out2 = 0.0f;
 }
@@ -218,7 +218,7 @@ __device__ __forceinline__ void divkit_tv_f32_lo_log(float ell, float b, float *
 __device__ __forceinline__ void divkit_tv_f32_hi_log(float ell, float a, float *out0, float *out1, float *out2)
 {
     const float t0 = -ell;
-    *out0 = fabsf(expm1f(t0))*expf(a)/2.0f;
+    *out0 = -expf(a)*expm1f(t0)/2.0f;
     *out1 = -expf(t0 + a);
     *out2 = 0.0f;
 }
@@ -657,7 +657,7 @@ __device__ __forceinline__ void divkit_tv_f64_lo(double ell, double q, double *o
 __device__ __forceinline__ void divkit_tv_f64_hi(double ell, double p, double *out0, double *out1, double *out2)
 {
     const double t0 = -ell;
-    *out0 = p*fabs(expm1(t0))/2.0;
+    *out0 = -p*expm1(t0)/2.0;
     *out1 = -p*exp(t0);
     *out2 = 0.0;
 }
@@ -674,7 +674,7 @@ __device__ __forceinline__ void divkit_tv_f64_lo_log(double ell, double b, doubl
 __device__ __forceinline__ void divkit_tv_f64_hi_log(double ell, double a, double *out0, double *out1, double *out2)
 {
     const double t0 = -ell;
-    *out0 = fabs(expm1(t0))*exp(a)/2.0;
+    *out0 = -exp(a)*expm1(t0)/2.0;
     *out1 = -exp(t0 + a);
     *out2 = 0.0;
 }
