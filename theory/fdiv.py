@@ -426,25 +426,22 @@ class FDivergence:
     @functools.cached_property
     def f_at_zero(self) -> sympy.Expr:
         r""":math:`f(0^+) = \lim_{u\to 0^+} f(u)`: the value of :math:`q f(0/q) / q`."""
-        v = _safe_limit(self._f, 0, "+")
-        if v is None:
-            raise ValueError(f"{self.name}: sympy could not find lim f(u) as u -> 0+")
-        return v
+        return self._limit_or_raise(self._f, 0, "+", "lim f(u) as u -> 0+")
 
     @functools.cached_property
     def slope_at_infinity(self) -> sympy.Expr:
         r""":math:`f'(\infty) = \lim_{u\to\infty} f(u)/u`: the value of :math:`0\cdot f(p/0) / p`."""
-        v = _safe_limit(self._f / u, sympy.oo, "-")
-        if v is None:
-            raise ValueError(f"{self.name}: sympy could not find lim f(u)/u as u -> oo")
-        return v
+        return self._limit_or_raise(self._f / u, sympy.oo, "-", "lim f(u)/u as u -> oo")
 
     @functools.cached_property
     def df_at_zero(self) -> sympy.Expr:
         r""":math:`f'(0^+)`, the left end of the range of f' (of the reward map)."""
-        v = _safe_limit(self.df, 0, "+")
+        return self._limit_or_raise(self.df, 0, "+", "lim f'(u) as u -> 0+")
+
+    def _limit_or_raise(self, expr, point, direction: str, what: str) -> sympy.Expr:
+        v = _safe_limit(expr, point, direction)
         if v is None:
-            raise ValueError(f"{self.name}: sympy could not find lim f'(u) as u -> 0+")
+            raise ValueError(f"{self.name}: sympy could not find {what}")
         return v
 
     @property
