@@ -31,6 +31,7 @@ import sympy
 
 from numeric._compile import compile_numpy
 from numeric._forms import ELL, DivergenceForms
+from numeric._kernels import _const
 
 __all__ = ["PolicyResult", "fdpo", "policy"]
 
@@ -148,14 +149,6 @@ def _phi(fm, closed, t, t_lo, t_hi):
         u[inner] = a
         du[inner] = b
     return u, du
-
-
-def _const(x) -> float:
-    if x is sympy.oo:
-        return np.inf
-    if x is -sympy.oo:
-        return -np.inf
-    return float(x)
 
 
 def policy(fm: DivergenceForms, r, lref, *, beta: float, tol, max_iter: int) -> PolicyResult:
