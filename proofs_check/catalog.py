@@ -34,7 +34,7 @@ from sympy import Abs, Rational, exp, log, pi, sqrt
 from proofs_check import reference
 from proofs_check.claims import CallableClaim, Claim, ExpectationClaim, RateClaim, _BaseClaim
 
-__all__ = ["names", "get", "select", "tags", "entries", "Entry"]
+__all__ = ["names", "get", "select", "tags", "entries", "Entry", "register"]
 
 p, q = sympy.symbols("p q", positive=True)
 PQ = {p: (0.01, 0.99), q: (0.01, 0.99)}
@@ -60,7 +60,13 @@ class Entry:
 _ENTRIES: dict[str, Entry] = {}
 
 
-def _register(name, *, tags, expected, source, description=""):
+def register(name, *, tags, expected, source, description=""):
+    """Decorator adding a claim builder ``fn(entry) -> Claim`` to the catalog under ``name``.
+
+    Claim sets outside this module (``proofs_check/claimsets/*.py``) register through it;
+    each such module is imported once when the catalog loads.
+    """
+
     def deco(fn):
         if name in _ENTRIES:
             raise ValueError(f"duplicate claim name {name}")
@@ -104,7 +110,7 @@ def _nonneg_builder(fname):
 
 
 for _n in _NONNEG_NAMES:
-    _register(
+    register(
         f"nonneg_{_n}", tags=("nonnegativity", "fdiv", "two-point"),
         expected="proved" if _n in _PROVED_NONNEG else "certified",
         source="Csiszár (1967), Studia Sci. Math. Hungar. 2; Liese & Vajda (2006), IEEE Trans. "
@@ -114,7 +120,7 @@ for _n in _NONNEG_NAMES:
 
 
 # ------------------------------------------------------------------ classical inequalities
-@_register("pinsker", tags=("pinsker", "tv", "kl", "two-point"), expected="certified",
+@register("pinsker", tags=("pinsker", "tv", "kl", "two-point"), expected="certified",
            source="Tsybakov (2009), Introduction to Nonparametric Estimation, Lemma 2.5(i)",
            description="TV(P,Q) ≤ sqrt(KL(P‖Q)/2)")  # fmt: skip
 def _pinsker(e):
@@ -128,7 +134,7 @@ def _weights(prefix: str, k: int):
     return ws, [w / total for w in ws]
 
 
-@_register("pinsker_three_point", tags=("pinsker", "tv", "kl", "sampled"), expected="consistent",
+@register("pinsker_three_point", tags=("pinsker", "tv", "kl", "sampled"), expected="consistent",
            source="Tsybakov (2009), Lemma 2.5(i)",
            description="Pinsker for three-point P, Q (unnormalised weights in [1/20, 1])")  # fmt: skip
 def _pinsker3(e):
@@ -138,7 +144,7 @@ def _pinsker3(e):
     return _relational(e, sympy.Le(_div("tv", P, Q), sqrt(_div("kl", P, Q) / 2)), dom)
 
 
-@_register("bretagnolle_huber", tags=("tv", "kl", "two-point"), expected="certified",
+@register("bretagnolle_huber", tags=("tv", "kl", "two-point"), expected="certified",
            source="Bretagnolle & Huber (1979), Z. Wahrsch. verw. Gebiete 47; Canonne (2022), "
            "'A short note on an inequality between KL and TV', eq. (2)",
            description="TV(P,Q) ≤ sqrt(1 − exp(−KL(P‖Q)))")  # fmt: skip
@@ -147,7 +153,7 @@ def _bh(e):
     return _relational(e, stmt, PQ, exclude=NEAR_EQUAL, exclude_text=NEAR_EQUAL_TEXT)
 
 
-@_register("le_cam_lower", tags=("hellinger", "tv", "two-point"), expected="certified",
+@register("le_cam_lower", tags=("hellinger", "tv", "two-point"), expected="certified",
            source="Tsybakov (2009), Lemma 2.3 (Le Cam's inequalities), left part",
            description="H²(P,Q)/2 ≤ TV(P,Q), H² = Σ(√p − √q)²")  # fmt: skip
 def _lecam_lo(e):
@@ -155,7 +161,7 @@ def _lecam_lo(e):
     return _relational(e, stmt, PQ, exclude=NEAR_EQUAL, exclude_text=NEAR_EQUAL_TEXT)
 
 
-@_register("le_cam_upper", tags=("hellinger", "tv", "two-point"), expected="certified",
+@register("le_cam_upper", tags=("hellinger", "tv", "two-point"), expected="certified",
            source="Tsybakov (2009), Lemma 2.3 (Le Cam's inequalities), right part",
            description="TV(P,Q) ≤ H·sqrt(1 − H²/4)")  # fmt: skip
 def _lecam_hi(e):
@@ -169,7 +175,7 @@ def _lecam_hi(e):
                        "equality sets p = q and p + q = 1)")  # fmt: skip
 
 
-@_register("chi2_ge_kl", tags=("chi2", "kl", "two-point"), expected="certified",
+@register("chi2_ge_kl", tags=("chi2", "kl", "two-point"), expected="certified",
            source="Tsybakov (2009), §2.4, Lemma 2.7 (KL ≤ log(1 + χ²) ≤ χ²)",
            description="KL(P‖Q) ≤ χ²(P‖Q)")  # fmt: skip
 def _chi2_kl(e):
@@ -177,7 +183,7 @@ def _chi2_kl(e):
                        exclude_text=NEAR_EQUAL_TEXT)  # fmt: skip
 
 
-@_register("kl_le_log1p_chi2", tags=("chi2", "kl", "two-point"), expected="certified",
+@register("kl_le_log1p_chi2", tags=("chi2", "kl", "two-point"), expected="certified",
            source="Tsybakov (2009), §2.4, Lemma 2.7",
            description="KL(P‖Q) ≤ log(1 + χ²(P‖Q))")  # fmt: skip
 def _kl_log_chi2(e):
@@ -185,7 +191,7 @@ def _kl_log_chi2(e):
                        exclude=NEAR_EQUAL, exclude_text=NEAR_EQUAL_TEXT)  # fmt: skip
 
 
-@_register("js_le_log2", tags=("js", "two-point"), expected="certified",
+@register("js_le_log2", tags=("js", "two-point"), expected="certified",
            source="Lin (1991), 'Divergence measures based on the Shannon entropy', IEEE Trans. "
            "Inf. Theory 37(1), Thm. 1 (bound log 2 for natural logs)",
            description="JS(P,Q) ≤ log 2 (β = 1/2)")  # fmt: skip
@@ -193,7 +199,7 @@ def _js_log2(e):
     return _relational(e, sympy.Le(_two("js"), log(2)), PQ)
 
 
-@_register("tv_le_1", tags=("tv", "two-point"), expected="certified",
+@register("tv_le_1", tags=("tv", "two-point"), expected="certified",
            source="definition: TV = sup_A |P(A) − Q(A)| ≤ 1 (Tsybakov (2009), §2.4)",
            description="TV(P,Q) ≤ 1")  # fmt: skip
 def _tv_le_1(e):
@@ -209,7 +215,7 @@ _a, _d = sympy.symbols("alpha delta", positive=True)
 _RENYI_DOM = {p: (0.01, 0.99), q: (0.01, 0.99), _a: (0.1, 3), _d: (0.05, 1)}
 
 
-@_register("renyi_monotone", tags=("renyi", "sampled"), expected="consistent",
+@register("renyi_monotone", tags=("renyi", "sampled"), expected="consistent",
            source="van Erven & Harremoës (2014), 'Rényi divergence and Kullback–Leibler "
            "divergence', IEEE Trans. Inf. Theory 60(7), Thm. 3",
            description="R_α(P‖Q) ≤ R_{α+δ}(P‖Q) for α ∈ [0.1, 3], δ ∈ [0.05, 1]")  # fmt: skip
@@ -251,7 +257,7 @@ for _n in ("kl", "js", "hellinger", "pearson", "alpha"):
         stmt, dom = _dpi_statement(_n)
         return _relational(e, stmt, dom)
 
-    _register(
+    register(
         f"data_processing_{_n}", tags=("data-processing", "sampled", "channel"),
         expected="consistent",
         source="Csiszár (1967); Polyanskiy & Wu (2024), Information Theory: From Coding to "
@@ -280,7 +286,7 @@ for _n in ("kl", "hellinger", "js"):
         stmt, dom = _joint_convexity(_n)
         return _relational(e, stmt, dom)
 
-    _register(
+    register(
         f"joint_convexity_{_n}", tags=("convexity", "sampled"), expected="consistent",
         source="Cover & Thomas (2006), Elements of Information Theory, Thm. 2.7.2; "
         "Liese & Vajda (2006), IEEE Trans. Inf. Theory 52(10)",
@@ -291,7 +297,7 @@ for _n in ("kl", "hellinger", "js"):
 _a1, _a2, _b2 = sympy.symbols("a1 a2 b2", positive=True)
 
 
-@_register("log_sum_two_terms", tags=("log-sum",), expected="certified",
+@register("log_sum_two_terms", tags=("log-sum",), expected="certified",
            source="Cover & Thomas (2006), Elements of Information Theory, Thm. 2.7.1",
            description="a1 log(a1/b1) + a2 log(a2/b2) ≥ (a1+a2) log((a1+a2)/(b1+b2)), b1 = 1 "
            "(the inequality is homogeneous), a1, a2, b2 ∈ [1/2, 2]")  # fmt: skip
@@ -304,7 +310,7 @@ def _logsum2(e):
                        exclude_text="|a1·b2 − a2·b1| < 1/4 (around a1/b1 = a2/b2)")  # fmt: skip
 
 
-@_register("log_sum_three_terms", tags=("log-sum", "sampled"), expected="consistent",
+@register("log_sum_three_terms", tags=("log-sum", "sampled"), expected="consistent",
            source="Cover & Thomas (2006), Thm. 2.7.1",
            description="log-sum inequality with three terms, a_i, b_i ∈ [1/10, 2]")  # fmt: skip
 def _logsum3(e):
@@ -393,7 +399,7 @@ def _fy_numeric(d, lo, hi):
 
 
 for _n in _NONNEG_NAMES:
-    _register(
+    register(
         f"fenchel_young_{_n}", tags=("fenchel-young", "conjugate"),
         expected=_FY_EXPECTED.get(_n, "certified"),
         source="Rockafellar (1970), Convex Analysis, §12 (Fenchel's inequality); "
@@ -416,7 +422,7 @@ def _kkt_builder(fname):
 _KKT_NAMES = ["kl", "reverse_kl", "js", "hellinger", "pearson", "neyman", "alpha", "jeffreys",
               "le_cam", "power"]  # fmt: skip
 for _n in _KKT_NAMES:
-    _register(
+    register(
         f"kkt_map_{_n}", tags=("kkt", "alignment"), expected="proved",
         source="Wang et al. (2024), 'Beyond Reverse KL' (f-DPO), ICLR, §4: r = β f'(π/π_ref) + λ "
         "and its inverse (references/papers.md §3)",
@@ -430,7 +436,7 @@ _s1, _s2 = sympy.symbols("sigma1 sigma2", positive=True)
 _x = sympy.Symbol("x", real=True)
 
 
-@_register("gaussian_kl_closed_form", tags=("gaussian", "integral", "sampled"),
+@register("gaussian_kl_closed_form", tags=("gaussian", "integral", "sampled"),
            expected="consistent",
            source="KL(N(μ1,σ1²)‖N(μ2,σ2²)) = log(σ2/σ1) + (σ1² + (μ1−μ2)²)/(2σ2²) − 1/2; "
            "e.g. Polyanskiy & Wu (2024), Ch. 2",
@@ -476,7 +482,7 @@ _XR_SOURCE = ("Xu & Raginsky (2017), 'Information-theoretic analysis of generali
               "capability of learning algorithms', NeurIPS, Thm. 1")  # fmt: skip
 
 
-@_register("xu_raginsky_gaussian_mean", tags=("generalization", "mutual-information"),
+@register("xu_raginsky_gaussian_mean", tags=("generalization", "mutual-information"),
            expected="consistent", source=_XR_SOURCE,
            description="exact gen ≤ sqrt(I(S;W)/(2n)) for noisy Gaussian mean estimation, "
            "n ∈ [2, 200], σ, τ ∈ [1/2, 2], s ∈ [1/10, 2]")  # fmt: skip
@@ -501,7 +507,7 @@ def _xr_draw(rng, size):
     return loss(w, fresh) - loss(w[:, None], z).mean(axis=1)
 
 
-@_register("xu_raginsky_gen_monte_carlo", tags=("generalization", "montecarlo"),
+@register("xu_raginsky_gen_monte_carlo", tags=("generalization", "montecarlo"),
            expected="consistent", source=_XR_SOURCE,
            description="Monte Carlo generalisation gap at n=5, σ=1, s=1/2, τ=1 equals the "
            "closed form used by xu_raginsky_gaussian_mean")  # fmt: skip
@@ -523,7 +529,7 @@ def _plugin_kl(rng, n, size):
     return terms.sum(axis=1)
 
 
-@_register("plugin_kl_rate", tags=("rate", "montecarlo", "kl"), expected="consistent",
+@register("plugin_kl_rate", tags=("rate", "montecarlo", "kl"), expected="consistent",
            source="Wilks (1938): 2n·KL(P̂_n‖P) → χ²_{k−1}, so E KL = (k−1)/(2n) + O(n⁻²); "
            "cf. Sheena (2021) risk p/(2n) (references/papers.md §1)",
            description="E[KL(P̂_n‖P)] ∝ n^-1 (log–log slope −1 ± 0.05), k = 4 categories")  # fmt: skip
@@ -536,7 +542,7 @@ def _plugin_rate(e):
 _FALSE_SOURCE = "known false: "
 
 
-@_register("false_reversed_pinsker", tags=("false", "pinsker", "two-point"), expected="violated",
+@register("false_reversed_pinsker", tags=("false", "pinsker", "two-point"), expected="violated",
            source=_FALSE_SOURCE + "reverse of Tsybakov (2009), Lemma 2.5(i); KL is unbounded "
            "while TV ≤ 1",
            description="KL(P‖Q) ≤ 2·TV(P,Q)²")  # fmt: skip
@@ -544,35 +550,35 @@ def _f_rev_pinsker(e):
     return _relational(e, sympy.Le(_two("kl"), 2 * _two("tv") ** 2), PQ)
 
 
-@_register("false_kl_symmetric", tags=("false", "kl", "two-point"), expected="violated",
+@register("false_kl_symmetric", tags=("false", "kl", "two-point"), expected="violated",
            source=_FALSE_SOURCE + "KL is not symmetric (Cover & Thomas (2006), §2.3)",
            description="KL(P‖Q) = KL(Q‖P)")  # fmt: skip
 def _f_kl_sym(e):
     return _relational(e, sympy.Eq(_two("kl"), _div("kl", [q, 1 - q], [p, 1 - p])), PQ)
 
 
-@_register("false_tv_le_quarter_kl", tags=("false", "tv", "two-point"), expected="violated",
+@register("false_tv_le_quarter_kl", tags=("false", "tv", "two-point"), expected="violated",
            source=_FALSE_SOURCE + "near p = q, TV ~ |p − q| while KL ~ (p − q)²",
            description="TV(P,Q) ≤ KL(P‖Q)/4 everywhere")  # fmt: skip
 def _f_tv_kl4(e):
     return _relational(e, sympy.Le(_two("tv"), _two("kl") / 4), PQ)
 
 
-@_register("false_js_le_half_log2", tags=("false", "js", "two-point"), expected="violated",
+@register("false_js_le_half_log2", tags=("false", "js", "two-point"), expected="violated",
            source=_FALSE_SOURCE + "JS approaches log 2 for nearly disjoint P, Q (Lin (1991))",
            description="JS(P,Q) ≤ log(2)/2")  # fmt: skip
 def _f_js(e):
     return _relational(e, sympy.Le(_two("js"), log(2) / 2), PQ)
 
 
-@_register("false_chi2_le_kl", tags=("false", "chi2", "two-point"), expected="violated",
+@register("false_chi2_le_kl", tags=("false", "chi2", "two-point"), expected="violated",
            source=_FALSE_SOURCE + "reverse of Tsybakov (2009), Lemma 2.7",
            description="χ²(P‖Q) ≤ KL(P‖Q)")  # fmt: skip
 def _f_chi2(e):
     return _relational(e, sympy.Le(_two("pearson"), _two("kl")), PQ)
 
 
-@_register("false_tv_le_half_hellinger", tags=("false", "hellinger", "two-point"),
+@register("false_tv_le_half_hellinger", tags=("false", "hellinger", "two-point"),
            expected="violated",
            source=_FALSE_SOURCE + "reverse of Tsybakov (2009), Lemma 2.3: near p = q, "
            "TV ~ |p − q| but H² ~ (p − q)²",
@@ -581,14 +587,14 @@ def _f_tv_h(e):
     return _relational(e, sympy.Le(_two("tv"), _two("hellinger") / 2), PQ)
 
 
-@_register("false_pinsker_constant", tags=("false", "pinsker", "two-point"), expected="violated",
+@register("false_pinsker_constant", tags=("false", "pinsker", "two-point"), expected="violated",
            source=_FALSE_SOURCE + "Pinsker's constant 1/2 is sharp (Tsybakov (2009), Lemma 2.5)",
            description="TV(P,Q) ≤ sqrt(KL(P‖Q)/8)")  # fmt: skip
 def _f_pinsker_c(e):
     return _relational(e, sympy.Le(_two("tv"), sqrt(_two("kl") / 8)), PQ)
 
 
-@_register("false_renyi_decreasing", tags=("false", "renyi"), expected="violated",
+@register("false_renyi_decreasing", tags=("false", "renyi"), expected="violated",
            source=_FALSE_SOURCE + "reverse of van Erven & Harremoës (2014), Thm. 3",
            description="R_{α+δ}(P‖Q) ≤ R_α(P‖Q)")  # fmt: skip
 def _f_renyi(e):
@@ -596,7 +602,7 @@ def _f_renyi(e):
     return _relational(e, stmt, _RENYI_DOM, options={"engines": ("sampling",)})
 
 
-@_register("false_reverse_data_processing", tags=("false", "data-processing", "channel"),
+@register("false_reverse_data_processing", tags=("false", "data-processing", "channel"),
            expected="violated",
            source=_FALSE_SOURCE + "reverse of the data-processing inequality (Csiszár (1967))",
            description="KL(PK‖QK) ≥ KL(P‖Q) for random 3×3 channels K")  # fmt: skip
@@ -671,7 +677,7 @@ def _kernel_builder(fname):
 
 if _numeric_available():
     for _n in _NONNEG_NAMES:
-        _register(
+        register(
             f"kernel_{_n}", tags=("kernel", "numeric"), expected="consistent",
             source="numeric.divergence (float64) vs proofs_check.reference.divergence at 50 "
             "digits; tolerance numeric.tolerances: ACCURACY['float64']['loss'] relative, or "
@@ -679,6 +685,22 @@ if _numeric_available():
             description=f"numeric.divergence('{_n}') on 9 rows (dense, nearly equal, zero mass, "
             "extreme ratios) within the float64 accuracy claim",
         )(_kernel_builder(_n))  # fmt: skip
+
+
+# ------------------------------------------------------------------ claim sets
+def _load_claimsets() -> None:
+    """Import every module of :mod:`proofs_check.claimsets` (each registers its claims)."""
+    import importlib
+    import pkgutil
+
+    from proofs_check import claimsets
+
+    for info in sorted(pkgutil.iter_modules(claimsets.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"proofs_check.claimsets.{info.name}")
+
+
+_load_claimsets()
 
 
 # ------------------------------------------------------------------ access
