@@ -47,6 +47,9 @@ from theory.parsing import ParseError, parse_expression, parse_number
 
 __all__ = [
     "FDivergence",
+    "Family",
+    "Parameter",
+    "family",
     "Conjugate",
     "RenyiDivergence",
     "get",
@@ -275,15 +278,31 @@ class FDivergence:
         self.convexity_check = how
 
     # ------------------------------------------------------------------ construction
+    #: The :class:`Family` this divergence is a member of (``None`` for a plain generator).
+    family = None
+
     @classmethod
-    def from_string(cls, text: str, *, name: str | None = None, **params) -> FDivergence:
+    def from_string(cls, text: str, *, name: str | None = None, params=None,
+                    **values) -> FDivergence:
         """Build from text through the whitelist parser (never ``sympify``).
 
-        Names in ``params`` become allowed symbols and are substituted by their values.
+        Names given as keywords become allowed symbols and are substituted by their values
+        (a plain generator). ``params={"a": value}`` instead declares ``a`` a parameter:
+        the result is the member at ``value`` of a :class:`Family` (``.family``), whose
+        kernels take the value at run time.
 
         >>> FDivergence.from_string("u**a - 1 - a*(u - 1)", a=2).f
         u**2 - 2*u + 1
+        >>> d = FDivergence.from_string("(u**a - 1 - a*(u - 1))/(a*(a - 1))", params={"a": "1/2"})
+        >>> d.f, d.family.symbols
+        (-4*sqrt(u) + 2*u + 2, (a,))
         """
+        if params is not None:
+            if values:
+                raise TypeError("give parameters either as params={...} or as keywords, not both")
+            fam = Family.from_string(text, params=params, name=name)
+            return fam.at()
+        params = values
         values = {k: _as_param(k, v) for k, v in params.items()}
         symbols = {"u": u, **{k: sympy.Symbol(k, real=True) for k in values}}
         expr = parse_expression(text, symbols=symbols)
@@ -723,22 +742,216 @@ def renyi(alpha) -> RenyiDivergence:
     return RenyiDivergence(alpha)
 
 
+# ---------------------------------------------------------------------- families
+@dataclass(frozen=True)
+class Parameter:
+    """A real parameter of a :class:`Family`: its name, sympy symbol, default and domain.
+
+    ``domain`` is a :class:`sympy.Interval` (``Reals`` when any real value is allowed).
+    """
+
+    name: str
+    symbol: sympy.Symbol
+    default: sympy.Expr
+    domain: sympy.Set = sympy.S.Reals
+
+    def check(self, value: sympy.Expr) -> None:
+        """Raise ``ValueError`` unless ``value`` lies in :attr:`domain`."""
+        if not value.is_real:
+            raise ValueError(f"parameter {self.name!r} must be real, got {value}")
+        if self.domain.contains(value) is not sympy.true:
+            raise ValueError(f"parameter {self.name!r} must lie in {self.domain}, got {value}")
+
+
+class Family:
+    r"""A family of generators :math:`f(u;\theta)` with its parameters kept as symbols.
+
+    The element kernels of :mod:`numeric` derive their forms once per family, with the
+    parameters as symbols, and take the values at run time; :meth:`at` substitutes exact
+    values for the REPL face (an :class:`FDivergence`, as :func:`get` returns).
+
+    Parameters
+    ----------
+    name : str
+        Catalog name (``"alpha"``) or a label for a user family.
+    generator : sympy.Expr
+        :math:`f` in :data:`theory.u` and the parameters' symbols.
+    parameters : sequence of Parameter
+    endpoints : mapping, optional
+        ``{parameter name: {value: generator}}`` where the general expression is not
+        defined (a 0/0 such as α(α − 1) in a denominator). Values missing here are found as
+        the real roots of the generator's denominator and their generators derived as the
+        limit of the standardised generator :math:`f - f'(1)(u - 1)`.
+    summary, source : str
+    convexity : str, optional
+        How convexity is known for every value in the domain (catalog families); ``None``
+        checks each instance on construction.
+
+    Examples
+    --------
+    >>> fam = family("alpha")
+    >>> [p.name for p in fam.parameters], fam.singular_values("alpha")
+    (['alpha'], [0, 1])
+    >>> fam.at(alpha=0).f
+    u*log(u) - u + 1
+    >>> user = Family.from_string("(u**a - 1 - a*(u - 1))/(a*(a - 1))", params={"a": "1/2"})
+    >>> user.at(a=2).f
+    u**2/2 - u + 1/2
+    """
+
+    def __init__(self, name: str, generator: sympy.Expr, parameters: Sequence[Parameter] = (),
+                 *, endpoints: Mapping | None = None, summary: str = "", source: str = "",
+                 convexity: str | None = None, key=None):
+        self.name = name
+        self.generator = generator
+        self.parameters = tuple(parameters)
+        self._endpoints = {k: dict(v) for k, v in (endpoints or {}).items()}
+        self.summary = summary
+        self.source = source
+        self.convexity = convexity
+        self.key = key if key is not None else ("user", sympy.srepr(generator),
+                                                tuple(p.name for p in self.parameters))
+
+    def __repr__(self) -> str:
+        ps = ", ".join(p.name for p in self.parameters)
+        return f"Family({self.name!r}, f={sympy.sstr(self.generator)}, parameters=({ps}))"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Family) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    @property
+    def symbols(self) -> tuple[sympy.Symbol, ...]:
+        """The parameters' symbols, in order."""
+        return tuple(p.symbol for p in self.parameters)
+
+    @classmethod
+    def from_string(cls, text: str, *, params: Mapping[str, object], name: str | None = None,
+                    domains: Mapping[str, sympy.Set] | None = None) -> Family:
+        """A user family from text (whitelist parser) with declared parameters.
+
+        ``params`` maps each parameter name to its default value; ``domains`` optionally
+        restricts a parameter (default: all reals, convexity checked per value).
+        """
+        if not params:
+            raise ValueError("a family needs at least one parameter; use FDivergence.from_string")
+        defaults = {k: _as_param(k, v) for k, v in params.items()}
+        for k in defaults:
+            if k == "u" or not k.isidentifier():
+                raise ValueError(f"invalid parameter name {k!r}")
+        syms = {k: sympy.Symbol(k, real=True) for k in defaults}
+        expr = parse_expression(text, symbols={"u": u, **syms})
+        if not isinstance(expr, sympy.Expr) or not expr.has(u):
+            raise ValueError(f"generator {text!r} must be an expression in u")
+        doms = dict(domains or {})
+        ps = [Parameter(k, syms[k], defaults[k], doms.get(k, sympy.S.Reals)) for k in defaults]
+        return cls(name or f"f(u) = {text.strip()}", expr, ps)
+
+    # ------------------------------------------------------------------ endpoints
+    @functools.cache  # noqa: B019 - families live for the process
+    def singular_values(self, pname: str) -> list:
+        """Values of parameter ``pname`` where the general generator is undefined (0/0)."""
+        par = self._param(pname)
+        known = set(self._endpoints.get(pname, {}))
+        den = sympy.denom(sympy.together(self.generator))
+        roots = set()
+        if den.has(par.symbol):
+            for r in sympy.solve(den, par.symbol):
+                if r.is_real and not r.free_symbols and par.domain.contains(r) is sympy.true:
+                    roots.add(r)
+        return sorted(known | roots, key=float)
+
+    def _param(self, pname: str) -> Parameter:
+        for p in self.parameters:
+            if p.name == pname:
+                return p
+        raise ValueError(f"{self.name} has no parameter {pname!r}; parameters: "
+                         f"{', '.join(p.name for p in self.parameters) or 'none'}")
+
+    @functools.cache  # noqa: B019
+    def endpoint_generator(self, pname: str, value) -> sympy.Expr:
+        """The generator at a singular value: given, or the limit of the standardised one."""
+        given = self._endpoints.get(pname, {})
+        for k, g in given.items():
+            if sympy.sympify(k) == value:
+                return g
+        sym = self._param(pname).symbol
+        f = self.generator
+        std = f - sympy.diff(f, u).subs(u, 1) * (u - 1)
+        lim = sympy.limit(std, sym, value)
+        if lim.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan, sympy.Limit):
+            raise ValueError(f"{self.name}: no finite limit of the generator at {pname} = {value}")
+        return _tidy(lim)
+
+    def values(self, **values) -> dict:
+        """Exact, checked parameter values (defaults filled in), keyed by name."""
+        unknown = set(values) - {p.name for p in self.parameters}
+        if unknown:
+            allowed = ", ".join(p.name for p in self.parameters) or "none"
+            raise ValueError(f"{self.name} has no parameter(s) {', '.join(sorted(unknown))}; "
+                             f"allowed: {allowed}")
+        out = {}
+        for p in self.parameters:
+            v = values.get(p.name, p.default)
+            v = _as_param(p.name, v)
+            p.check(v)
+            out[p.name] = v
+        return out
+
+    def generator_at(self, values: Mapping) -> sympy.Expr:
+        """The generator at exact parameter ``values`` (endpoint forms where needed)."""
+        for p in self.parameters:
+            if values[p.name] in self.singular_values(p.name):
+                rest = {q.symbol: values[q.name] for q in self.parameters if q is not p}
+                return self.endpoint_generator(p.name, values[p.name]).subs(rest)
+        return self.generator.subs({p.symbol: values[p.name] for p in self.parameters})
+
+    def at(self, **values) -> FDivergence:
+        """The member of the family at ``values`` (exact numbers or strings)."""
+        vals = self.values(**values)
+        return _member(self, tuple(vals.items()))
+
+
+@functools.lru_cache(maxsize=512)
+def _member(fam: Family, items: tuple) -> FDivergence:
+    values = dict(items)
+    f = fam.generator_at(values)
+    shown = [f"{k}={v}" for k, v in items]
+    if fam.key[0] == "catalog":
+        shown += [f"{k}={v}" for k, v in fam.key[2] if v]
+        label = fam.key[1] + ("(" + ", ".join(shown) + ")" if shown else "")
+    else:
+        label = f"{fam.name} at " + ", ".join(shown)
+    d = FDivergence(f, name=label, params=values, source=fam.source or None,
+                    _convexity=fam.convexity)
+    d.family = fam
+    return d
+
+
 # ---------------------------------------------------------------------- catalog
 @dataclass(frozen=True)
 class _Entry:
     name: str
     build: Callable[..., sympy.Expr]
-    defaults: dict
+    params: dict          # name -> (default, domain)
+    options: dict         # structural options (bools), name -> default
     summary: str
+    endpoints: dict = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, _Entry] = {}
 _REVERSE_NAMES = {"kl": "reverse_kl", "reverse_kl": "kl"}
 
+def _register(name: str, summary: str, *, params=None, options=None, endpoints=None):
+    """Add a catalog family. ``params``: ``{name: (default, domain)}`` real parameters kept
+    as symbols; ``options``: ``{name: default}`` structural switches (each value is its
+    own family); ``endpoints``: generators at singular parameter values given by hand."""
 
-def _register(name: str, summary: str, **defaults):
     def deco(fn):
-        _REGISTRY[name] = _Entry(name, fn, defaults, summary)
+        _REGISTRY[name] = _Entry(name, fn, dict(params or {}), dict(options or {}), summary,
+                                 dict(endpoints or {}))
         return fn
 
     return deco
@@ -751,6 +964,49 @@ def names() -> list[str]:
     ['kl', 'reverse_kl', 'js']
     """
     return list(_REGISTRY)
+
+
+def _entry(name) -> tuple[str, _Entry]:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    key = name.strip().lower().replace("-", "_")
+    if key not in _REGISTRY:
+        close = difflib.get_close_matches(key, list(_REGISTRY), n=4, cutoff=0.4)
+        hint = f"; did you mean: {', '.join(close)}" if close else ""
+        raise ValueError(f"unknown divergence {name!r}{hint} (catalog: {', '.join(_REGISTRY)})")
+    return key, _REGISTRY[key]
+
+
+def family(name: str, **options) -> Family:
+    """The catalog family ``name`` with its structural ``options`` (e.g. ``normalized``).
+
+    >>> family("js")
+    Family('js', f=beta*u*log(u) - (beta*u - beta + 1)*log(beta*u - beta + 1), parameters=(beta))
+    """
+    key, entry = _entry(name)
+    unknown = set(options) - set(entry.options)
+    if unknown:
+        raise ValueError(f"{key} has no option(s) {', '.join(sorted(unknown))}")
+    opts = {k: options.get(k, d) for k, d in entry.options.items()}
+    for k, v in opts.items():
+        if isinstance(v, str) and v.strip().lower() in ("true", "false"):
+            opts[k] = v.strip().lower() == "true"
+        elif not isinstance(v, bool):
+            raise TypeError(f"option {k!r} of {key} must be a bool, got {v!r}")
+    return _family(key, tuple(sorted(opts.items())))
+
+
+@functools.cache
+def _family(key: str, opts: tuple) -> Family:
+    entry = _REGISTRY[key]
+    syms = {k: sympy.Symbol(k, real=True) for k in entry.params}
+    gen = entry.build(**syms, **dict(opts))
+    ps = [Parameter(k, syms[k], _as_param(k, d), dom) for k, (d, dom) in entry.params.items()]
+    shown = [f"{k}={v}" for k, v in opts if v]
+    label = key + ("[" + ", ".join(shown) + "]" if shown else "")
+    return Family(label, gen, ps, endpoints={k: v for k, v in entry.endpoints.items()},
+                  summary=entry.summary, source=" ".join((entry.build.__doc__ or "").split()),
+                  key=("catalog", key, opts))
 
 
 def get(name: str, **params) -> FDivergence:
@@ -768,41 +1024,13 @@ def get(name: str, **params) -> FDivergence:
     ...
     ValueError: unknown divergence 'kll'; did you mean: kl (catalog: ...)
     """
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str, got {type(name).__name__}")
-    key = name.strip().lower().replace("-", "_")
-    if key not in _REGISTRY:
-        close = difflib.get_close_matches(key, list(_REGISTRY), n=4, cutoff=0.4)
-        hint = f"; did you mean: {', '.join(close)}" if close else ""
-        raise ValueError(f"unknown divergence {name!r}{hint} (catalog: {', '.join(_REGISTRY)})")
-    entry = _REGISTRY[key]
-    unknown = set(params) - set(entry.defaults)
+    key, entry = _entry(name)
+    opts = {k: params.pop(k) for k in list(params) if k in entry.options}
+    unknown = set(params) - set(entry.params)
     if unknown:
-        allowed = ", ".join(entry.defaults) or "none"
+        allowed = ", ".join(list(entry.params) + list(entry.options)) or "none"
         raise ValueError(f"{key} has no parameter(s) {', '.join(sorted(unknown))}; allowed: {allowed}")
-    values = {}
-    for k, default in entry.defaults.items():
-        v = params.get(k, default)
-        values[k] = v if isinstance(v, bool) else _as_param(k, v)
-    return _build(key, tuple(sorted(values.items(), key=lambda kv: kv[0])))
-
-
-@functools.lru_cache(maxsize=256)
-def _build(key: str, items: tuple) -> FDivergence:
-    entry = _REGISTRY[key]
-    values = dict(items)
-    f = entry.build(**values)
-    shown = {k: v for k, v in values.items() if not isinstance(v, bool) or v}
-    label = key if not entry.defaults else key + "(" + ", ".join(
-        f"{k}={v}" for k, v in shown.items()) + ")"
-    return FDivergence(f, name=key if not entry.defaults else label, params=values,
-                       source=(entry.build.__doc__ or "").strip())
-
-
-def _in_unit(name, v, *, closed=True):
-    ok = (0 <= v <= 1) if closed else (0 < v < 1)
-    if not ok:
-        raise ValueError(f"{name} must be in {'[0, 1]' if closed else '(0, 1)'}, got {v}")
+    return family(key, **opts).at(**params)
 
 
 log = sympy.log
@@ -820,23 +1048,17 @@ def _reverse_kl():
     return -log(u)
 
 
-@_register("js", "generalised Jensen–Shannon JSD_β, M = βP + (1−β)Q", beta=sympy.Rational(1, 2),
-           normalized=False)
+@_register("js", "generalised Jensen–Shannon JSD_β, M = βP + (1−β)Q",
+           params={"beta": (sympy.Rational(1, 2), sympy.Interval(0, 1))},
+           options={"normalized": False})
 def _js(beta, normalized):
     """Generalised JSD: β KL(P‖M) + (1−β) KL(Q‖M), M = βP + (1−β)Q (Lin 1991; Agarwal et al.
     2024 GKD; Liger-Kernel and TRL use the same β). f(u) = β u log u − (βu + 1 − β) log(βu + 1 − β).
     With ``normalized=True`` the generator is divided by β(1−β), which is continuous on [0, 1]
     with KL(P‖Q) at β → 0 and KL(Q‖P) at β → 1 (standardised forms)."""
-    _in_unit("beta", beta)
     m = beta * u + 1 - beta
     f = beta * u * log(u) - m * log(m)
-    if not normalized:
-        return f
-    if beta == 0:
-        return u * log(u) - u + 1
-    if beta == 1:
-        return -log(u) + u - 1
-    return f / (beta * (1 - beta))
+    return f / (beta * (1 - beta)) if normalized else f
 
 
 @_register("hellinger", "squared Hellinger Σ(√p − √q)² = 2(1 − BC)")
@@ -864,16 +1086,13 @@ def _neyman():
     return (u - 1) ** 2 / u
 
 
-@_register("alpha", "Amari α-divergence (f-DPO form)", alpha=sympy.Rational(1, 2))
+@_register("alpha", "Amari α-divergence (f-DPO form)",
+           params={"alpha": (sympy.Rational(1, 2), sympy.S.Reals)})
 def _alpha(alpha):
     """Amari α-divergence in the f-DPO form f(u) = (u^{1−α} − (1−α)u − α)/(α(α − 1)), with
     f'(u) = (1 − u^{−α})/α and f''(u) = u^{−α−1} > 0 for every real α (Amari 1985; Wang et al.
     2024, f-DPO Table 1; DPH-RL). Limits: α → 0 gives kl, α → 1 gives reverse_kl
     (standardised)."""
-    if alpha == 0:
-        return u * log(u) - u + 1
-    if alpha == 1:
-        return -log(u) + u - 1
     return (u ** (1 - alpha) - (1 - alpha) * u - alpha) / (alpha * (alpha - 1))
 
 
@@ -897,15 +1116,12 @@ def _softened_rkl():
     return (u + 1) * log((u + 1) / (2 * u))
 
 
-@_register("power", "power divergence (u^α − 1)/(α − 1), Rényi's f-divergence", alpha=2)
+@_register("power", "power divergence (u^α − 1)/(α − 1), Rényi's f-divergence",
+           params={"alpha": (2, sympy.Interval.open(0, sympy.oo))}, endpoints={"alpha": {1: u * log(u)}})
 def _power(alpha):
     """Power (Hellinger-α / Tsallis-type) divergence f = (u^α − 1)/(α − 1) for α > 0, α ≠ 1,
     with Σ q f(p/q) = (Σ p^α q^{1−α} − 1)/(α − 1); Rényi's R_α = log(1 + (α−1)D)/(α−1)
     (Liese & Vajda 2006). α → 1 gives kl."""
-    if not alpha > 0:
-        raise ValueError(f"alpha must be > 0 for the power divergence, got {alpha}")
-    if alpha == 1:
-        return u * log(u)
     return (u**alpha - 1) / (alpha - 1)
 
 

@@ -381,7 +381,7 @@ def test_get_unknown_name_suggests():
         fdiv.get("kll")
     with pytest.raises(ValueError, match="no parameter"):
         fdiv.get("kl", alpha=2)
-    with pytest.raises(ValueError, match=r"beta must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"beta. must lie in Interval\(0, 1\)"):
         fdiv.get("js", beta=2)
     assert fdiv.get("JS") is fdiv.get("js")
 
