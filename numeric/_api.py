@@ -52,13 +52,13 @@ def _rows(x, axis):
     return np.ascontiguousarray(moved).reshape(-1, moved.shape[-1]), batch
 
 
-def divergence(f, p, q, *, axis=-1):
+def divergence(f, p, q, *, axis=-1, params=None):
     r"""The f-divergence :math:`D_f(P\|Q) = \sum_i q_i\, f(p_i/q_i)` along ``axis``.
 
     Parameters
     ----------
-    f : str or theory.fdiv.FDivergence
-        Catalog name or generator.
+    f : str, theory.fdiv.Family or theory.fdiv.FDivergence
+        Catalog name, family or generator.
     p : array_like
         P, the first argument (target / teacher): nonnegative weights.
     q : array_like
@@ -66,6 +66,10 @@ def divergence(f, p, q, *, axis=-1):
         (or broadcastable to a common shape).
     axis : int, optional
         The distribution axis (default the last).
+    params : dict, optional
+        Parameter values of the family (``{"beta": 0.3}`` for ``"js"``), as floats; they
+        override those of an FDivergence. The kernel is compiled once per family and
+        takes them at run time, so a sweep or a schedule costs no new derivation.
 
     Returns
     -------
@@ -95,7 +99,7 @@ def divergence(f, p, q, *, axis=-1):
     >>> float(divergence("kl", np.array([0.5, 0.5]), np.array([1.0, 0.0])))
     inf
     """
-    fm = forms(f)
+    fm = forms(f, **(params or {}))
     p = as_numpy_input(p, "p")
     q = as_numpy_input(q, "q")
     dt = _out_dtype(p, q)
@@ -117,7 +121,7 @@ def divergence(f, p, q, *, axis=-1):
 
 
 def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temperature=1.0,
-                           mask=None, reduction="none", return_grad=False):
+                           mask=None, reduction="none", return_grad=False, params=None):
     r""":math:`D_f(P\|Q)` with :math:`P = \mathrm{softmax}(a/T)` (teacher) and
     :math:`Q = \mathrm{softmax}(b/T)` (student), fused with its gradient.
 
@@ -186,7 +190,7 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
     >>> float(loss), g.round(6).tolist()
     (0.1438410362..., [[-0.25, 0.25]])
     """
-    fm = forms(f)
+    fm = forms(f, **(params or {}))
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     if not any(return_grad is g or (isinstance(g, str) and return_grad == g) for g in _GRADS):
@@ -249,7 +253,7 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
 
 
 def fdpo_loss(f, logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected, *, beta,
-              return_grad=False):
+              return_grad=False, params=None):
     r"""f-DPO loss :math:`-\log\sigma\big(\beta f'(u_w) - \beta f'(u_l)\big)`, elementwise.
 
     Wang et al. 2024 (f-DPO, arXiv 2309.16240, eq. 9), with :math:`u = \pi/\pi_{ref}`:
@@ -300,7 +304,7 @@ def fdpo_loss(f, logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected,
         raise ValueError("logp_chosen, logp_rejected, ref_logp_chosen and ref_logp_rejected "
                          "must broadcast to a common shape") from None
     dt = _out_dtype(*arrays)
-    res = _alignment.fdpo(forms(f), *[x.astype(np.float64) for x in arrays], beta=beta,
+    res = _alignment.fdpo(forms(f, **(params or {})), *[x.astype(np.float64) for x in arrays], beta=beta,
                           grad=bool(return_grad))
     if not return_grad:
         return res.astype(dt)
@@ -308,7 +312,7 @@ def fdpo_loss(f, logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected,
     return loss.astype(dt), (gw.astype(dt), gl.astype(dt))
 
 
-def policy_from_reward(f, reward, ref_logp, *, beta, axis=-1, tol=None, max_iter=200):
+def policy_from_reward(f, reward, ref_logp, *, beta, axis=-1, tol=None, max_iter=200, params=None):
     r"""The KKT-optimal policy :math:`\pi^* = \pi_{ref}\,(f')^{-1}\big((r - \lambda)/\beta\big)`.
 
     Solves :math:`\max_\pi \mathbb E_\pi[r] - \beta D_f(\pi\|\pi_{ref})` per row: the
@@ -349,7 +353,7 @@ def policy_from_reward(f, reward, ref_logp, *, beta, axis=-1, tol=None, max_iter
     >>> res.policy.round(6).tolist(), bool(res.converged.all())
     ([0.268941, 0.731059], True)
     """
-    fm = forms(f)
+    fm = forms(f, **(params or {}))
     r = as_numpy_input(reward, "reward")
     lr = as_numpy_input(ref_logp, "ref_logp")
     if r.shape != lr.shape:

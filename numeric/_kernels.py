@@ -26,7 +26,7 @@ import numpy as np
 import sympy
 
 from numeric._compile import compile_numpy
-from numeric._forms import ELL, DivergenceForms, P, Q
+from numeric._forms import ELL, P, Q, DivergenceForms
 
 __all__ = ["CHUNK_ELEMENTS", "divergence_rows", "from_logits_rows"]
 
@@ -44,58 +44,77 @@ _LA = sympy.Symbol("a", real=True)
 _LB = sympy.Symbol("b", real=True)
 
 
-def _log_weighted(expr, weight, log_weight):
-    """``expr`` with its weight written ``exp(log_weight)`` and exponentials merged, so that
-    ``p * exp(ell)`` is ``exp(a + ell)``: no 0·inf where p underflows and exp(ell) does not
-    fit a float."""
-    return sympy.powsimp(expr.subs(weight, sympy.exp(log_weight)), combine="exp")
+def _merged(term):
+    """One product with its exponentials merged."""
+    return sympy.powsimp(term, combine="exp")
 
 
-def _careful_fn(fm: DivergenceForms, which: tuple[str, ...], branch: str):
+def _log_weighted(expr, weight, log_weight, *, elementary=False):
+    """``expr`` with its weight written ``exp(log_weight)`` and exponentials merged term by
+    term, so that ``p * exp(ell)`` is ``exp(a + ell)``: no 0·inf where p underflows and
+    exp(ell) does not fit a float. ``elementary`` first writes expm1 as exp − 1 (and the
+    other stable nodes elementary), so that every exponential meets the weight: the
+    fallback where a weighted expm1 overflows."""
+    from numeric.codegen.nodes import StableFunction
+
+    body = expr / weight
+    if elementary:
+        body = body.replace(lambda e: isinstance(e, StableFunction) and type(e).__name__ == "expm1",
+                            lambda e: e.as_elementary())
+    terms = sympy.Add.make_args(sympy.expand(body, deep=False))
+    return sympy.Add(*[_merged(sympy.exp(log_weight) * t) for t in terms])
+
+
+def _fn(fm: DivergenceForms, which: tuple[str, ...], branch: str):
+    """The generated numpy function of ``which`` on ``branch``, taking the parameters last."""
     els = _elements(fm, which)
+    theta = list(fm.symbols)
     if branch == "lo":
-        exprs = [_log_weighted(e.lo, Q, _LB) for e in els]
-        return compile_numpy(exprs, [ELL, _LB], name=f"{_slug(fm)}_lo_log_{'_'.join(which)}")
-    exprs = [_log_weighted(e.hi, P, _LA) for e in els]
-    return compile_numpy(exprs, [ELL, _LA], name=f"{_slug(fm)}_hi_log_{'_'.join(which)}")
+        exprs, args = [e.lo for e in els], [ELL, Q]
+    elif branch == "hi":
+        exprs, args = [e.hi for e in els], [ELL, P]
+    elif branch in ("lo_log", "lo_exp"):
+        exprs = [_log_weighted(e.lo, Q, _LB, elementary=branch == "lo_exp") for e in els]
+        args = [ELL, _LB]
+    else:
+        exprs = [_log_weighted(e.hi, P, _LA, elementary=branch == "hi_exp") for e in els]
+        args = [ELL, _LA]
+    fn = compile_numpy(exprs, args + theta, name=f"{_slug(fm)}_{branch}_{'_'.join(e.name for e in els)}")
+    return lambda x, w: fn(x, w, *fm.theta)
 
 
-def _shared_exp(exprs):
-    """``exp(x)`` written ``expm1(x) + 1`` where ``expm1(x)`` is computed anyway: one
-    transcendental call per element instead of two (the fast path; relative accuracy of
-    ``exp`` is kept)."""
-    from numeric.codegen.nodes import expm1
-
-    args = {e.args[0] for x in exprs for e in x.atoms(expm1)}
-    if not args:
-        return exprs
-    return [x.replace(lambda e: isinstance(e, sympy.exp) and e.args[0] in args,
-                      lambda e: expm1(e.args[0]) + 1) for x in exprs]
-
-
-def _lo_fn(fm: DivergenceForms, which: tuple[str, ...]):
-    return compile_numpy(_shared_exp([e.lo for e in _elements(fm, which)]), [ELL, Q],
-                         name=f"{_slug(fm)}_lo_{'_'.join(which)}")
-
-
-def _hi_fn(fm: DivergenceForms, which: tuple[str, ...]):
-    return compile_numpy([e.hi for e in _elements(fm, which)], [ELL, P],
-                         name=f"{_slug(fm)}_hi_{'_'.join(which)}")
-
-
-def _slug(fm: DivergenceForms) -> str:
-    name = getattr(fm.fdiv, "name", "f")
-    return "".join(c if c.isalnum() else "_" for c in str(name))[:40]
+def _series_overwrite(fm, which, ell, weight, out, log_weight=False):
+    """Replace the terms where ``|ell|`` is inside each element's series radius by
+    ``weight * sum_k c_k ell^k`` (``exp(weight)`` when ``log_weight``), in place."""
+    for k, el in enumerate(_elements(fm, which)):
+        if el.series is None:
+            continue
+        coeffs, radius = el.series
+        near = np.abs(ell) < radius
+        if not near.any():
+            continue
+        x = ell[near]
+        acc = np.full(x.shape, coeffs[-1])
+        for c in coeffs[-2::-1]:
+            acc = acc * x + c
+        w = weight[near]
+        out[k] = np.array(out[k], dtype=np.float64, copy=True) if not isinstance(out[k], np.ndarray) \
+            else out[k]
+        out[k][near] = (np.exp(w) if log_weight else w) * acc
 
 
 def _const(value) -> float:
-    import sympy
-
+    """A sympy or float constant as a float (``oo`` → inf)."""
     if value is sympy.oo:
         return np.inf
     if value is -sympy.oo:
         return -np.inf
     return float(value)
+
+
+def _slug(fm: DivergenceForms) -> str:
+    name = getattr(fm.family_forms.family, "name", "f")
+    return "".join(c if c.isalnum() else "_" for c in str(name))[:40]
 
 
 def _careful_terms(fm, which, a, b, ell=None, p=None, q=None):
@@ -104,9 +123,10 @@ def _careful_terms(fm, which, a, b, ell=None, p=None, q=None):
     ``a, b`` are log-weights (``-inf`` = zero mass), ``ell`` their difference when the
     caller has it more accurately than ``a - b`` (row constants cancelled first), ``p, q``
     the weights themselves when the caller has them exactly (probability input). Returns
-    one float64 array per quantity, shaped like ``a``: ``lo`` where ``ell = a - b <= 0``, ``hi`` where
-    ``ell > 0`` (both with the weight as ``exp(log weight)`` merged into the exponentials),
-    and the symbolic zero-mass limits where ``a`` or ``b`` is ``-inf``.
+    one float64 array per quantity, shaped like ``a``: the series where ``|ell|`` is small,
+    ``lo`` where ``ell = a - b <= 0``, ``hi`` where ``ell > 0`` (both with the weight as
+    ``exp(log weight)`` merged into the exponentials), and the zero-mass limits where ``a``
+    or ``b`` is ``-inf``.
     """
     elements = _elements(fm, which)
     out = [np.zeros(a.shape, dtype=np.float64) for _ in which]
@@ -117,7 +137,7 @@ def _careful_terms(fm, which, a, b, ell=None, p=None, q=None):
     only_q0 = b_zero & ~both
     live = ~(a_zero | b_zero)
     for k, el in enumerate(elements):
-        c0, cinf = _const(el.at_p_zero), _const(el.at_q_zero)
+        c0, cinf = el.at_p_zero, el.at_q_zero
         if only_p0.any():
             w = np.exp(b[only_p0]) if q is None else q[only_p0]
             out[k][only_p0] = c0 if np.isinf(c0) else w * c0
@@ -130,12 +150,28 @@ def _careful_terms(fm, which, a, b, ell=None, p=None, q=None):
         lo = ell <= 0
         hi = ~lo
         vals = [np.empty(ell.shape) for _ in which]
-        if lo.any():
-            for k, r in enumerate(_careful_fn(fm, which, "lo")(ell[lo], bl[lo])):
-                vals[k][lo] = r
-        if hi.any():
-            for k, r in enumerate(_careful_fn(fm, which, "hi")(ell[hi], al[hi])):
-                vals[k][hi] = r
+        for side, mask, w in (("lo", lo, bl), ("hi", hi, al)):
+            if not mask.any():
+                continue
+            for k, r in enumerate(_fn(fm, which, side + "_log")(ell[mask], w[mask])):
+                vals[k][mask] = r
+            bad = mask & ~np.logical_and.reduce([np.isfinite(v) for v in vals])
+            if bad.any():
+                # a weighted expm1 overflowed (0·inf): every exponential merged with the weight
+                for k, r in enumerate(_fn(fm, which, side + "_exp")(ell[bad], w[bad])):
+                    vals[k][bad] = np.where(np.isfinite(vals[k][bad]), vals[k][bad], r)
+        general = getattr(fm, "general", None)
+        if general is not None:
+            bad = ~np.logical_and.reduce([np.isfinite(v) for v in vals])
+            if bad.any():
+                # a form derived near a special parameter value overflowed at an extreme
+                # ratio: the family's general form at the same value
+                alt = _careful_terms(general, which, al[bad], bl[bad], ell[bad])
+                for k in range(len(which)):
+                    if getattr(general, which[k]).name != getattr(fm, which[k]).name:
+                        continue  # another shift constant: not interchangeable
+                    vals[k][bad] = np.where(np.isfinite(vals[k][bad]), vals[k][bad], alt[k])
+        _series_overwrite(fm, which, ell, bl, vals, log_weight=True)
         for k in range(len(which)):
             out[k][live] = vals[k]
     return out
@@ -184,7 +220,7 @@ def from_logits_rows(fm: DivergenceForms, xt, xs, *, student: bool, teacher: boo
     n, v = xt.shape
     loss = np.empty(n, dtype=np.float64)
     step = max(1, CHUNK_ELEMENTS // max(v, 1))
-    lo_all = _lo_fn(fm, which)
+    lo_all = _fn(fm, which, "lo")
     for i0 in range(0, n, step):
         i1 = min(n, i0 + step)
         idx = np.arange(i1 - i0)
@@ -197,7 +233,15 @@ def from_logits_rows(fm: DivergenceForms, xt, xs, *, student: bool, teacher: boo
             q /= 1.0 + so_s
             if teacher:
                 p /= 1.0 + so_t
-            terms = list(lo_all(ell, q))
+            terms = [np.array(np.broadcast_to(t, ell.shape), dtype=np.float64)
+                     for t in lo_all(ell, q)]
+            if any(el.lo_only for el in _elements(fm, which)):
+                up = ell > 0
+                if up.any():
+                    a_up = (zt - lst)[up]
+                    for k, r in enumerate(_fn(fm, which, "hi_log")(ell[up], a_up)):
+                        terms[k][up] = r
+            _series_overwrite(fm, which, ell, q, terms)
             sums = [np.sum(t, axis=-1) for t in terms]
         ok = np.isfinite(sums[0])
         for s_ in sums[1:]:
@@ -266,7 +310,7 @@ def divergence_rows(fm: DivergenceForms, p, q):
     """
     n, v = p.shape
     out = np.empty(n, dtype=np.float64)
-    df1 = float(fm.df_at_one)
+    df1 = fm.df_at_one
     step = max(1, CHUNK_ELEMENTS // max(v, 1))
     for i0 in range(0, n, step):
         i1 = min(n, i0 + step)

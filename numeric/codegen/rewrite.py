@@ -429,3 +429,61 @@ def _resolve(passes: Iterable[Pass | str] | None) -> tuple[Pass, ...]:
         else:
             raise ValueError(f"passes: unknown rewrite pass {p!r}; known: {sorted(PASSES)}")
     return tuple(chosen)
+
+
+# -- small parameter ----------------------------------------------------------------------
+
+
+def small_parameter(expr, eps: sympy.Symbol):
+    r"""Rewrite ``expr`` for a parameter ``eps`` near 0, so that no O(1) terms cancel.
+
+    The forms of a family near a special parameter value :math:`\theta_0` are written in
+    :math:`\varepsilon = \theta - \theta_0`. Each factor that tends to a finite non-zero
+    value as :math:`\varepsilon \to 0` is split into that value and an exact remainder:
+
+    - :math:`e^{X} \to e^{X_0}\,(1 + \operatorname{expm1}(X - X_0))`,
+      :math:`X_0 = X|_{\varepsilon=0}` (powers :math:`b^{e}` with :math:`\varepsilon` in
+      the exponent first become :math:`e^{e \log b}`);
+    - :math:`\log A \to \log A_0 + \operatorname{log1p}((A - A_0)/A_0)`;
+
+    then the expression is expanded, so that the :math:`\varepsilon`-free parts cancel
+    symbolically; what is left are terms that carry :math:`\varepsilon` explicitly or
+    through an ``expm1``/``log1p`` of a small argument, accurate to a few ulps relative
+    as :math:`\varepsilon \to 0` (a divisor :math:`\varepsilon` then divides exact small
+    quantities).
+
+    >>> x, e = sympy.symbols("x e", real=True)
+    >>> small_parameter((sympy.exp((1 - e) * x) - sympy.exp(x)) / e, e)
+    exp(x)*expm1(-e*x)/e
+    """
+    expr = sympy.sympify(expr)
+    if not expr.has(eps):
+        return expr
+
+    def powers(e):
+        if e.is_Pow and e.exp.has(eps) and not e.base.is_number:
+            return sympy.exp(e.exp * sympy.log(e.base))
+        return None
+
+    expr = _bottom_up(expr, powers)
+
+    def split(e):
+        if isinstance(e, sympy.exp) and e.args[0].has(eps):
+            x = sympy.expand(e.args[0])
+            x0 = x.subs(eps, 0)
+            rest = sympy.expand(x - x0)
+            if rest == 0:
+                return None
+            return sympy.exp(x0) * (1 + expm1(rest))
+        if isinstance(e, sympy.log) and e.args[0].has(eps):
+            a = sympy.expand(e.args[0])
+            a0 = sympy.simplify(a.subs(eps, 0))
+            if a0 == 0 or a0.has(sympy.nan, sympy.zoo):
+                return None
+            rest = sympy.expand(a - a0)
+            return sympy.expand_log(sympy.log(a0), force=True) + log1p(
+                sympy.expand(sympy.powsimp(rest / a0, combine="exp")))
+        return None
+
+    out = _bottom_up(expr, split)
+    return sympy.powsimp(sympy.expand(out), combine="exp")
