@@ -41,7 +41,9 @@ Generated entry points, for ``T`` = ``float`` (``_f32``) and ``double`` (``_f64`
 contiguous; the gradients are with respect to the raw logits when
 ``grad_scale = 1/temperature``.
 
-``python -m numeric._cuda_sources`` rewrites the committed files in ``numeric/generated``.
+Sources are generated on demand (nothing is committed); ``python -m numeric._cuda_sources
+DIR`` writes every catalog source into DIR, and ``tests/numeric/golden/`` keeps one golden
+file per target that a test regenerates byte for byte.
 """
 
 from __future__ import annotations
@@ -61,7 +63,6 @@ from numeric.codegen._source import _c_function, _c_helper, program
 from numeric.codegen.printers import DTYPES, CPrinter, CudaPrinter
 
 __all__ = [
-    "GENERATED_DIR",
     "TARGETS",
     "row_kernel_source",
     "row_kernel_entry",
@@ -69,9 +70,6 @@ __all__ = [
     "write_catalog_sources",
     "host_row_kernel",
 ]
-
-#: Where the committed generated sources live.
-GENERATED_DIR = Path(__file__).with_name("generated")
 
 #: Target → file extension.
 TARGETS = {"cuda": "cu", "c": "c"}
@@ -505,6 +503,34 @@ def _limit_term(value, weight: str, printer: CPrinter) -> str:
     return f"{weight} * {printer._float_literal(value)}"
 
 
+def _at_values(bound):
+    """The bound forms with the parameter values substituted as exact numbers and the
+    zero-mass limits as sympy numbers: the C and CUDA row kernels take no run-time
+    parameters yet (one source per parameter value), and evaluate the closed forms
+    everywhere (no series branch near r = 1)."""
+    from types import SimpleNamespace
+
+    subs = {s: sympy.Rational(repr(v)) for s, v in zip(bound.symbols, bound.theta, strict=True)}
+
+    def num(x):
+        if x == float("inf"):
+            return sympy.oo
+        if x == float("-inf"):
+            return -sympy.oo
+        return sympy.Float(x, 17)
+
+    def el(e):
+        if e is None:
+            return None
+        return SimpleNamespace(name=e.name, lo=e.lo.subs(subs), hi=e.hi.subs(subs),
+                               at_p_zero=num(e.at_p_zero), at_q_zero=num(e.at_q_zero))
+
+    return SimpleNamespace(
+        loss=el(bound.loss), grad_student=el(bound.grad_student),
+        grad_teacher=el(bound.grad_teacher), grad_student_near=el(bound.grad_student_near),
+        grad_teacher_near=el(bound.grad_teacher_near), near_threshold=bound.near_threshold)
+
+
 def _near_elements(fm):
     """(student, teacher) gradient forms for nearly equal rows, and whether each exists."""
     gs = getattr(fm, "grad_student_near", None)
@@ -633,7 +659,7 @@ def row_kernel_source(
     if target not in TARGETS:
         raise ValueError(f"target: expected one of {sorted(TARGETS)}, got {target!r}")
     fd = resolve(f)
-    fm = forms(fd)
+    fm = _at_values(forms(fd))
     base = name or _base_name(f, fd)
     comment = [
         "divkit numeric._cuda_sources — generated code, do not edit (python -m numeric._cuda_sources)",
@@ -692,9 +718,9 @@ def catalog_sources() -> dict[str, str]:
     return out
 
 
-def write_catalog_sources(directory: Path | None = None) -> list[Path]:
-    """Regenerate the committed sources (default :data:`GENERATED_DIR`)."""
-    directory = Path(directory) if directory is not None else GENERATED_DIR
+def write_catalog_sources(directory: Path) -> list[Path]:
+    """Write every catalog source (both targets) into ``directory``."""
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for fname, text in catalog_sources().items():
@@ -725,7 +751,7 @@ def host_row_kernel(f, *, dtype: str = "float64"):
         raise ValueError(f"dtype: expected one of {sorted(_DTYPE_TAG)}, got {dtype!r}")
     fd = resolve(f)
     base = _base_name(f, fd)
-    # both dtypes, as in the committed numeric/generated/<name>.c of a catalog name
+    # both dtypes in one compile unit, as row_kernel_source(name, target='c') gives
     text = row_kernel_source(f if isinstance(f, str) else fd, target="c", name=base)
     lib = compile_c(text)
     fn = getattr(lib, f"{base}_{_DTYPE_TAG[dtype]}_rows")
@@ -781,5 +807,7 @@ def host_row_kernel(f, *, dtype: str = "float64"):
 
 
 if __name__ == "__main__":  # pragma: no cover - the regeneration command
-    for written in write_catalog_sources(Path(sys.argv[1]) if len(sys.argv) > 1 else None):
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m numeric._cuda_sources DIR")
+    for written in write_catalog_sources(Path(sys.argv[1])):
         print(written)

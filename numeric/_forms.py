@@ -243,7 +243,77 @@ def _split_logs(expr: sympy.Expr) -> sympy.Expr:
     return expr.replace(lambda e: isinstance(e, sympy.log), lambda e: _split_log(e.args[0]))
 
 
-def _in_ell(expr: sympy.Expr, var, value, small=None) -> sympy.Expr:
+def _nonneg_at_probes(x: sympy.Expr, probes: dict) -> bool:
+    pts = [sympy.Rational(1, 1000), sympy.Rational(1, 2), 2, 1000]
+    try:
+        for pt in pts:
+            for sub in probes:
+                val = sympy.N(x.subs(sub).subs(u, pt))
+                if not (val.is_real and val >= 0):
+                    return False
+    except (TypeError, ValueError):  # pragma: no cover - symbolic leftovers
+        return False
+    return True
+
+
+def _merge_constant_logs(expr: sympy.Expr, probes=({},)) -> sympy.Expr:
+    """``c·log(A) − c·log(B) − c·log(K)…`` (equal and opposite coefficients) →
+    ``c·log1p((A − BK)/(BK))`` when ``A − BK`` expands to something smaller than ``A``: a
+    gradient term shifted by its limit (JS: ``log(βu + 1 − β) − log(1 − β)``) keeps its
+    small size instead of appearing as a difference of O(1) logs."""
+    from numeric.codegen.nodes import log1p
+
+    def merge(add):
+        groups, rest = {}, []
+        for term in add.args:
+            c, f = term.as_independent(sympy.log, as_Add=False)
+            if not isinstance(f, sympy.log):
+                rest.append(term)
+                continue
+            sg = -1 if c.could_extract_minus_sign() else 1
+            groups.setdefault(sg * c, []).append((sg, f.args[0]))
+        out = list(rest)
+        for c, items in groups.items():
+            num = [a for sg, a in items if sg > 0]
+            den = [a for sg, a in items if sg < 0]
+            if num and den:
+                n_, d_ = sympy.Mul(*num), sympy.Mul(*den)
+                diff = sympy.expand(n_ - d_)
+                if sympy.count_ops(diff) < sympy.count_ops(sympy.expand(n_)) or \
+                        not diff.has(u) or not d_.has(u):
+                    # log(N/D) = log1p((N - D)/D) = -log1p((D - N)/N): the orientation
+                    # whose argument is nonnegative (no log1p near -1)
+                    x1 = sympy.factor_terms(sympy.cancel(diff / d_))
+                    x2 = sympy.factor_terms(sympy.cancel(-diff / n_))
+                    if not _nonneg_at_probes(x1, probes) and _nonneg_at_probes(x2, probes):
+                        out.append(-c * log1p(x2))
+                    else:
+                        out.append(c * log1p(x1))
+                    continue
+            out += [sg * c * sympy.log(a) for sg, a in items]
+        return sympy.Add(*out)
+
+    return expr.replace(lambda e: e.is_Add and e.has(sympy.log), merge)
+
+
+def _log1p_of_exp(expr: sympy.Expr, probes) -> sympy.Expr:
+    """``log1p(c·exp(x))`` with ``c > 0`` (at the probe values) → ``softplus(x + log c)``:
+    finite where ``exp(x)`` overflows."""
+    from numeric.codegen.nodes import log1p, softplus
+
+    def fix(e):
+        arg = sympy.powsimp(e.args[0], combine="exp")
+        c, rest = arg.as_independent(ELL, as_Add=False)
+        if not isinstance(rest, sympy.exp) or c.has(ELL):
+            return e
+        if not _nonneg_at_probes(c, probes) or c == 0:
+            return e
+        return softplus(rest.args[0] + sympy.log(c))
+
+    return expr.replace(lambda e: type(e).__name__ == "log1p" and e.args[0].has(ELL), fix)
+
+
+def _in_ell(expr: sympy.Expr, var, value, small=None, probes=({},)) -> sympy.Expr:
     """``expr`` with ``var = value`` (an exponential of ELL), logs of exponentials folded,
     exponentials merged, then the codegen rewrite passes."""
     from numeric.codegen.rewrite import rewrite, small_parameter
@@ -255,6 +325,7 @@ def _in_ell(expr: sympy.Expr, var, value, small=None) -> sympy.Expr:
                       for t in sympy.Add.make_args(out)])
     if small is not None:
         out = small_parameter(out, small)
+    out = _log1p_of_exp(out, probes)
     out = rewrite(out)
     from numeric.codegen.nodes import expm1
 
@@ -314,16 +385,19 @@ def _resolve_kinks(expr: sympy.Expr, side: str) -> sympy.Expr:
     return expr.replace(lambda e: isinstance(e, (sympy.Abs, sympy.sign)), fix)
 
 
-def _element(name: str, per_q: sympy.Expr, small=None) -> ElementForm:
+def _element(name: str, per_q: sympy.Expr, small=None, probes=({},)) -> ElementForm:
     per_q = _split_logs(per_q)
-    lo = _in_ell(_resolve_kinks(per_q, "lo"), u, sympy.exp(ELL), small)
+    logs = sorted(per_q.atoms(sympy.log), key=sympy.default_sort_key)
+    if logs:
+        per_q = _merge_constant_logs(sympy.collect(sympy.expand(per_q), logs), probes)
+    lo = _in_ell(_resolve_kinks(per_q, "lo"), u, sympy.exp(ELL), small, probes)
     hv = sympy.expand(_V * _resolve_kinks(per_q, "hi").subs(u, 1 / _V))
     try:  # rational parts over a common denominator in v: no 1/(1 + 1/v) that overflows
         hv = sympy.cancel(hv)
     except (sympy.PolynomialError, NotImplementedError):  # pragma: no cover - sympy gaps
         pass
     hv = _split_logs(hv)
-    hi = _in_ell(hv, _V, sympy.exp(-ELL), small)
+    hi = _in_ell(hv, _V, sympy.exp(-ELL), small, probes)
     near = _split_logs(per_q.subs(u, sympy.exp(ELL)))
     return ElementForm(name=name, per_q=per_q, lo=Q * _branch_cheap(lo, -1),
                        hi=P * _branch_cheap(hi, +1), near=near,
@@ -374,6 +448,20 @@ class FamilyForms:
             self._gen = family.generator.subs(par.symbol, t0 + self.small)
             self.theta = tuple(self.small if s == par.symbol else s for s in family.symbols)
 
+    @functools.cached_property
+    def _probes(self) -> tuple:
+        """Parameter values at which a rule may test the sign of a term (defaults; ±1e-3
+        for a small parameter)."""
+        base = {p.symbol: p.default for p in self.family.parameters}
+        if self.small is None:
+            return (base,)
+        par = self.family._param(self.region[0])
+        base.pop(par.symbol, None)
+        t0 = self.region[1]
+        return tuple({**base, self.small: s} for s in (sympy.Rational(1, 1000),
+                                                         -sympy.Rational(1, 1000))
+                     if par.domain.contains(t0 + s) is sympy.true)
+
     def __repr__(self) -> str:
         where = f", near {self.region[0]}={self.region[1]}" if self.region else ""
         return f"FamilyForms({self.family.name!r}{where})"
@@ -402,32 +490,38 @@ class FamilyForms:
 
     @functools.cached_property
     def loss(self) -> ElementForm:
-        return _element("loss", self._gen - self.df_at_one * (u - 1), self.small)
+        return _element("loss", self._gen - self.df_at_one * (u - 1), self.small,
+                        self._probes)
 
     @functools.cached_property
     def raw(self) -> ElementForm:
         """:math:`q f(r)` itself, for weights that are not normalised (probability input)."""
-        return _element("raw", self._gen, self.small)
+        return _element("raw", self._gen, self.small,
+                        self._probes)
 
     @functools.cached_property
     def grad_student_near(self) -> ElementForm:
-        return _element("grad_student_near", _simp(self._g + self.df_at_one), self.small)
+        return _element("grad_student_near", _simp(self._g + self.df_at_one), self.small,
+                        self._probes)
 
     @functools.cached_property
     def grad_teacher_near(self) -> ElementForm:
-        return _element("grad_teacher_near", _simp(u * (self._df - self.df_at_one)), self.small)
+        return _element("grad_teacher_near", _simp(u * (self._df - self.df_at_one)), self.small,
+                        self._probes)
 
     @functools.cached_property
     def grad_student(self) -> ElementForm:
         if self.g_at_zero is None:
             return self.grad_student_near
-        return _element("grad_student", _simp(self._g - self.g_at_zero), self.small)
+        return _element("grad_student", _simp(self._g - self.g_at_zero), self.small,
+                        self._probes)
 
     @functools.cached_property
     def grad_teacher(self) -> ElementForm:
         if self.df_at_infinity is None:
             return self.grad_teacher_near
-        return _element("grad_teacher", _simp(u * (self._df - self.df_at_infinity)), self.small)
+        return _element("grad_teacher", _simp(u * (self._df - self.df_at_infinity)), self.small,
+                        self._probes)
 
     @functools.cached_property
     def reward(self):

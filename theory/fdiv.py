@@ -78,9 +78,16 @@ def _readability_cost(expr: sympy.Basic) -> int:
     return int(sympy.count_ops(expr)) + penalty
 
 
+#: Rationals with a numerator or denominator beyond this are left to the numbers: sympy's
+#: simplify raises them to each other's powers (logcombine of β log β at β = 10⁻¹²).
+TIDY_MAX_INTEGER = 10**6
+
+
 def _tidy(expr: sympy.Expr) -> sympy.Expr:
     """Light, bounded simplification: the most readable of a few equivalent forms."""
     if not isinstance(expr, sympy.Basic) or sympy.count_ops(expr) > 60:
+        return expr
+    if any(max(abs(r.p), abs(r.q)) > TIDY_MAX_INTEGER for r in expr.atoms(sympy.Rational)):
         return expr
     candidates = [expr]
     try:

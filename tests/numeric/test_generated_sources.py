@@ -1,10 +1,15 @@
-"""The committed CUDA / host C kernel sources: regeneration, nvcc, no GPU imports."""
+"""The CUDA / host C kernel sources: golden files, labels, nvcc, no GPU imports.
+
+Sources are generated on demand; ``tests/numeric/golden/`` holds one golden file per target
+(the JS kernel, both dtypes), regenerated here byte for byte.
+"""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import sympy
@@ -23,32 +28,23 @@ def regenerated():
     return _cuda_sources.catalog_sources()
 
 
-def _committed():
-    return {
-        p.name: p.read_bytes()
-        for p in sorted(_cuda_sources.GENERATED_DIR.iterdir())
-        if p.suffix in (".cu", ".c")
-    }
+GOLDEN = Path(__file__).with_name("golden")
 
 
-def test_committed_files_are_the_catalog():
-    expected = {f"divkit_{n}.{ext}" for n in fdiv.names() for ext in ("cu", "c")}
-    assert set(_committed()) == expected
+def test_catalog_sources_cover_the_catalog(regenerated):
+    assert set(regenerated) == {f"divkit_{n}.{ext}" for n in fdiv.names() for ext in ("cu", "c")}
 
 
-def test_every_committed_file_regenerates_byte_identically(regenerated):
-    committed = _committed()
-    versions = {re.search(rb"sympy (\S+)", data).group(1).decode() for data in committed.values()}
-    if versions != {sympy.__version__}:
-        pytest.skip(
-            f"committed sources were generated with sympy {sorted(versions)}, this is "
-            f"sympy {sympy.__version__}: regenerate with python -m numeric._cuda_sources"
-        )
-    stale = [name for name, data in committed.items() if regenerated[name].encode() != data]
-    assert not stale, (
-        f"generated sources differ from their generator: {stale}; "
-        "run python -m numeric._cuda_sources and commit the result"
-    )
+@pytest.mark.parametrize("target", ["cu", "c"])
+def test_golden_file_regenerates_byte_identically(regenerated, target):
+    golden = (GOLDEN / f"divkit_js.{target}").read_bytes()
+    version = re.search(rb"sympy (\S+)", golden).group(1).decode()
+    if version != sympy.__version__:
+        pytest.skip(f"golden file made with sympy {version}, this is sympy {sympy.__version__}: "
+                    "regenerate with python -m numeric._cuda_sources tests/numeric/golden")
+    assert regenerated[f"divkit_js.{target}"].encode() == golden, (
+        "the generated JS kernel differs from tests/numeric/golden; if the change is intended, "
+        "regenerate it (python -m numeric._cuda_sources DIR, copy divkit_js.*)")
 
 
 def test_sources_are_labelled(regenerated):
@@ -91,8 +87,8 @@ def test_row_kernel_source_for_a_user_defined_divergence():
 
 
 @pytest.mark.skipif(codegen.find_nvcc() is None, reason="nvcc not installed on this machine")
-def test_committed_cuda_sources_compile_with_nvcc():
-    sources = [data.decode() for name, data in _committed().items() if name.endswith(".cu")]
+def test_generated_cuda_sources_compile_with_nvcc(regenerated):
+    sources = [text for name, text in regenerated.items() if name.endswith(".cu")]
     assert codegen.nvcc_check(*sources)
 
 

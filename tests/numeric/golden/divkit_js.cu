@@ -1,20 +1,46 @@
 // divkit numeric._cuda_sources — generated code, do not edit (python -m numeric._cuda_sources)
 // codegen version: 1; sympy 1.14.0
-// divergence: jeffreys
-// f(u) = (u - 1)*log(u)
-// forms hash: sha256:c662013bd93a51baf331973915af6bb216416602de568b416343604497a1d007
+// divergence: js(beta=1/2) {'beta': 1/2}
+// f(u) = u*log(u)/2 - (u/2 + 1/2)*log(u/2 + 1/2)
+// forms hash: sha256:f8ffb26642211fb5f8f8df1f65dd7db736484f3b98e292887724112c8e96626c
 // D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
 // dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
 // dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
-// loss: lo = ell*q*expm1(ell)
-// loss: hi = -ell*p*expm1(-ell)
-// loss: p = 0 < q -> q*(oo), q = 0 < p -> p*(oo)
-// grad_student: lo = q*(-ell - expm1(ell))
-// grad_student: hi = p*(-ell*exp(-ell) + expm1(-ell))
-// grad_student: p = 0 < q -> q*(oo), q = 0 < p -> p*(-1)
-// grad_teacher: lo = q*(ell*exp(ell) + expm1(ell))
-// grad_teacher: hi = p*(ell - expm1(-ell))
-// grad_teacher: p = 0 < q -> q*(-1), q = 0 < p -> p*(oo)
+// loss: lo = q*(ell*exp(ell)/2 + xlog1py(-exp(ell)/2 - 1/2, exp(ell)/2 - 1/2))
+// loss: hi = p*(-(ell + log(1/2 + exp(-ell)/2))*exp(-ell)/2 - log(1/2 + exp(-ell)/2)/2)
+// loss: p = 0 < q -> q*(0.34657359027997264), q = 0 < p -> p*(0.34657359027997264)
+// grad_student: lo = q*xlog1py(-1/2, exp(ell))
+// grad_student: hi = p*(xlog1py(exp(-ell)/2, exp(ell)) - xlog1py(exp(-ell), exp(ell)))
+// grad_student: p = 0 < q -> q*(0.0), q = 0 < p -> p*(0.0)
+// grad_teacher: lo = -q*xlog1py(exp(ell)/2, exp(-ell))
+// grad_teacher: hi = -p*xlog1py(1/2, exp(-ell))
+// grad_teacher: p = 0 < q -> q*(0.0), q = 0 < p -> p*(0.0)
+
+#ifndef DIVKIT_HELPER_LOGADDEXPF_CUDA
+#define DIVKIT_HELPER_LOGADDEXPF_CUDA
+__device__ __forceinline__ float divkit_logaddexpf(float x, float y)
+{
+    /* numpy's npy_logaddexp: max + log1p(exp(-|x - y|)) */
+    if (x == y) {
+        return x + 0.6931472f;
+    }
+    const float d = x - y;
+    if (d > 0.0f) {
+        return x + log1pf(expf(-d));
+    }
+    if (d <= 0.0f) {
+        return y + log1pf(expf(d));
+    }
+    return d;
+}
+#endif
+#ifndef DIVKIT_HELPER_XLOG1PYF_CUDA
+#define DIVKIT_HELPER_XLOG1PYF_CUDA
+__device__ __forceinline__ float divkit_xlog1pyf(float x, float y)
+{
+    return x == 0.0f ? 0.0f : x * log1pf(y);
+}
+#endif
 
 #ifndef DIVKIT_ROW_COMMON_F_CUDA
 #define DIVKIT_ROW_COMMON_F_CUDA
@@ -181,62 +207,64 @@ __device__ void dk_block_sumf(float s, float c, float *hi, float *lo, float *sh)
 #define DK_BLOCK_SUMf(s, c, phi, plo) dk_block_sumf(s, c, phi, plo, dk_shared)
 #endif
 
-__device__ __forceinline__ void divkit_jeffreys_f32_lo(float ell, float q, float *out0, float *out1, float *out2)
+__device__ __forceinline__ void divkit_js_f32_lo(float ell, float q, float *out0, float *out1, float *out2)
 {
-    const float t0 = expm1f(ell);
-    *out0 = t0*ell*q;
-    *out1 = q*(-t0 - ell);
-    *out2 = q*(t0 + ell*expf(ell));
+    const float t0 = expf(ell);
+    const float t1 = t0/2.0f;
+    *out0 = q*(t1*ell + divkit_xlog1pyf(-1.0f/2.0f - t1, expm1f(ell)/2.0f));
+    *out1 = -divkit_xlog1pyf(q, t0)/2.0f;
+    *out2 = -divkit_xlog1pyf(t0*q, expf(-ell))/2.0f;
 }
 
-__device__ __forceinline__ void divkit_jeffreys_f32_hi(float ell, float p, float *out0, float *out1, float *out2)
+__device__ __forceinline__ void divkit_js_f32_hi(float ell, float p, float *out0, float *out1, float *out2)
 {
-    const float t0 = -ell;
-    const float t1 = expm1f(t0);
-    const float t2 = -t1;
-    *out0 = -t1*ell*p;
-    *out1 = p*(-t2 - ell*expf(t0));
-    *out2 = p*(t2 + ell);
+    const float t0 = 0.6931472f;
+    const float t1 = divkit_logaddexpf(-t0 - ell, -t0);
+    const float t2 = expf(-ell);
+    *out0 = p*(-t1/2.0f - t2*(t1 + ell)/2.0f);
+    *out1 = -divkit_xlog1pyf(t2*p, expf(ell))/2.0f;
+    *out2 = -divkit_xlog1pyf(p, t2)/2.0f;
 }
 
-__device__ __forceinline__ void divkit_jeffreys_f32_lo_log(float ell, float b, float *out0, float *out1, float *out2)
-{
-    const float t0 = expf(b);
-    const float t1 = expm1f(ell);
-    *out0 = t0*t1*ell;
-    *out1 = t0*(-t1 - ell);
-    *out2 = t0*(t1 + ell*expf(ell));
-}
-
-__device__ __forceinline__ void divkit_jeffreys_f32_hi_log(float ell, float a, float *out0, float *out1, float *out2)
-{
-    const float t0 = expf(a);
-    const float t1 = -ell;
-    const float t2 = expm1f(t1);
-    const float t3 = -t2;
-    *out0 = -t0*t2*ell;
-    *out1 = t0*(-t3 - ell*expf(t1));
-    *out2 = t0*(t3 + ell);
-}
-
-__device__ __forceinline__ void divkit_jeffreys_f32_near_lo_log(float ell, float b, float *out0, float *out1)
+__device__ __forceinline__ void divkit_js_f32_lo_log(float ell, float b, float *out0, float *out1, float *out2)
 {
     const float t0 = expf(b);
-    const float t1 = expm1f(ell);
-    *out0 = t0*(-t1 - ell);
-    *out1 = t0*(t1 + ell*expf(ell));
+    const float t1 = expf(ell);
+    const float t2 = t1/2.0f;
+    *out0 = t0*(t2*ell + divkit_xlog1pyf(-1.0f/2.0f - t2, expm1f(ell)/2.0f));
+    *out1 = -divkit_xlog1pyf(t0, t1)/2.0f;
+    *out2 = -divkit_xlog1pyf(t0*t1, expf(-ell))/2.0f;
 }
 
-__device__ __forceinline__ void divkit_jeffreys_f32_near_hi_log(float ell, float a, float *out0, float *out1)
+__device__ __forceinline__ void divkit_js_f32_hi_log(float ell, float a, float *out0, float *out1, float *out2)
 {
     const float t0 = expf(a);
-    const float t1 = -ell;
-    const float t2 = -expm1f(t1);
-    *out0 = t0*(-t2 - ell*expf(t1));
-    *out1 = t0*(t2 + ell);
+    const float t1 = 0.6931472f;
+    const float t2 = divkit_logaddexpf(-t1 - ell, -t1);
+    const float t3 = expf(-ell);
+    *out0 = t0*(-t2/2.0f - t3*(t2 + ell)/2.0f);
+    *out1 = -divkit_xlog1pyf(t0*t3, expf(ell))/2.0f;
+    *out2 = -divkit_xlog1pyf(t0, t3)/2.0f;
 }
 
-__device__ __forceinline__ void divkit_jeffreys_f32_terms(float zt, float zs, const float *rs, float *loss, float *gs, float *gt)
+__device__ __forceinline__ void divkit_js_f32_near_lo_log(float ell, float b, float *out0, float *out1)
+{
+    const float t0 = expf(b);
+    const float t1 = expm1f(ell)/2.0f;
+    const float t2 = expf(ell);
+    *out0 = -divkit_xlog1pyf(t0, t1)/2.0f;
+    *out1 = t0*(-divkit_xlog1pyf(t2, t1)/2.0f + t2*ell/2.0f);
+}
+
+__device__ __forceinline__ void divkit_js_f32_near_hi_log(float ell, float a, float *out0, float *out1)
+{
+    const float t0 = 0.6931472f;
+    const float t1 = divkit_logaddexpf(-t0 - ell, -t0);
+    *out0 = -(t1 + ell)*expf(a - ell)/2.0f;
+    *out1 = -t1*expf(a)/2.0f;
+}
+
+__device__ __forceinline__ void divkit_js_f32_terms(float zt, float zs, const float *rs, float *loss, float *gs, float *gt)
 {
     /* one element: a = zt - log S_t, b = zs - log S_s, l = a - b, p = e^a, q = e^b */
     if (zt == -__int_as_float(0x7f800000) || zs == -__int_as_float(0x7f800000)) {
@@ -247,15 +275,15 @@ __device__ __forceinline__ void divkit_jeffreys_f32_terms(float zt, float zs, co
         } else if (zt == -__int_as_float(0x7f800000)) {
             /* p = 0 < q: the term is q X(0+) */
             const float q = expf(zs - rs[3]);
-            *loss = __int_as_float(0x7f800000);
-            *gs = __int_as_float(0x7f800000);
-            *gt = q * -1.0f;
+            *loss = q * 0.3465736f;
+            *gs = q * 0.0f;
+            *gt = q * 0.0f;
         } else {
             /* q = 0 < p: the term is p lim X(u)/u, u -> oo */
             const float p = expf(zt - rs[2]);
-            *loss = __int_as_float(0x7f800000);
-            *gs = p * -1.0f;
-            *gt = __int_as_float(0x7f800000);
+            *loss = p * 0.3465736f;
+            *gs = p * 0.0f;
+            *gt = p * 0.0f;
         }
         return;
     }
@@ -264,22 +292,22 @@ __device__ __forceinline__ void divkit_jeffreys_f32_terms(float zt, float zs, co
     const float ell = (zt - zs) - (rs[2] - rs[3]);
     if (ell <= 0.0f) {
         const float q = expf(zs) / (1.0f + rs[1]);
-        divkit_jeffreys_f32_lo(ell, q, loss, gs, gt);
+        divkit_js_f32_lo(ell, q, loss, gs, gt);
     } else {
         const float p = expf(zt) / (1.0f + rs[0]);
-        divkit_jeffreys_f32_hi(ell, p, loss, gs, gt);
+        divkit_js_f32_hi(ell, p, loss, gs, gt);
     }
     if (!(isfinite(*loss) && isfinite(*gs) && isfinite(*gt))) {
         /* overflow or 0*inf: the same branch with the weight inside the exponentials */
         if (ell <= 0.0f) {
-            divkit_jeffreys_f32_lo_log(ell, zs - rs[3], loss, gs, gt);
+            divkit_js_f32_lo_log(ell, zs - rs[3], loss, gs, gt);
         } else {
-            divkit_jeffreys_f32_hi_log(ell, zt - rs[2], loss, gs, gt);
+            divkit_js_f32_hi_log(ell, zt - rs[2], loss, gs, gt);
         }
     }
 }
 
-__device__ __forceinline__ void divkit_jeffreys_f32_near_terms(float zt, float zs, const float *rs, float *gs, float *gt)
+__device__ __forceinline__ void divkit_js_f32_near_terms(float zt, float zs, const float *rs, float *gs, float *gt)
 {
     /* the gradient terms that vanish at r = 1, for nearly equal rows */
     if (zt == -__int_as_float(0x7f800000) || zs == -__int_as_float(0x7f800000)) {
@@ -288,24 +316,24 @@ __device__ __forceinline__ void divkit_jeffreys_f32_near_terms(float zt, float z
             *gt = 0.0f;
         } else if (zt == -__int_as_float(0x7f800000)) {
             const float q = expf(zs - rs[3]);
-            *gs = __int_as_float(0x7f800000);
-            *gt = q * -1.0f;
+            *gs = q * 0.3465736f;
+            *gt = q * 0.0f;
         } else {
             const float p = expf(zt - rs[2]);
-            *gs = p * -1.0f;
-            *gt = __int_as_float(0x7f800000);
+            *gs = p * 0.0f;
+            *gt = p * 0.3465736f;
         }
         return;
     }
     const float ell = (zt - zs) - (rs[2] - rs[3]);
     if (ell <= 0.0f) {
-        divkit_jeffreys_f32_near_lo_log(ell, zs - rs[3], gs, gt);
+        divkit_js_f32_near_lo_log(ell, zs - rs[3], gs, gt);
     } else {
-        divkit_jeffreys_f32_near_hi_log(ell, zt - rs[2], gs, gt);
+        divkit_js_f32_near_hi_log(ell, zt - rs[2], gs, gt);
     }
 }
 
-extern "C" __global__ void divkit_jeffreys_f32_rows(long long rows, long long V, const float *__restrict__ teacher, const float *__restrict__ student, float temperature, float grad_scale, const unsigned char *__restrict__ keep, float *__restrict__ loss, float *__restrict__ grad_student, float *__restrict__ grad_teacher)
+extern "C" __global__ void divkit_js_f32_rows(long long rows, long long V, const float *__restrict__ teacher, const float *__restrict__ student, float temperature, float grad_scale, const unsigned char *__restrict__ keep, float *__restrict__ loss, float *__restrict__ grad_student, float *__restrict__ grad_teacher)
 {
     __shared__ float dk_shared[96];
     __shared__ long long dk_shared_j[32];
@@ -353,7 +381,7 @@ extern "C" __global__ void divkit_jeffreys_f32_rows(long long rows, long long V,
             const float zt = (unit ? xt[i] : xt[i] / temperature) - mt;
             const float zs = (unit ? xs[i] : xs[i] / temperature) - ms;
             float lv, gv, hv;
-            divkit_jeffreys_f32_terms(zt, zs, rs, &lv, &gv, &hv);
+            divkit_js_f32_terms(zt, zs, rs, &lv, &gv, &hv);
             dk_two_sumf(&acc[0], &acc[1], lv);
             if (i == js) {
                 acc[4] = gv;
@@ -379,8 +407,8 @@ extern "C" __global__ void divkit_jeffreys_f32_rows(long long rows, long long V,
             continue;
         }
         /* nearly equal rows: gradient forms that vanish at r = 1 (uniform per row) */
-        const int near_s = 0 && d < 0.0f;
-        const int near_t = 0 && d < 0.0f;
+        const int near_s = 1 && d < 0.000120113255f;
+        const int near_t = 1 && d < 0.000120113255f;
         if (near_s || near_t) {
             for (int k = 0; k < 10; ++k) {
                 acc[k] = 0.0f;
@@ -389,7 +417,7 @@ extern "C" __global__ void divkit_jeffreys_f32_rows(long long rows, long long V,
                 const float zt = (unit ? xt[i] : xt[i] / temperature) - mt;
                 const float zs = (unit ? xs[i] : xs[i] / temperature) - ms;
                 float gv, hv;
-                divkit_jeffreys_f32_near_terms(zt, zs, rs, &gv, &hv);
+                divkit_js_f32_near_terms(zt, zs, rs, &gv, &hv);
                 if (i == js) {
                     acc[4] = gv;
                 } else {
@@ -438,9 +466,9 @@ extern "C" __global__ void divkit_jeffreys_f32_rows(long long rows, long long V,
             const float zt = (unit ? xt[i] : xt[i] / temperature) - mt;
             const float zs = (unit ? xs[i] : xs[i] / temperature) - ms;
             float lv, gv, hv, gn, hn;
-            divkit_jeffreys_f32_terms(zt, zs, rs, &lv, &gv, &hv);
+            divkit_js_f32_terms(zt, zs, rs, &lv, &gv, &hv);
             if (near_s || near_t) {
-                divkit_jeffreys_f32_near_terms(zt, zs, rs, &gn, &hn);
+                divkit_js_f32_near_terms(zt, zs, rs, &gn, &hn);
                 gv = near_s ? gn : gv;
                 hv = near_t ? hn : hv;
             }
@@ -470,6 +498,32 @@ extern "C" __global__ void divkit_jeffreys_f32_rows(long long rows, long long V,
         __syncthreads();
     }
 }
+
+#ifndef DIVKIT_HELPER_LOGADDEXP_CUDA
+#define DIVKIT_HELPER_LOGADDEXP_CUDA
+__device__ __forceinline__ double divkit_logaddexp(double x, double y)
+{
+    /* numpy's npy_logaddexp: max + log1p(exp(-|x - y|)) */
+    if (x == y) {
+        return x + 0.6931471805599453;
+    }
+    const double d = x - y;
+    if (d > 0.0) {
+        return x + log1p(exp(-d));
+    }
+    if (d <= 0.0) {
+        return y + log1p(exp(d));
+    }
+    return d;
+}
+#endif
+#ifndef DIVKIT_HELPER_XLOG1PY_CUDA
+#define DIVKIT_HELPER_XLOG1PY_CUDA
+__device__ __forceinline__ double divkit_xlog1py(double x, double y)
+{
+    return x == 0.0 ? 0.0 : x * log1p(y);
+}
+#endif
 
 #ifndef DIVKIT_ROW_COMMON_D_CUDA
 #define DIVKIT_ROW_COMMON_D_CUDA
@@ -636,62 +690,64 @@ __device__ void dk_block_sum(double s, double c, double *hi, double *lo, double 
 #define DK_BLOCK_SUM(s, c, phi, plo) dk_block_sum(s, c, phi, plo, dk_shared)
 #endif
 
-__device__ __forceinline__ void divkit_jeffreys_f64_lo(double ell, double q, double *out0, double *out1, double *out2)
+__device__ __forceinline__ void divkit_js_f64_lo(double ell, double q, double *out0, double *out1, double *out2)
 {
-    const double t0 = expm1(ell);
-    *out0 = t0*ell*q;
-    *out1 = q*(-t0 - ell);
-    *out2 = q*(t0 + ell*exp(ell));
+    const double t0 = exp(ell);
+    const double t1 = t0/2.0;
+    *out0 = q*(t1*ell + divkit_xlog1py(-1.0/2.0 - t1, expm1(ell)/2.0));
+    *out1 = -divkit_xlog1py(q, t0)/2.0;
+    *out2 = -divkit_xlog1py(t0*q, exp(-ell))/2.0;
 }
 
-__device__ __forceinline__ void divkit_jeffreys_f64_hi(double ell, double p, double *out0, double *out1, double *out2)
+__device__ __forceinline__ void divkit_js_f64_hi(double ell, double p, double *out0, double *out1, double *out2)
 {
-    const double t0 = -ell;
-    const double t1 = expm1(t0);
-    const double t2 = -t1;
-    *out0 = -t1*ell*p;
-    *out1 = p*(-t2 - ell*exp(t0));
-    *out2 = p*(t2 + ell);
+    const double t0 = 0.6931471805599453;
+    const double t1 = divkit_logaddexp(-t0 - ell, -t0);
+    const double t2 = exp(-ell);
+    *out0 = p*(-t1/2.0 - t2*(t1 + ell)/2.0);
+    *out1 = -divkit_xlog1py(t2*p, exp(ell))/2.0;
+    *out2 = -divkit_xlog1py(p, t2)/2.0;
 }
 
-__device__ __forceinline__ void divkit_jeffreys_f64_lo_log(double ell, double b, double *out0, double *out1, double *out2)
-{
-    const double t0 = exp(b);
-    const double t1 = expm1(ell);
-    *out0 = t0*t1*ell;
-    *out1 = t0*(-t1 - ell);
-    *out2 = t0*(t1 + ell*exp(ell));
-}
-
-__device__ __forceinline__ void divkit_jeffreys_f64_hi_log(double ell, double a, double *out0, double *out1, double *out2)
-{
-    const double t0 = exp(a);
-    const double t1 = -ell;
-    const double t2 = expm1(t1);
-    const double t3 = -t2;
-    *out0 = -t0*t2*ell;
-    *out1 = t0*(-t3 - ell*exp(t1));
-    *out2 = t0*(t3 + ell);
-}
-
-__device__ __forceinline__ void divkit_jeffreys_f64_near_lo_log(double ell, double b, double *out0, double *out1)
+__device__ __forceinline__ void divkit_js_f64_lo_log(double ell, double b, double *out0, double *out1, double *out2)
 {
     const double t0 = exp(b);
-    const double t1 = expm1(ell);
-    *out0 = t0*(-t1 - ell);
-    *out1 = t0*(t1 + ell*exp(ell));
+    const double t1 = exp(ell);
+    const double t2 = t1/2.0;
+    *out0 = t0*(t2*ell + divkit_xlog1py(-1.0/2.0 - t2, expm1(ell)/2.0));
+    *out1 = -divkit_xlog1py(t0, t1)/2.0;
+    *out2 = -divkit_xlog1py(t0*t1, exp(-ell))/2.0;
 }
 
-__device__ __forceinline__ void divkit_jeffreys_f64_near_hi_log(double ell, double a, double *out0, double *out1)
+__device__ __forceinline__ void divkit_js_f64_hi_log(double ell, double a, double *out0, double *out1, double *out2)
 {
     const double t0 = exp(a);
-    const double t1 = -ell;
-    const double t2 = -expm1(t1);
-    *out0 = t0*(-t2 - ell*exp(t1));
-    *out1 = t0*(t2 + ell);
+    const double t1 = 0.6931471805599453;
+    const double t2 = divkit_logaddexp(-t1 - ell, -t1);
+    const double t3 = exp(-ell);
+    *out0 = t0*(-t2/2.0 - t3*(t2 + ell)/2.0);
+    *out1 = -divkit_xlog1py(t0*t3, exp(ell))/2.0;
+    *out2 = -divkit_xlog1py(t0, t3)/2.0;
 }
 
-__device__ __forceinline__ void divkit_jeffreys_f64_terms(double zt, double zs, const double *rs, double *loss, double *gs, double *gt)
+__device__ __forceinline__ void divkit_js_f64_near_lo_log(double ell, double b, double *out0, double *out1)
+{
+    const double t0 = exp(b);
+    const double t1 = expm1(ell)/2.0;
+    const double t2 = exp(ell);
+    *out0 = -divkit_xlog1py(t0, t1)/2.0;
+    *out1 = t0*(-divkit_xlog1py(t2, t1)/2.0 + t2*ell/2.0);
+}
+
+__device__ __forceinline__ void divkit_js_f64_near_hi_log(double ell, double a, double *out0, double *out1)
+{
+    const double t0 = 0.6931471805599453;
+    const double t1 = divkit_logaddexp(-t0 - ell, -t0);
+    *out0 = -(t1 + ell)*exp(a - ell)/2.0;
+    *out1 = -t1*exp(a)/2.0;
+}
+
+__device__ __forceinline__ void divkit_js_f64_terms(double zt, double zs, const double *rs, double *loss, double *gs, double *gt)
 {
     /* one element: a = zt - log S_t, b = zs - log S_s, l = a - b, p = e^a, q = e^b */
     if (zt == -__longlong_as_double(0x7ff0000000000000LL) || zs == -__longlong_as_double(0x7ff0000000000000LL)) {
@@ -702,15 +758,15 @@ __device__ __forceinline__ void divkit_jeffreys_f64_terms(double zt, double zs, 
         } else if (zt == -__longlong_as_double(0x7ff0000000000000LL)) {
             /* p = 0 < q: the term is q X(0+) */
             const double q = exp(zs - rs[3]);
-            *loss = __longlong_as_double(0x7ff0000000000000LL);
-            *gs = __longlong_as_double(0x7ff0000000000000LL);
-            *gt = q * -1.0;
+            *loss = q * 0.34657359027997264;
+            *gs = q * 0.0;
+            *gt = q * 0.0;
         } else {
             /* q = 0 < p: the term is p lim X(u)/u, u -> oo */
             const double p = exp(zt - rs[2]);
-            *loss = __longlong_as_double(0x7ff0000000000000LL);
-            *gs = p * -1.0;
-            *gt = __longlong_as_double(0x7ff0000000000000LL);
+            *loss = p * 0.34657359027997264;
+            *gs = p * 0.0;
+            *gt = p * 0.0;
         }
         return;
     }
@@ -719,22 +775,22 @@ __device__ __forceinline__ void divkit_jeffreys_f64_terms(double zt, double zs, 
     const double ell = (zt - zs) - (rs[2] - rs[3]);
     if (ell <= 0.0) {
         const double q = exp(zs) / (1.0 + rs[1]);
-        divkit_jeffreys_f64_lo(ell, q, loss, gs, gt);
+        divkit_js_f64_lo(ell, q, loss, gs, gt);
     } else {
         const double p = exp(zt) / (1.0 + rs[0]);
-        divkit_jeffreys_f64_hi(ell, p, loss, gs, gt);
+        divkit_js_f64_hi(ell, p, loss, gs, gt);
     }
     if (!(isfinite(*loss) && isfinite(*gs) && isfinite(*gt))) {
         /* overflow or 0*inf: the same branch with the weight inside the exponentials */
         if (ell <= 0.0) {
-            divkit_jeffreys_f64_lo_log(ell, zs - rs[3], loss, gs, gt);
+            divkit_js_f64_lo_log(ell, zs - rs[3], loss, gs, gt);
         } else {
-            divkit_jeffreys_f64_hi_log(ell, zt - rs[2], loss, gs, gt);
+            divkit_js_f64_hi_log(ell, zt - rs[2], loss, gs, gt);
         }
     }
 }
 
-__device__ __forceinline__ void divkit_jeffreys_f64_near_terms(double zt, double zs, const double *rs, double *gs, double *gt)
+__device__ __forceinline__ void divkit_js_f64_near_terms(double zt, double zs, const double *rs, double *gs, double *gt)
 {
     /* the gradient terms that vanish at r = 1, for nearly equal rows */
     if (zt == -__longlong_as_double(0x7ff0000000000000LL) || zs == -__longlong_as_double(0x7ff0000000000000LL)) {
@@ -743,24 +799,24 @@ __device__ __forceinline__ void divkit_jeffreys_f64_near_terms(double zt, double
             *gt = 0.0;
         } else if (zt == -__longlong_as_double(0x7ff0000000000000LL)) {
             const double q = exp(zs - rs[3]);
-            *gs = __longlong_as_double(0x7ff0000000000000LL);
-            *gt = q * -1.0;
+            *gs = q * 0.34657359027997264;
+            *gt = q * 0.0;
         } else {
             const double p = exp(zt - rs[2]);
-            *gs = p * -1.0;
-            *gt = __longlong_as_double(0x7ff0000000000000LL);
+            *gs = p * 0.0;
+            *gt = p * 0.34657359027997264;
         }
         return;
     }
     const double ell = (zt - zs) - (rs[2] - rs[3]);
     if (ell <= 0.0) {
-        divkit_jeffreys_f64_near_lo_log(ell, zs - rs[3], gs, gt);
+        divkit_js_f64_near_lo_log(ell, zs - rs[3], gs, gt);
     } else {
-        divkit_jeffreys_f64_near_hi_log(ell, zt - rs[2], gs, gt);
+        divkit_js_f64_near_hi_log(ell, zt - rs[2], gs, gt);
     }
 }
 
-extern "C" __global__ void divkit_jeffreys_f64_rows(long long rows, long long V, const double *__restrict__ teacher, const double *__restrict__ student, double temperature, double grad_scale, const unsigned char *__restrict__ keep, double *__restrict__ loss, double *__restrict__ grad_student, double *__restrict__ grad_teacher)
+extern "C" __global__ void divkit_js_f64_rows(long long rows, long long V, const double *__restrict__ teacher, const double *__restrict__ student, double temperature, double grad_scale, const unsigned char *__restrict__ keep, double *__restrict__ loss, double *__restrict__ grad_student, double *__restrict__ grad_teacher)
 {
     __shared__ double dk_shared[96];
     __shared__ long long dk_shared_j[32];
@@ -808,7 +864,7 @@ extern "C" __global__ void divkit_jeffreys_f64_rows(long long rows, long long V,
             const double zt = (unit ? xt[i] : xt[i] / temperature) - mt;
             const double zs = (unit ? xs[i] : xs[i] / temperature) - ms;
             double lv, gv, hv;
-            divkit_jeffreys_f64_terms(zt, zs, rs, &lv, &gv, &hv);
+            divkit_js_f64_terms(zt, zs, rs, &lv, &gv, &hv);
             dk_two_sum(&acc[0], &acc[1], lv);
             if (i == js) {
                 acc[4] = gv;
@@ -834,8 +890,8 @@ extern "C" __global__ void divkit_jeffreys_f64_rows(long long rows, long long V,
             continue;
         }
         /* nearly equal rows: gradient forms that vanish at r = 1 (uniform per row) */
-        const int near_s = 0 && d < 0.0;
-        const int near_t = 0 && d < 0.0;
+        const int near_s = 1 && d < 0.00012011325347955034;
+        const int near_t = 1 && d < 0.00012011325347955034;
         if (near_s || near_t) {
             for (int k = 0; k < 10; ++k) {
                 acc[k] = 0.0;
@@ -844,7 +900,7 @@ extern "C" __global__ void divkit_jeffreys_f64_rows(long long rows, long long V,
                 const double zt = (unit ? xt[i] : xt[i] / temperature) - mt;
                 const double zs = (unit ? xs[i] : xs[i] / temperature) - ms;
                 double gv, hv;
-                divkit_jeffreys_f64_near_terms(zt, zs, rs, &gv, &hv);
+                divkit_js_f64_near_terms(zt, zs, rs, &gv, &hv);
                 if (i == js) {
                     acc[4] = gv;
                 } else {
@@ -893,9 +949,9 @@ extern "C" __global__ void divkit_jeffreys_f64_rows(long long rows, long long V,
             const double zt = (unit ? xt[i] : xt[i] / temperature) - mt;
             const double zs = (unit ? xs[i] : xs[i] / temperature) - ms;
             double lv, gv, hv, gn, hn;
-            divkit_jeffreys_f64_terms(zt, zs, rs, &lv, &gv, &hv);
+            divkit_js_f64_terms(zt, zs, rs, &lv, &gv, &hv);
             if (near_s || near_t) {
-                divkit_jeffreys_f64_near_terms(zt, zs, rs, &gn, &hn);
+                divkit_js_f64_near_terms(zt, zs, rs, &gn, &hn);
                 gv = near_s ? gn : gv;
                 hv = near_t ? hn : hv;
             }

@@ -1,22 +1,48 @@
 // divkit numeric._cuda_sources — generated code, do not edit (python -m numeric._cuda_sources)
 // codegen version: 1; sympy 1.14.0
-// divergence: power(alpha=2) {'alpha': 2}
-// f(u) = u**2 - 1
-// forms hash: sha256:d49330f880af9a9f506ef33563260190e4b93c58593a1b83a29eb313b577641d
+// divergence: js(beta=1/2) {'beta': 1/2}
+// f(u) = u*log(u)/2 - (u/2 + 1/2)*log(u/2 + 1/2)
+// forms hash: sha256:f8ffb26642211fb5f8f8df1f65dd7db736484f3b98e292887724112c8e96626c
 // D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
 // dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
 // dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
-// loss: lo = q*expm1(ell)**2
-// loss: hi = p*exp(ell)*expm1(-ell)**2
-// loss: p = 0 < q -> q*(1), q = 0 < p -> p*(oo)
-// grad_student: lo = -q*exp(2*ell)
-// grad_student: hi = -p*exp(ell)
-// grad_student: p = 0 < q -> q*(0), q = 0 < p -> p*(-oo)
-// grad_teacher: lo = 2*q*exp(ell)*expm1(ell)
-// grad_teacher: hi = 2*p*expm1(ell)
-// grad_teacher: p = 0 < q -> q*(0), q = 0 < p -> p*(oo)
+// loss: lo = q*(ell*exp(ell)/2 + xlog1py(-exp(ell)/2 - 1/2, exp(ell)/2 - 1/2))
+// loss: hi = p*(-(ell + log(1/2 + exp(-ell)/2))*exp(-ell)/2 - log(1/2 + exp(-ell)/2)/2)
+// loss: p = 0 < q -> q*(0.34657359027997264), q = 0 < p -> p*(0.34657359027997264)
+// grad_student: lo = q*xlog1py(-1/2, exp(ell))
+// grad_student: hi = p*(xlog1py(exp(-ell)/2, exp(ell)) - xlog1py(exp(-ell), exp(ell)))
+// grad_student: p = 0 < q -> q*(0.0), q = 0 < p -> p*(0.0)
+// grad_teacher: lo = -q*xlog1py(exp(ell)/2, exp(-ell))
+// grad_teacher: hi = -p*xlog1py(1/2, exp(-ell))
+// grad_teacher: p = 0 < q -> q*(0.0), q = 0 < p -> p*(0.0)
 
 #include <math.h>
+
+#ifndef DIVKIT_HELPER_LOGADDEXPF_C
+#define DIVKIT_HELPER_LOGADDEXPF_C
+static inline float divkit_logaddexpf(float x, float y)
+{
+    /* numpy's npy_logaddexp: max + log1p(exp(-|x - y|)) */
+    if (x == y) {
+        return x + 0.6931472f;
+    }
+    const float d = x - y;
+    if (d > 0.0f) {
+        return x + log1pf(expf(-d));
+    }
+    if (d <= 0.0f) {
+        return y + log1pf(expf(d));
+    }
+    return d;
+}
+#endif
+#ifndef DIVKIT_HELPER_XLOG1PYF_C
+#define DIVKIT_HELPER_XLOG1PYF_C
+static inline float divkit_xlog1pyf(float x, float y)
+{
+    return x == 0.0f ? 0.0f : x * log1pf(y);
+}
+#endif
 
 #ifndef DIVKIT_ROW_COMMON_F_C
 #define DIVKIT_ROW_COMMON_F_C
@@ -99,51 +125,64 @@ static inline void dk_lse_mergef(float *m, float *s, float *c, long long *j, flo
 #define DK_BLOCK_SUMf(s, c, phi, plo) dk_splitf(s, c, phi, plo)
 #endif
 
-static inline void divkit_power_f32_lo(float ell, float q, float *out0, float *out1, float *out2)
+static inline void divkit_js_f32_lo(float ell, float q, float *out0, float *out1, float *out2)
 {
-    const float t0 = expm1f(ell);
-    *out0 = q*t0*t0;
-    *out1 = -q*expf(2.0f*ell);
-    *out2 = 2.0f*t0*q*expf(ell);
+    const float t0 = expf(ell);
+    const float t1 = t0/2.0f;
+    *out0 = q*(t1*ell + divkit_xlog1pyf(-1.0f/2.0f - t1, expm1f(ell)/2.0f));
+    *out1 = -divkit_xlog1pyf(q, t0)/2.0f;
+    *out2 = -divkit_xlog1pyf(t0*q, expf(-ell))/2.0f;
 }
 
-static inline void divkit_power_f32_hi(float ell, float p, float *out0, float *out1, float *out2)
+static inline void divkit_js_f32_hi(float ell, float p, float *out0, float *out1, float *out2)
 {
-    const float t0 = p*expf(ell);
-    *out0 = t0*expm1f(-ell)*expm1f(-ell);
-    *out1 = -t0;
-    *out2 = 2.0f*p*expm1f(ell);
+    const float t0 = 0.6931472f;
+    const float t1 = divkit_logaddexpf(-t0 - ell, -t0);
+    const float t2 = expf(-ell);
+    *out0 = p*(-t1/2.0f - t2*(t1 + ell)/2.0f);
+    *out1 = -divkit_xlog1pyf(t2*p, expf(ell))/2.0f;
+    *out2 = -divkit_xlog1pyf(p, t2)/2.0f;
 }
 
-static inline void divkit_power_f32_lo_log(float ell, float b, float *out0, float *out1, float *out2)
+static inline void divkit_js_f32_lo_log(float ell, float b, float *out0, float *out1, float *out2)
 {
-    const float t0 = expm1f(ell);
-    *out0 = t0*t0*expf(b);
-    *out1 = -expf(b + 2.0f*ell);
-    *out2 = 2.0f*t0*expf(b + ell);
+    const float t0 = expf(b);
+    const float t1 = expf(ell);
+    const float t2 = t1/2.0f;
+    *out0 = t0*(t2*ell + divkit_xlog1pyf(-1.0f/2.0f - t2, expm1f(ell)/2.0f));
+    *out1 = -divkit_xlog1pyf(t0, t1)/2.0f;
+    *out2 = -divkit_xlog1pyf(t0*t1, expf(-ell))/2.0f;
 }
 
-static inline void divkit_power_f32_hi_log(float ell, float a, float *out0, float *out1, float *out2)
+static inline void divkit_js_f32_hi_log(float ell, float a, float *out0, float *out1, float *out2)
 {
-    const float t0 = expf(a + ell);
-    *out0 = t0*expm1f(-ell)*expm1f(-ell);
-    *out1 = -t0;
-    *out2 = 2.0f*expf(a)*expm1f(ell);
+    const float t0 = expf(a);
+    const float t1 = 0.6931472f;
+    const float t2 = divkit_logaddexpf(-t1 - ell, -t1);
+    const float t3 = expf(-ell);
+    *out0 = t0*(-t2/2.0f - t3*(t2 + ell)/2.0f);
+    *out1 = -divkit_xlog1pyf(t0*t3, expf(ell))/2.0f;
+    *out2 = -divkit_xlog1pyf(t0, t3)/2.0f;
 }
 
-static inline void divkit_power_f32_near_lo_log(float ell, float b, float *out0, float *out1)
+static inline void divkit_js_f32_near_lo_log(float ell, float b, float *out0, float *out1)
 {
-    *out0 = -expf(b)*expm1f(2.0f*ell);
-    *out1 = 2.0f*expf(b + ell)*expm1f(ell);
+    const float t0 = expf(b);
+    const float t1 = expm1f(ell)/2.0f;
+    const float t2 = expf(ell);
+    *out0 = -divkit_xlog1pyf(t0, t1)/2.0f;
+    *out1 = t0*(-divkit_xlog1pyf(t2, t1)/2.0f + t2*ell/2.0f);
 }
 
-static inline void divkit_power_f32_near_hi_log(float ell, float a, float *out0, float *out1)
+static inline void divkit_js_f32_near_hi_log(float ell, float a, float *out0, float *out1)
 {
-    *out0 = -expf(a - ell)*expm1f(2.0f*ell);
-    *out1 = 2.0f*expf(a)*expm1f(ell);
+    const float t0 = 0.6931472f;
+    const float t1 = divkit_logaddexpf(-t0 - ell, -t0);
+    *out0 = -(t1 + ell)*expf(a - ell)/2.0f;
+    *out1 = -t1*expf(a)/2.0f;
 }
 
-static inline void divkit_power_f32_terms(float zt, float zs, const float *rs, float *loss, float *gs, float *gt)
+static inline void divkit_js_f32_terms(float zt, float zs, const float *rs, float *loss, float *gs, float *gt)
 {
     /* one element: a = zt - log S_t, b = zs - log S_s, l = a - b, p = e^a, q = e^b */
     if (zt == -(float)INFINITY || zs == -(float)INFINITY) {
@@ -154,15 +193,15 @@ static inline void divkit_power_f32_terms(float zt, float zs, const float *rs, f
         } else if (zt == -(float)INFINITY) {
             /* p = 0 < q: the term is q X(0+) */
             const float q = expf(zs - rs[3]);
-            *loss = q * 1.0f;
+            *loss = q * 0.3465736f;
             *gs = q * 0.0f;
             *gt = q * 0.0f;
         } else {
             /* q = 0 < p: the term is p lim X(u)/u, u -> oo */
             const float p = expf(zt - rs[2]);
-            *loss = (float)INFINITY;
-            *gs = -(float)INFINITY;
-            *gt = (float)INFINITY;
+            *loss = p * 0.3465736f;
+            *gs = p * 0.0f;
+            *gt = p * 0.0f;
         }
         return;
     }
@@ -171,22 +210,22 @@ static inline void divkit_power_f32_terms(float zt, float zs, const float *rs, f
     const float ell = (zt - zs) - (rs[2] - rs[3]);
     if (ell <= 0.0f) {
         const float q = expf(zs) / (1.0f + rs[1]);
-        divkit_power_f32_lo(ell, q, loss, gs, gt);
+        divkit_js_f32_lo(ell, q, loss, gs, gt);
     } else {
         const float p = expf(zt) / (1.0f + rs[0]);
-        divkit_power_f32_hi(ell, p, loss, gs, gt);
+        divkit_js_f32_hi(ell, p, loss, gs, gt);
     }
     if (!(isfinite(*loss) && isfinite(*gs) && isfinite(*gt))) {
         /* overflow or 0*inf: the same branch with the weight inside the exponentials */
         if (ell <= 0.0f) {
-            divkit_power_f32_lo_log(ell, zs - rs[3], loss, gs, gt);
+            divkit_js_f32_lo_log(ell, zs - rs[3], loss, gs, gt);
         } else {
-            divkit_power_f32_hi_log(ell, zt - rs[2], loss, gs, gt);
+            divkit_js_f32_hi_log(ell, zt - rs[2], loss, gs, gt);
         }
     }
 }
 
-static inline void divkit_power_f32_near_terms(float zt, float zs, const float *rs, float *gs, float *gt)
+static inline void divkit_js_f32_near_terms(float zt, float zs, const float *rs, float *gs, float *gt)
 {
     /* the gradient terms that vanish at r = 1, for nearly equal rows */
     if (zt == -(float)INFINITY || zs == -(float)INFINITY) {
@@ -195,24 +234,24 @@ static inline void divkit_power_f32_near_terms(float zt, float zs, const float *
             *gt = 0.0f;
         } else if (zt == -(float)INFINITY) {
             const float q = expf(zs - rs[3]);
-            *gs = q * 1.0f;
+            *gs = q * 0.3465736f;
             *gt = q * 0.0f;
         } else {
             const float p = expf(zt - rs[2]);
-            *gs = -(float)INFINITY;
-            *gt = (float)INFINITY;
+            *gs = p * 0.0f;
+            *gt = p * 0.3465736f;
         }
         return;
     }
     const float ell = (zt - zs) - (rs[2] - rs[3]);
     if (ell <= 0.0f) {
-        divkit_power_f32_near_lo_log(ell, zs - rs[3], gs, gt);
+        divkit_js_f32_near_lo_log(ell, zs - rs[3], gs, gt);
     } else {
-        divkit_power_f32_near_hi_log(ell, zt - rs[2], gs, gt);
+        divkit_js_f32_near_hi_log(ell, zt - rs[2], gs, gt);
     }
 }
 
-void divkit_power_f32_rows(long long rows, long long V, const float *restrict teacher, const float *restrict student, float temperature, float grad_scale, const unsigned char *restrict keep, float *restrict loss, float *restrict grad_student, float *restrict grad_teacher)
+void divkit_js_f32_rows(long long rows, long long V, const float *restrict teacher, const float *restrict student, float temperature, float grad_scale, const unsigned char *restrict keep, float *restrict loss, float *restrict grad_student, float *restrict grad_teacher)
 {
     const long long tid = 0;
     const long long nthreads = 1;
@@ -258,7 +297,7 @@ void divkit_power_f32_rows(long long rows, long long V, const float *restrict te
             const float zt = (unit ? xt[i] : xt[i] / temperature) - mt;
             const float zs = (unit ? xs[i] : xs[i] / temperature) - ms;
             float lv, gv, hv;
-            divkit_power_f32_terms(zt, zs, rs, &lv, &gv, &hv);
+            divkit_js_f32_terms(zt, zs, rs, &lv, &gv, &hv);
             dk_two_sumf(&acc[0], &acc[1], lv);
             if (i == js) {
                 acc[4] = gv;
@@ -284,8 +323,8 @@ void divkit_power_f32_rows(long long rows, long long V, const float *restrict te
             continue;
         }
         /* nearly equal rows: gradient forms that vanish at r = 1 (uniform per row) */
-        const int near_s = 1 && d < 0.001f;
-        const int near_t = 0 && d < 0.0f;
+        const int near_s = 1 && d < 0.000120113255f;
+        const int near_t = 1 && d < 0.000120113255f;
         if (near_s || near_t) {
             for (int k = 0; k < 10; ++k) {
                 acc[k] = 0.0f;
@@ -294,7 +333,7 @@ void divkit_power_f32_rows(long long rows, long long V, const float *restrict te
                 const float zt = (unit ? xt[i] : xt[i] / temperature) - mt;
                 const float zs = (unit ? xs[i] : xs[i] / temperature) - ms;
                 float gv, hv;
-                divkit_power_f32_near_terms(zt, zs, rs, &gv, &hv);
+                divkit_js_f32_near_terms(zt, zs, rs, &gv, &hv);
                 if (i == js) {
                     acc[4] = gv;
                 } else {
@@ -343,9 +382,9 @@ void divkit_power_f32_rows(long long rows, long long V, const float *restrict te
             const float zt = (unit ? xt[i] : xt[i] / temperature) - mt;
             const float zs = (unit ? xs[i] : xs[i] / temperature) - ms;
             float lv, gv, hv, gn, hn;
-            divkit_power_f32_terms(zt, zs, rs, &lv, &gv, &hv);
+            divkit_js_f32_terms(zt, zs, rs, &lv, &gv, &hv);
             if (near_s || near_t) {
-                divkit_power_f32_near_terms(zt, zs, rs, &gn, &hn);
+                divkit_js_f32_near_terms(zt, zs, rs, &gn, &hn);
                 gv = near_s ? gn : gv;
                 hv = near_t ? hn : hv;
             }
@@ -374,6 +413,32 @@ void divkit_power_f32_rows(long long rows, long long V, const float *restrict te
         }
     }
 }
+
+#ifndef DIVKIT_HELPER_LOGADDEXP_C
+#define DIVKIT_HELPER_LOGADDEXP_C
+static inline double divkit_logaddexp(double x, double y)
+{
+    /* numpy's npy_logaddexp: max + log1p(exp(-|x - y|)) */
+    if (x == y) {
+        return x + 0.6931471805599453;
+    }
+    const double d = x - y;
+    if (d > 0.0) {
+        return x + log1p(exp(-d));
+    }
+    if (d <= 0.0) {
+        return y + log1p(exp(d));
+    }
+    return d;
+}
+#endif
+#ifndef DIVKIT_HELPER_XLOG1PY_C
+#define DIVKIT_HELPER_XLOG1PY_C
+static inline double divkit_xlog1py(double x, double y)
+{
+    return x == 0.0 ? 0.0 : x * log1p(y);
+}
+#endif
 
 #ifndef DIVKIT_ROW_COMMON_D_C
 #define DIVKIT_ROW_COMMON_D_C
@@ -456,51 +521,64 @@ static inline void dk_lse_merge(double *m, double *s, double *c, long long *j, d
 #define DK_BLOCK_SUM(s, c, phi, plo) dk_split(s, c, phi, plo)
 #endif
 
-static inline void divkit_power_f64_lo(double ell, double q, double *out0, double *out1, double *out2)
+static inline void divkit_js_f64_lo(double ell, double q, double *out0, double *out1, double *out2)
 {
-    const double t0 = expm1(ell);
-    *out0 = q*t0*t0;
-    *out1 = -q*exp(2.0*ell);
-    *out2 = 2.0*t0*q*exp(ell);
+    const double t0 = exp(ell);
+    const double t1 = t0/2.0;
+    *out0 = q*(t1*ell + divkit_xlog1py(-1.0/2.0 - t1, expm1(ell)/2.0));
+    *out1 = -divkit_xlog1py(q, t0)/2.0;
+    *out2 = -divkit_xlog1py(t0*q, exp(-ell))/2.0;
 }
 
-static inline void divkit_power_f64_hi(double ell, double p, double *out0, double *out1, double *out2)
+static inline void divkit_js_f64_hi(double ell, double p, double *out0, double *out1, double *out2)
 {
-    const double t0 = p*exp(ell);
-    *out0 = t0*expm1(-ell)*expm1(-ell);
-    *out1 = -t0;
-    *out2 = 2.0*p*expm1(ell);
+    const double t0 = 0.6931471805599453;
+    const double t1 = divkit_logaddexp(-t0 - ell, -t0);
+    const double t2 = exp(-ell);
+    *out0 = p*(-t1/2.0 - t2*(t1 + ell)/2.0);
+    *out1 = -divkit_xlog1py(t2*p, exp(ell))/2.0;
+    *out2 = -divkit_xlog1py(p, t2)/2.0;
 }
 
-static inline void divkit_power_f64_lo_log(double ell, double b, double *out0, double *out1, double *out2)
+static inline void divkit_js_f64_lo_log(double ell, double b, double *out0, double *out1, double *out2)
 {
-    const double t0 = expm1(ell);
-    *out0 = t0*t0*exp(b);
-    *out1 = -exp(b + 2.0*ell);
-    *out2 = 2.0*t0*exp(b + ell);
+    const double t0 = exp(b);
+    const double t1 = exp(ell);
+    const double t2 = t1/2.0;
+    *out0 = t0*(t2*ell + divkit_xlog1py(-1.0/2.0 - t2, expm1(ell)/2.0));
+    *out1 = -divkit_xlog1py(t0, t1)/2.0;
+    *out2 = -divkit_xlog1py(t0*t1, exp(-ell))/2.0;
 }
 
-static inline void divkit_power_f64_hi_log(double ell, double a, double *out0, double *out1, double *out2)
+static inline void divkit_js_f64_hi_log(double ell, double a, double *out0, double *out1, double *out2)
 {
-    const double t0 = exp(a + ell);
-    *out0 = t0*expm1(-ell)*expm1(-ell);
-    *out1 = -t0;
-    *out2 = 2.0*exp(a)*expm1(ell);
+    const double t0 = exp(a);
+    const double t1 = 0.6931471805599453;
+    const double t2 = divkit_logaddexp(-t1 - ell, -t1);
+    const double t3 = exp(-ell);
+    *out0 = t0*(-t2/2.0 - t3*(t2 + ell)/2.0);
+    *out1 = -divkit_xlog1py(t0*t3, exp(ell))/2.0;
+    *out2 = -divkit_xlog1py(t0, t3)/2.0;
 }
 
-static inline void divkit_power_f64_near_lo_log(double ell, double b, double *out0, double *out1)
+static inline void divkit_js_f64_near_lo_log(double ell, double b, double *out0, double *out1)
 {
-    *out0 = -exp(b)*expm1(2.0*ell);
-    *out1 = 2.0*exp(b + ell)*expm1(ell);
+    const double t0 = exp(b);
+    const double t1 = expm1(ell)/2.0;
+    const double t2 = exp(ell);
+    *out0 = -divkit_xlog1py(t0, t1)/2.0;
+    *out1 = t0*(-divkit_xlog1py(t2, t1)/2.0 + t2*ell/2.0);
 }
 
-static inline void divkit_power_f64_near_hi_log(double ell, double a, double *out0, double *out1)
+static inline void divkit_js_f64_near_hi_log(double ell, double a, double *out0, double *out1)
 {
-    *out0 = -exp(a - ell)*expm1(2.0*ell);
-    *out1 = 2.0*exp(a)*expm1(ell);
+    const double t0 = 0.6931471805599453;
+    const double t1 = divkit_logaddexp(-t0 - ell, -t0);
+    *out0 = -(t1 + ell)*exp(a - ell)/2.0;
+    *out1 = -t1*exp(a)/2.0;
 }
 
-static inline void divkit_power_f64_terms(double zt, double zs, const double *rs, double *loss, double *gs, double *gt)
+static inline void divkit_js_f64_terms(double zt, double zs, const double *rs, double *loss, double *gs, double *gt)
 {
     /* one element: a = zt - log S_t, b = zs - log S_s, l = a - b, p = e^a, q = e^b */
     if (zt == -(double)INFINITY || zs == -(double)INFINITY) {
@@ -511,15 +589,15 @@ static inline void divkit_power_f64_terms(double zt, double zs, const double *rs
         } else if (zt == -(double)INFINITY) {
             /* p = 0 < q: the term is q X(0+) */
             const double q = exp(zs - rs[3]);
-            *loss = q * 1.0;
+            *loss = q * 0.34657359027997264;
             *gs = q * 0.0;
             *gt = q * 0.0;
         } else {
             /* q = 0 < p: the term is p lim X(u)/u, u -> oo */
             const double p = exp(zt - rs[2]);
-            *loss = (double)INFINITY;
-            *gs = -(double)INFINITY;
-            *gt = (double)INFINITY;
+            *loss = p * 0.34657359027997264;
+            *gs = p * 0.0;
+            *gt = p * 0.0;
         }
         return;
     }
@@ -528,22 +606,22 @@ static inline void divkit_power_f64_terms(double zt, double zs, const double *rs
     const double ell = (zt - zs) - (rs[2] - rs[3]);
     if (ell <= 0.0) {
         const double q = exp(zs) / (1.0 + rs[1]);
-        divkit_power_f64_lo(ell, q, loss, gs, gt);
+        divkit_js_f64_lo(ell, q, loss, gs, gt);
     } else {
         const double p = exp(zt) / (1.0 + rs[0]);
-        divkit_power_f64_hi(ell, p, loss, gs, gt);
+        divkit_js_f64_hi(ell, p, loss, gs, gt);
     }
     if (!(isfinite(*loss) && isfinite(*gs) && isfinite(*gt))) {
         /* overflow or 0*inf: the same branch with the weight inside the exponentials */
         if (ell <= 0.0) {
-            divkit_power_f64_lo_log(ell, zs - rs[3], loss, gs, gt);
+            divkit_js_f64_lo_log(ell, zs - rs[3], loss, gs, gt);
         } else {
-            divkit_power_f64_hi_log(ell, zt - rs[2], loss, gs, gt);
+            divkit_js_f64_hi_log(ell, zt - rs[2], loss, gs, gt);
         }
     }
 }
 
-static inline void divkit_power_f64_near_terms(double zt, double zs, const double *rs, double *gs, double *gt)
+static inline void divkit_js_f64_near_terms(double zt, double zs, const double *rs, double *gs, double *gt)
 {
     /* the gradient terms that vanish at r = 1, for nearly equal rows */
     if (zt == -(double)INFINITY || zs == -(double)INFINITY) {
@@ -552,24 +630,24 @@ static inline void divkit_power_f64_near_terms(double zt, double zs, const doubl
             *gt = 0.0;
         } else if (zt == -(double)INFINITY) {
             const double q = exp(zs - rs[3]);
-            *gs = q * 1.0;
+            *gs = q * 0.34657359027997264;
             *gt = q * 0.0;
         } else {
             const double p = exp(zt - rs[2]);
-            *gs = -(double)INFINITY;
-            *gt = (double)INFINITY;
+            *gs = p * 0.0;
+            *gt = p * 0.34657359027997264;
         }
         return;
     }
     const double ell = (zt - zs) - (rs[2] - rs[3]);
     if (ell <= 0.0) {
-        divkit_power_f64_near_lo_log(ell, zs - rs[3], gs, gt);
+        divkit_js_f64_near_lo_log(ell, zs - rs[3], gs, gt);
     } else {
-        divkit_power_f64_near_hi_log(ell, zt - rs[2], gs, gt);
+        divkit_js_f64_near_hi_log(ell, zt - rs[2], gs, gt);
     }
 }
 
-void divkit_power_f64_rows(long long rows, long long V, const double *restrict teacher, const double *restrict student, double temperature, double grad_scale, const unsigned char *restrict keep, double *restrict loss, double *restrict grad_student, double *restrict grad_teacher)
+void divkit_js_f64_rows(long long rows, long long V, const double *restrict teacher, const double *restrict student, double temperature, double grad_scale, const unsigned char *restrict keep, double *restrict loss, double *restrict grad_student, double *restrict grad_teacher)
 {
     const long long tid = 0;
     const long long nthreads = 1;
@@ -615,7 +693,7 @@ void divkit_power_f64_rows(long long rows, long long V, const double *restrict t
             const double zt = (unit ? xt[i] : xt[i] / temperature) - mt;
             const double zs = (unit ? xs[i] : xs[i] / temperature) - ms;
             double lv, gv, hv;
-            divkit_power_f64_terms(zt, zs, rs, &lv, &gv, &hv);
+            divkit_js_f64_terms(zt, zs, rs, &lv, &gv, &hv);
             dk_two_sum(&acc[0], &acc[1], lv);
             if (i == js) {
                 acc[4] = gv;
@@ -641,8 +719,8 @@ void divkit_power_f64_rows(long long rows, long long V, const double *restrict t
             continue;
         }
         /* nearly equal rows: gradient forms that vanish at r = 1 (uniform per row) */
-        const int near_s = 1 && d < 0.001;
-        const int near_t = 0 && d < 0.0;
+        const int near_s = 1 && d < 0.00012011325347955034;
+        const int near_t = 1 && d < 0.00012011325347955034;
         if (near_s || near_t) {
             for (int k = 0; k < 10; ++k) {
                 acc[k] = 0.0;
@@ -651,7 +729,7 @@ void divkit_power_f64_rows(long long rows, long long V, const double *restrict t
                 const double zt = (unit ? xt[i] : xt[i] / temperature) - mt;
                 const double zs = (unit ? xs[i] : xs[i] / temperature) - ms;
                 double gv, hv;
-                divkit_power_f64_near_terms(zt, zs, rs, &gv, &hv);
+                divkit_js_f64_near_terms(zt, zs, rs, &gv, &hv);
                 if (i == js) {
                     acc[4] = gv;
                 } else {
@@ -700,9 +778,9 @@ void divkit_power_f64_rows(long long rows, long long V, const double *restrict t
             const double zt = (unit ? xt[i] : xt[i] / temperature) - mt;
             const double zs = (unit ? xs[i] : xs[i] / temperature) - ms;
             double lv, gv, hv, gn, hn;
-            divkit_power_f64_terms(zt, zs, rs, &lv, &gv, &hv);
+            divkit_js_f64_terms(zt, zs, rs, &lv, &gv, &hv);
             if (near_s || near_t) {
-                divkit_power_f64_near_terms(zt, zs, rs, &gn, &hn);
+                divkit_js_f64_near_terms(zt, zs, rs, &gn, &hn);
                 gv = near_s ? gn : gv;
                 hv = near_t ? hn : hv;
             }
