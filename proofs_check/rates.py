@@ -29,6 +29,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -84,12 +85,13 @@ class PowerLawFit:
         return f"{text} ({how})"
 
 
+@functools.lru_cache(maxsize=32)
 def _z(confidence: float) -> float:
     if not 0.5 < confidence < 1:
         raise ValueError(f"confidence must be in (0.5, 1), got {confidence}")
-    from scipy.stats import norm
+    from scipy.special import ndtri
 
-    return float(norm.ppf(0.5 + confidence / 2))
+    return float(ndtri(0.5 + confidence / 2))
 
 
 def _grid(ns) -> np.ndarray:

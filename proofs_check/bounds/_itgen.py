@@ -60,6 +60,12 @@ __all__ = [
 ]
 
 
+def _at(x, dps: int) -> mpmath.mpf:
+    """``x`` rounded to ``dps`` digits (the number keeps that precision outside the context)."""
+    with mpmath.workdps(dps):
+        return +x
+
+
 def _positive(name, x):
     try:
         v = float(x)
@@ -164,8 +170,8 @@ class GaussianLinearNetwork:
                 c = s2 / n * g * gfull.T
                 cl = s2 * g * g.T + nl
                 explained = (c.T * mpmath.inverse(cl) * c)[0, 0]
-                out.append(+(mpmath.log(vw / (vw - explained)) / 2))
-        return [mpmath.mpf(x) for x in out]
+                out.append(mpmath.log(vw / (vw - explained)) / 2)
+        return [_at(x, dps) for x in out]
 
     def _moments(self):
         chain = self._chain()
@@ -184,7 +190,7 @@ class GaussianLinearNetwork:
             test = _disagree(m, vw, m, vz, mpmath.mpf(0))
             train = _disagree(m, vw, m, vz, cov / mpmath.sqrt(vw * vz))
             out = test - train
-        return +out
+        return _at(out, dps)
 
     def report(self, *, dps: int = 30) -> dict:
         """``{"gap", "layers": [LayerReport], "best_bound"}`` (bound = sqrt(KL_l/2))."""
@@ -246,7 +252,7 @@ def gaussian_eta_tv(amplitude, sigma, *, dps: int = 50) -> mpmath.mpf:
     with mpmath.workdps(dps + 10):
         q = mpmath.erfc(mpmath.mpf(a) / mpmath.mpf(s) / mpmath.sqrt(2)) / 2
         out = 1 - 2 * q
-    return +out
+    return _at(out, dps)
 
 
 def gaussian_pair_tv(x1, x2, sigma, *, dps: int = 30) -> mpmath.mpf:
@@ -264,7 +270,7 @@ def gaussian_pair_tv(x1, x2, sigma, *, dps: int = 30) -> mpmath.mpf:
             return mpmath.mpf(0)
         mid = (a + b) / 2
         out = mpmath.quad(lambda y: mpmath.npdf(y, b, sg) - mpmath.npdf(y, a, sg), [mid, b, mpmath.inf])
-    return +out
+    return _at(out, dps)
 
 
 def _check_p(p):

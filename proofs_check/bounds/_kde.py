@@ -42,6 +42,12 @@ __all__ = ["KDEThresholds", "kde_thresholds", "kde_kl_per_dimension", "kde_rate_
            "kde_monte_carlo", "kde_min_distance_exact"]  # fmt: skip
 
 
+def _at(x, dps: int) -> mpmath.mpf:
+    """``x`` rounded to ``dps`` digits (the number keeps that precision outside the context)."""
+    with mpmath.workdps(dps):
+        return +x
+
+
 def _alpha(alpha) -> mpmath.mpf:
     try:
         a = mpmath.mpf(alpha)
@@ -61,7 +67,7 @@ def kde_rate_function(u, *, dps: int = 30) -> mpmath.mpf:
             raise ValueError(f"u must be positive, got {u!r}")
         s = (1 + mpmath.sqrt(1 + 4 * uu)) / (2 * uu)
         out = mpmath.log(s) / 2 - (s - 1) / (2 * s**2)
-    return +out
+    return _at(out, dps)
 
 
 def _threshold(a, k):
@@ -93,7 +99,9 @@ def kde_thresholds(alpha, *, dps: int = 30) -> KDEThresholds:
     and the optimal KL per dimension, each solved at ``dps`` digits.
 
     >>> th = kde_thresholds(0.25)
-    >>> float(th.h_clt / th.h_g) ** 2
+    >>> import mpmath
+    >>> with mpmath.workdps(30):
+    ...     print(mpmath.nstr((th.h_clt / th.h_g) ** 2, 25))
     2.0
     >>> bool(th.h_opt < th.h_g < th.h_clt)
     True
@@ -105,7 +113,7 @@ def kde_thresholds(alpha, *, dps: int = 30) -> KDEThresholds:
         u_min = 1 / s + 1 / s**2
         h_opt = mpmath.sqrt(u_min)
         kl_opt = a + mpmath.log(u_min) / 2  # α + ½ log h*² + u_min/(2h*²) − ½ at h*² = u_min
-        vals = [+v for v in (a, h_g, h_clt, h_opt, u_min, kl_opt)]
+    vals = [_at(v, dps) for v in (a, h_g, h_clt, h_opt, u_min, kl_opt)]
     return KDEThresholds(*vals)
 
 
@@ -121,7 +129,7 @@ def kde_kl_per_dimension(h, alpha, *, dps: int = 30) -> mpmath.mpf:
             out = mpmath.log(1 + hh**2) / 2 - hh**2 / (2 * (1 + hh**2))
         else:
             out = th.alpha + mpmath.log(hh**2) / 2 + th.u_min / (2 * hh**2) - mpmath.mpf(1) / 2
-    return +out
+    return _at(out, dps)
 
 
 def kde_min_distance_exact(d: int, alpha) -> float:

@@ -93,7 +93,8 @@ def fit_scaling_law(x, loss, *, sigma=None, confidence: float = 0.95) -> Scaling
     >>> round(fit.l_inf, 6), round(fit.alpha, 6)
     (1.7, 0.35)
     """
-    from scipy import optimize, stats
+    from scipy import optimize
+    from scipy.special import stdtrit
 
     xs = np.asarray(x, dtype=float)
     ls = np.asarray(loss, dtype=float)
@@ -164,7 +165,7 @@ def fit_scaling_law(x, loss, *, sigma=None, confidence: float = 0.95) -> Scaling
     rss = float((best.fun**2).sum())
     s2 = rss / dof if sigma is None else 1.0
     cov = np.linalg.inv(jtj) * s2
-    tq = float(stats.t.ppf(0.5 + confidence / 2, dof))
+    tq = float(stdtrit(dof, 0.5 + confidence / 2))
     se = np.sqrt(np.diag(cov))
     lo, hi = theta - tq * se, theta + tq * se
     if se[2] > 2.0:
