@@ -27,7 +27,9 @@ information
 Because layer :math:`l+1` is the same channel (fresh noise) under both laws, data
 processing makes :math:`\mathrm{KL}_l` non-increasing in l, and the hierarchical bound is
 :math:`|\mathrm{gen}| \le \min_l \sqrt{2\cdot\frac14\,\mathrm{KL}_l}` (Bu, Zou & Veeravalli
-(2020) individual-sample form, applied at layer l as in He & Goldfeld). The gap itself is a
+(2020) individual-sample form, applied at layer l as in He & Goldfeld); the full-sample
+Xu–Raginsky bound is :math:`\sqrt{I(W;S)/(2n)}` with :math:`I(W;S) = \frac12\log(V_W/s^2)`.
+The gap itself is a
 difference of two bivariate-normal orthant probabilities (test: W independent of
 :math:`Z' = YT_L`; train: :math:`\mathrm{Cov}(W, Z_i) = c_L`), computed by one-dimensional
 mpmath quadrature over the correlation (Drezner's form).
@@ -192,13 +194,24 @@ class GaussianLinearNetwork:
             out = test - train
         return _at(out, dps)
 
+    def mutual_information(self, *, dps: int = 30) -> mpmath.mpf:
+        r"""Full-sample :math:`I(W; S) = \frac12\log(V_W/s^2)` (W given the sample S is
+        :math:`N(\cdot, s^2)`), for the Xu–Raginsky bound :math:`\sqrt{I(W;S)/(2n)}`."""
+        with mpmath.workdps(dps + 10):
+            _m, vw, _vz, _c = self._moments()
+            out = mpmath.log(vw / mpmath.mpf(self.s) ** 2) / 2
+        return _at(out, dps)
+
     def report(self, *, dps: int = 30) -> dict:
-        """``{"gap", "layers": [LayerReport], "best_bound"}`` (bound = sqrt(KL_l/2))."""
+        """``{"gap", "layers": [LayerReport], "best_bound", "xu_raginsky"}``: the layer bounds
+        sqrt(KL_l/2), their minimum, and the full-sample bound sqrt(I(W;S)/(2n))."""
         kls = self.kl_per_layer(dps=dps)
+        mi = self.mutual_information(dps=dps)
         with mpmath.workdps(dps):
             layers = [LayerReport(i, k, mpmath.sqrt(k / 2)) for i, k in enumerate(kls)]
             return {"gap": self.gap(dps=dps), "layers": layers,
-                    "best_bound": min(x.bound for x in layers)}  # fmt: skip
+                    "best_bound": min(x.bound for x in layers),
+                    "xu_raginsky": mpmath.sqrt(mi / (2 * self.n))}  # fmt: skip
 
     # ------------------------------------------------------------ Monte Carlo
     def sample_gap(self, rng: np.random.Generator, size: int) -> np.ndarray:

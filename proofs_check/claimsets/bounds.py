@@ -24,7 +24,8 @@ from proofs_check.rates import PowerLawClaim
 _FALSE = "known false: "
 _HG = ("He & Goldfeld (2024), 'Information-theoretic generalization bounds for deep neural "
        "networks', arXiv 2404.03176 (hierarchical KL bound, references/papers.md §8); Bu, Zou & "
-       "Veeravalli (2020), IEEE JSAIT 1(1), Prop. 1 (individual-sample form)")  # fmt: skip
+       "Veeravalli (2020), IEEE JSAIT 1(1), Prop. 1 (individual-sample form); Xu & Raginsky "
+       "(2017), NeurIPS, Thm. 1")  # fmt: skip
 _SDPI = ("Polyanskiy & Wu (2024), Information Theory: From Coding to Learning, Ch. 33 "
          "(Dobrushin coefficient; Gaussian channel η_TV = 1 − 2Q(A/σ)); Cohen et al. (1993) "
          "η_KL ≤ η_TV; He & Goldfeld (2024) §IV (Dropout, DropConnect, noise injection)")  # fmt: skip
@@ -82,6 +83,9 @@ def _hg_margins(kind):
                 rep = net.report(dps=30)
                 kls = [x.kl for x in rep["layers"]]
                 if kind == "bound":
+                    xr = rep["xu_raginsky"]
+                    out.append((f"{label}, Xu–Raginsky: gap {mpmath.nstr(rep['gap'], 12)} vs "
+                                f"sqrt(I(W;S)/2n) {mpmath.nstr(xr, 12)}", float(xr - rep["gap"])))
                     for x in rep["layers"]:
                         out.append((f"{label}, layer {x.layer}: gap {mpmath.nstr(rep['gap'], 12)} vs "
                                     f"bound {mpmath.nstr(x.bound, 12)}", float(x.bound - rep["gap"])))
@@ -102,8 +106,9 @@ def _hg_margins(kind):
 
 @register("hg_layerwise_bound_gaussian_linear", tags=("bounds", "generalization"),
            expected="consistent", source=_HG,
-           description="exact 0-1 gap ≤ sqrt(KL_l/2) at every layer l of a noisy linear network "
-           "(binary Gaussian classification; gap by quadrature at 30 digits, KL_l exact)")  # fmt: skip
+           description="exact 0-1 gap ≤ sqrt(KL_l/2) at every layer l of a noisy linear network, "
+           "and ≤ the Xu–Raginsky sqrt(I(W;S)/(2n)) (binary Gaussian classification; gap by "
+           "quadrature at 30 digits, information measures exact)")  # fmt: skip
 def _hg_bound(e):
     return CallableClaim(e.name, _hg_margins("bound"), **_meta(e))
 
