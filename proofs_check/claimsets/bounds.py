@@ -3,9 +3,11 @@ universality lens, scaling laws and MLE-risk rates (tag ``bounds``; docs/bounds.
 
 Every claim compares a computed bound or rate with an independent computation: exact
 enumeration, mpmath quadrature at ≥ 30 digits, or Monte Carlo with a stated interval. Monte
-Carlo seeds are fixed (the ``seed`` of ``divkit check``, default 0, plus a per-claim offset)
-and each Monte Carlo interval is at 99.9 % (miss rate 0.1 % per interval when the claim is
-true; a ``violated`` Monte Carlo verdict needs two independent runs to miss). Claims tagged
+Carlo seeds are fixed: the rate and expectation claims use the ``--seed`` of ``divkit check``
+(default 0; a re-check uses seed + 1000003), the KDE, SDPI and scaling-law claims their own
+seeds (9001, 9002, 20261201, 31337). Each Monte Carlo interval is at 99.9 % (miss rate 0.1 %
+per interval when the claim is true; a ``violated`` rate or expectation verdict needs two
+independent runs to miss). Claims tagged
 ``false`` are known to be false and must come back ``violated``.
 """
 
