@@ -6,8 +6,9 @@ Run from the repository root (about a minute on one core)::
 
 * bounds_generalization.png — exact 0-1 generalization gap of the noisy linear network vs
   the layer-wise bounds sqrt(KL_l/2), over the training-set size n, with Monte Carlo points;
-* bounds_kde_regimes.png — the derived thresholds h*(α) < h_G(α) < h_CLT(α) = √2 h_G(α), and
-  the Monte Carlo participation ratio Y2 against h/h_G at d = 8…40 with the derived limit;
+* bounds_kde_regimes.png — the derived thresholds h*(α) < h_G(α) < h_CLT(α) = √2 h_G(α), the
+  Monte Carlo participation ratio Y2 against h/h_G at d = 8…40 with the derived limit, and the
+  fraction of runs within one CLT standard deviation against h/h_CLT;
 * bounds_universality.png — exact mixture regret vs the weight bound and log|H| on quantised
   Bernoulli classes, and the KT regret minus (1/2) log n converging to Clarke–Barron's constant;
 * bounds_scaling_law.png — a synthetic noisy curve, the fitted L∞ + (x0/x)^α with its
@@ -68,7 +69,7 @@ def kde():
     hg = np.array([float(t.h_g) for t in th])
     hc = np.array([float(t.h_clt) for t in th])
     ho = np.array([float(t.h_opt) for t in th])
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(15, 4.2))
     a1.fill_between(alphas, hc, 3.2, color="tab:green", alpha=0.15, label="CLT (h > h_CLT)")
     a1.fill_between(alphas, hg, hc, color="tab:orange", alpha=0.2, label="heavy tails (h_G < h < h_CLT)")
     a1.fill_between(alphas, 0, hg, color="tab:red", alpha=0.12, label="extreme values (h < h_G)")
@@ -80,18 +81,28 @@ def kde():
     a1.legend(fontsize=7)
     alpha = 0.2
     hg0 = float(bounds.kde_thresholds(alpha).h_g)
-    ratios = np.array([0.3, 0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0])
+    ratios = np.array([0.3, 0.5, 0.7, 0.85, 1.0, 1.2, np.sqrt(2) * 0.85, 1.5, np.sqrt(2) * 1.2, 2.0, 2.5])
     rng = np.random.default_rng(2)
     for d in (8, 16, 24, 32, 40):
-        res = bounds.kde_monte_carlo(d, alpha, ratios * hg0, reps=60, rng=rng)
+        res = bounds.kde_monte_carlo(d, alpha, ratios * hg0, reps=100, rng=rng)
         a2.errorbar(ratios, res["y2"], yerr=3.29 * res["y2_se"], fmt="o-", ms=3, lw=1,
                     label=f"d = {d} (n = {res['n']})")  # fmt: skip
-    grid = np.linspace(0.3, 2, 200)
+        a3.errorbar(ratios / np.sqrt(2), res["clt_within"], yerr=3.29 * res["clt_within_se"], fmt="o-",
+                    ms=3, lw=1, label=f"d = {d}")  # fmt: skip
+    grid = np.linspace(0.3, 2.5, 200)
     a2.plot(grid, np.where(grid < 1, 1 - grid**2, 0), "k--", lw=2, label="derived limit 1 − h²/h_G²")
     a2.axvline(np.sqrt(2), color="g", lw=0.8)
     a2.text(np.sqrt(2) + 0.02, 0.9, "h_CLT", color="g", fontsize=8)
-    a2.set(xlabel="h / h_G", ylabel="participation ratio Y2", title=f"Monte Carlo, α = {alpha}")
+    a2.set(xlabel="h / h_G", ylabel="participation ratio Y2", title=f"Monte Carlo, α = {alpha}: condensation")
     a2.legend(fontsize=7)
+    a3.axhline(0.6827, color="k", ls="--", lw=2, label="CLT: 2Φ(1) − 1")
+    a3.axvline(1.0, color="g", lw=0.8)
+    a3.axvline(1 / np.sqrt(2), color="r", lw=0.8)
+    a3.text(1.02, 0.98, "h_CLT", color="g", fontsize=8)
+    a3.text(1 / np.sqrt(2) + 0.02, 0.98, "h_G", color="r", fontsize=8)
+    a3.set(xlabel="h / h_CLT", ylabel="fraction with |ρ̂/Eρ̂ − 1| ≤ σ_CLT",
+           title=f"Monte Carlo, α = {alpha}: CLT breakdown")  # fmt: skip
+    a3.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(HERE / "bounds_kde_regimes.png", dpi=110)
     plt.close(fig)
@@ -147,7 +158,7 @@ def scaling():
 
 
 if __name__ == "__main__":
-    generalization()
-    kde()
-    universality()
-    scaling()
+    which = sys.argv[1:] or ["generalization", "kde", "universality", "scaling"]
+    for name in which:
+        {"generalization": generalization, "kde": kde, "universality": universality,
+         "scaling": scaling}[name]()  # fmt: skip
