@@ -38,13 +38,14 @@ LAYERS = [[[1.0, 0.3], [0.2, 1.0]], [[0.8, 0.1], [0.3, 1.0]], [[1.0, -0.4]]]
 
 def generalization():
     ns = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
-    gaps, bnds, mcs, mc_se = [], [], [], []
+    gaps, bnds, mcs, mc_se, xr = [], [], [], [], []
     rng = np.random.default_rng(1)
     for n in ns:
         net = bounds.GaussianLinearNetwork(mu=[1.0, 0.5], sigma=1.0, layers=LAYERS, beta=0.5, n=n, s=0.3)
         rep = net.report(dps=20)
         gaps.append(float(rep["gap"]))
         bnds.append([float(x.bound) for x in rep["layers"]])
+        xr.append(float(rep["xu_raginsky"]))
         x = net.sample_gap(rng, 100_000)
         mcs.append(x.mean())
         mc_se.append(x.std() / np.sqrt(x.size))
@@ -52,6 +53,7 @@ def generalization():
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for layer in range(bnds.shape[1]):
         ax.plot(ns, bnds[:, layer], "-", lw=1.2, label=f"bound sqrt(KL_{layer}/2), layer {layer}")
+    ax.plot(ns, xr, ":", color="gray", lw=1.5, label="Xu–Raginsky sqrt(I(W;S)/(2n))")
     ax.plot(ns, gaps, "k-", lw=2, label="exact gap (quadrature)")
     ax.errorbar(ns, mcs, yerr=3.29 * np.array(mc_se), fmt="o", ms=3, color="k", mfc="white",
                 label="Monte Carlo (99.9 % interval)")  # fmt: skip
