@@ -256,7 +256,8 @@ def _disagree(mw, vw, mz, vz, rho):
 # ------------------------------------------------------------------ SDPI coefficients
 def gaussian_eta_tv(amplitude, sigma, *, dps: int = 50) -> mpmath.mpf:
     r"""Dobrushin coefficient of :math:`x\mapsto N(x,\sigma^2)` on :math:`|x|\le A`:
-    :math:`\eta_{TV} = 1 - 2Q(A/\sigma)` (Polyanskiy & Wu (2024), Ch. 33), at ``dps`` digits.
+    :math:`\eta_{TV} = 1 - 2Q(A/\sigma)` (Polyanskiy & Wu (2024), strong data-processing
+    chapter), at ``dps`` digits.
 
     >>> float(gaussian_eta_tv(1, 1))
     0.6826894921370859

@@ -26,11 +26,11 @@ from proofs_check.rates import PowerLawClaim
 _FALSE = "known false: "
 _HG = ("He & Goldfeld (2024), 'Information-theoretic generalization bounds for deep neural "
        "networks', arXiv 2404.03176 (hierarchical KL bound, references/papers.md §8); Bu, Zou & "
-       "Veeravalli (2020), IEEE JSAIT 1(1), Prop. 1 (individual-sample form); Xu & Raginsky "
-       "(2017), NeurIPS, Thm. 1")  # fmt: skip
-_SDPI = ("Polyanskiy & Wu (2024), Information Theory: From Coding to Learning, Ch. 33 "
-         "(Dobrushin coefficient; Gaussian channel η_TV = 1 − 2Q(A/σ)); Cohen et al. (1993) "
-         "η_KL ≤ η_TV; He & Goldfeld (2024) §IV (Dropout, DropConnect, noise injection)")  # fmt: skip
+       "Veeravalli (2020), IEEE JSAIT 1(1) (individual-sample mutual-information bound); Xu & "
+       "Raginsky (2017), NeurIPS, Thm. 1")  # fmt: skip
+_SDPI = ("Polyanskiy & Wu (2024), Information Theory: From Coding to Learning, chapter on strong "
+         "data-processing inequalities (Dobrushin coefficient; Gaussian channel η_TV = 1 − 2Q(A/σ); "
+         "η_KL ≤ η_TV); He & Goldfeld (2024) (Dropout, DropConnect, noise injection)")  # fmt: skip
 _BM = ("Biroli & Mézard (2024), 'Kernel density estimators in large dimensions', arXiv "
        "2408.05807 (regimes h_CLT, h_G; thresholds derived for the isotropic Gaussian in "
        "references/papers.md §7 and proofs_check.bounds._kde)")  # fmt: skip
@@ -391,7 +391,9 @@ def _kde_shared_mc(deadline):
 
 
 @register("kde_participation_crossover", tags=("bounds", "kde", "montecarlo"),
-           expected="consistent", source=_BM + "; Derrida (1981) REM: Y2 → 1 − h²/h_G² below h_G",
+           expected="consistent",
+           source=_BM + "; Derrida (1981) REM; Mézard, Parisi & Virasoro (1987), Spin glass "
+           "theory and beyond: Y2 → 1 − T/T_c, here 1 − h²/h_G², below h_G",
            description="Monte Carlo participation ratio Y2 at d = 8…40 (n = e^{0.2d}, 200 runs): at "
            "h = h_G/2 its fitted trend y∞ + a/d covers the derived 3/4 within ±0.1 (99.9 % "
            "interval); at h = 2h_G > h_CLT log Y2 falls linearly in d (slope interval below 0); "
