@@ -11,6 +11,7 @@ import inspect
 MODULES = [
     "theory", "theory.fdiv", "theory.expfam", "theory.asymptotics", "theory.parsing",
     "numeric", "numeric.codegen", "proofs_check", "proofs_check.reference", "proofs_check.catalog",
+    "proofs_check.rates", "proofs_check.bounds",
 ]
 SYMBOLS = {
     "u": "the ratio symbol u = p/q (positive)",
