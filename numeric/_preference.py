@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.special import expit, logsumexp
+from scipy.special import expit
 
 from numeric._backend import as_numpy_input
 from numeric._compile import compile_numpy
@@ -23,6 +23,37 @@ __all__ = ["fdpg_gradient", "dphrl_loss", "d2o_loss", "nash_mirror_prox",
 
 #: Largest |P + P^T - 1| and |sum(ref) - 1| accepted for a preference game.
 GAME_TOL = 1e-9
+
+def logsumexp(x, axis=-1, keepdims=False):
+    """Log-sum-exp along ``axis`` (rows with a finite entry; faster than scipy's for small rows)."""
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+_FORMS_BY_NAME: dict = {}
+_CALLABLES: dict = {}
+
+
+def _forms(f):
+    """:func:`numeric._forms.forms`, memoised by catalog name (hashing a generator is slow)."""
+    if isinstance(f, str):
+        if f not in _FORMS_BY_NAME:
+            _FORMS_BY_NAME[f] = forms(f)
+        return _FORMS_BY_NAME[f]
+    return forms(f)
+
+
+def _compiled(fm, key: str, build):
+    """A compiled callable per (forms object, key), kept with a reference to ``fm``."""
+    slot = (id(fm), key)
+    hit = _CALLABLES.get(slot)
+    if hit is None or hit[0] is not fm:
+        hit = (fm, build())
+        _CALLABLES[slot] = hit
+    return hit[1]
 
 
 def _float_array(x, name: str) -> np.ndarray:
@@ -41,10 +72,11 @@ def _beta(beta, name: str = "beta") -> float:
     return b
 
 
-def _element(form, ell: np.ndarray) -> np.ndarray:
+def _element(fm, form, ell: np.ndarray) -> np.ndarray:
     r""":math:`X(e^{\ell})` of an :class:`~numeric._forms.ElementForm` (``q = 1``), both branches."""
-    lo = compile_numpy([form.lo], [ELL, Q], name=f"{form.name}_lo")
-    hi = compile_numpy([form.hi], [ELL, P], name=f"{form.name}_hi")
+    lo, hi = _compiled(fm, form.name, lambda: (
+        compile_numpy([form.lo], [ELL, Q], name=f"{form.name}_lo"),
+        compile_numpy([form.hi], [ELL, P], name=f"{form.name}_hi")))
     out = np.empty_like(ell)
     neg = ell <= 0
     with np.errstate(all="ignore"):
@@ -59,13 +91,15 @@ def _element(form, ell: np.ndarray) -> np.ndarray:
 
 def _reward(fm, ell: np.ndarray) -> np.ndarray:
     """f'(e^ell) elementwise, with f'(0+) at ell = -inf and f'(inf) at ell = +inf."""
-    fn = compile_numpy([fm.reward], [ELL], name="reward")
+    fn, hi, lo = _compiled(fm, "reward", lambda: (
+        compile_numpy([fm.reward], [ELL], name="reward"), _const(fm.fdiv.slope_at_infinity),
+        _const(fm.fdiv.df_at_zero)))
     out = np.empty_like(ell)
     fin = np.isfinite(ell)
     with np.errstate(all="ignore"):
         out[fin] = np.broadcast_to(fn(ell[fin])[0], ell[fin].shape)
-    out[ell == np.inf] = _const(fm.fdiv.slope_at_infinity)
-    out[ell == -np.inf] = _const(fm.fdiv.df_at_zero)
+    out[ell == np.inf] = hi
+    out[ell == -np.inf] = lo
     return out
 
 
@@ -122,7 +156,7 @@ def fdpg_gradient(f, logits, log_target, *, samples=None, log_proposal=None, bas
     >>> bool(np.abs(g).max() < 1e-15)
     True
     """
-    fm = forms(f)
+    fm = _forms(f)
     th = _float_array(logits, "logits")
     lt = _float_array(log_target, "log_target")
     if th.shape != lt.shape or th.ndim == 0:
@@ -144,7 +178,7 @@ def fdpg_gradient(f, logits, log_target, *, samples=None, log_proposal=None, bas
         raise ValueError("log_target has a row with no mass (all -inf)")
     logpi = th2 - logsumexp(th2, axis=-1, keepdims=True)
     pi = np.exp(logpi)
-    slope_inf = _const(fm.fdiv.slope_at_infinity)
+    slope_inf = _compiled(fm, "slope_inf", lambda: _const(fm.fdiv.slope_at_infinity))
     if samples is None:
         logp = lt2 - logsumexp(lt2, axis=-1, keepdims=True)
         ell = logpi - logp
@@ -152,7 +186,9 @@ def fdpg_gradient(f, logits, log_target, *, samples=None, log_proposal=None, bas
             raise ValueError(f"D_{fm.fdiv.name}(pi || p) is infinite: the policy has mass where "
                              "the target has none and f'(inf) = inf")
         w = _reward(fm, ell) - b
-        grad = pi * (w - np.sum(pi * w, axis=-1, keepdims=True))
+        # pi underflowing to 0 contributes nothing (pi w -> 0 unless f'(0+) ~ -1/u^2, neyman)
+        pw = np.where(pi > 0, pi * w, 0.0)
+        grad = np.where(pi > 0, pi * (w - np.sum(pw, axis=-1, keepdims=True)), 0.0)
         return grad.reshape(th.shape)
     xs = as_numpy_input(samples, "samples")
     if xs.dtype.kind not in "iu":
@@ -227,7 +263,7 @@ def dphrl_loss(f, logp, ref_logp, *, reduction="mean", return_grad=False):
     >>> bool(abs(dphrl_loss("reverse_kl", np.log(2.0), 0.0) - (1 - np.log(2))) < 1e-15)
     True
     """
-    fm = forms(f)
+    fm = _forms(f)
     lp = _float_array(logp, "logp")
     lr = _float_array(ref_logp, "ref_logp")
     if lp.shape != lr.shape:
@@ -239,7 +275,7 @@ def dphrl_loss(f, logp, ref_logp, *, reduction="mean", return_grad=False):
         raise ValueError("logp and ref_logp must be finite (samples come from pi_ref and the "
                          "policy's log-probabilities of them)")
     ell = (lp - lr).reshape(-1)
-    loss = _element(fm.loss, ell).reshape(lp.shape)
+    loss = _element(fm, fm.loss, ell).reshape(lp.shape)
     grad_form = fm.grad_teacher_near if fm.grad_teacher_near is not None else fm.grad_teacher
     count = max(lp.size, 1)
     if reduction == "mean":
@@ -250,7 +286,7 @@ def dphrl_loss(f, logp, ref_logp, *, reduction="mean", return_grad=False):
         out = loss
     if not return_grad:
         return np.asarray(out, dtype=np.float64)
-    grad = _element(grad_form, ell).reshape(lp.shape)
+    grad = _element(fm, grad_form, ell).reshape(lp.shape)
     if reduction == "mean":
         grad = grad / count
     return np.asarray(out, dtype=np.float64), grad
