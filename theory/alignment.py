@@ -195,7 +195,8 @@ def fdpg_ebm_pseudo_reward(f) -> sympy.Expr:
     """
     pr = fdpg_pseudo_reward(f)
     arg = sympy.exp(log_ratio - reward / beta + log_partition)
-    return sympy.expand(sympy.expand_log(pr.subs(u, arg), force=True))
+    return sympy.powsimp(sympy.expand(sympy.expand_log(pr.subs(u, arg), force=True)),
+                         combine="exp", deep=True)
 
 
 def fdpg_filtered_pseudo_reward(f) -> tuple[sympy.Expr, sympy.Expr]:
@@ -208,11 +209,12 @@ def fdpg_filtered_pseudo_reward(f) -> tuple[sympy.Expr, sympy.Expr]:
     is infinite while :math:`\pi_\theta` puts mass outside the filter).
 
     >>> fdpg_filtered_pseudo_reward("reverse_kl")
-    (exp(-ell)*exp(-logZ), 0)
+    (exp(-ell - logZ), 0)
     """
     d = as_fdivergence(f)
     inside = fdpg_pseudo_reward(d).subs(u, sympy.exp(log_ratio + log_partition))
-    return sympy.expand(sympy.expand_log(inside, force=True)), -d.slope_at_infinity
+    inside = sympy.powsimp(sympy.expand(sympy.expand_log(inside, force=True)), combine="exp", deep=True)
+    return inside, -d.slope_at_infinity
 
 
 # ---------------------------------------------------------------------- DPH-RL
@@ -240,7 +242,7 @@ def dphrl_loss_gradient(f) -> sympy.Expr:
     u - 1
     """
     d = as_fdivergence(f)
-    return sympy.simplify(sympy.expand(u * (d.df - d.df_at_one)))
+    return _fdiv._tidy(sympy.expand(u * (d.df - d.df_at_one)))
 
 
 #: DPH-RL's own names → (catalog name, factor): the paper's loss is factor × :func:`dphrl_loss`.
