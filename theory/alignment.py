@@ -636,6 +636,13 @@ def derivations(name: str, **params) -> list[tuple[str, str, object]]:
             ("rate_queries", "with eta = 2, N = 2k queries",
              (1 + 2 * beta) ** (-sympy.Symbol("N", positive=True) / 2)),
         ]
+    if key not in _fdiv.names():
+        import difflib
+
+        known = [*_fdiv.names(), *DERIVE_EXTRA]
+        close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+        hint = f"; did you mean: {', '.join(close)}" if close else ""
+        raise ValueError(f"unknown alignment name {name!r}{hint} (known: {', '.join(known)})")
     d = _fdiv.get(key, **params)
     rows: list[tuple[str, str, object]] = [
         ("f", "f(u), u = pi/pi_ref (policy first)", d.f),
