@@ -72,13 +72,19 @@ def _beta(beta, name: str = "beta") -> float:
     return b
 
 
+#: Largest log-ratio evaluated with the ``lo`` branch of an element form (e^30 ≈ 1e13).
+_LO_BRANCH_MAX = 30.0
+
+
 def _element(fm, form, ell: np.ndarray) -> np.ndarray:
     r""":math:`X(e^{\ell})` of an :class:`~numeric._forms.ElementForm` (``q = 1``), both branches."""
     lo, hi = _compiled(fm, form.name, lambda: (
         compile_numpy([form.lo], [ELL, Q], name=f"{form.name}_lo"),
         compile_numpy([form.hi], [ELL, P], name=f"{form.name}_hi")))
     out = np.empty_like(ell)
-    neg = ell <= 0
+    # the lo branch is exact for ell <= 0 and accurate for moderate ell > 0 (where the hi
+    # branch cancels near ell = 0); hi is overflow-free for large ell
+    neg = ell <= _LO_BRANCH_MAX
     with np.errstate(all="ignore"):
         if neg.any():
             e = ell[neg]

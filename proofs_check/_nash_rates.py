@@ -134,7 +134,7 @@ class SlopeFit:
 
 def fit_slope(x, y, *, confidence: float = 0.999) -> SlopeFit:
     """Slope of ``y`` on ``x`` by least squares, with a Student-t interval."""
-    from scipy.stats import t as student
+    from scipy.special import stdtrit
 
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -146,7 +146,7 @@ def fit_slope(x, y, *, confidence: float = 0.999) -> SlopeFit:
     slope = float(xm @ (y - y.mean())) / sxx
     resid = y - y.mean() - slope * xm
     se = math.sqrt(float(resid @ resid) / (n - 2) / sxx)
-    q = float(student.ppf(0.5 + confidence / 2, n - 2))
+    q = float(stdtrit(n - 2, 0.5 + confidence / 2))
     return SlopeFit(slope, slope - q * se, slope + q * se, n, confidence)
 
 
