@@ -462,8 +462,9 @@ def online_mirror_descent(preference, ref, *, beta, steps, eta, init=None):
 
     :math:`\pi_{k+1} \propto \exp\big((\eta_k\mathbf P\pi_k + \eta_k\beta\log\pi_{ref} +
     \log\pi_k)/(1 + \eta_k\beta)\big)`: the first half-step of :func:`nash_mirror_prox`
-    applied as the full step. Nash-MD (Munos et al. 2024) takes
-    :math:`\eta_k = 2/(\beta(k+2))` and only reaches a polynomial rate.
+    applied as the full step. With decaying steps of order :math:`1/(\beta k)` (Nash-MD,
+    Munos et al. 2024; divkit's claims use :math:`\eta_k = 2/(\beta(k+2))`) the rate is only
+    polynomial.
 
     Parameters
     ----------

@@ -41,9 +41,11 @@ _D2O = ("Duan et al. (2024), 'Negating Negatives: Alignment with Human Negative 
 _NASH = ("Tiapkin et al. (2025), 'Accelerating Nash Learning from Human Feedback via Mirror "
          "Prox' (Nash-MP), arXiv 2505.19731, abstract: KL rate (1+2β)^(-N/2); update and "
          "η = 1/L = 2 as reconstructed in references/papers.md §6")
-_NASHMD = ("Munos et al. (2024), 'Nash Learning from Human Feedback' (Nash-MD, ICML), step "
-           "η_k = 2/(β(k+2)); its polynomial last-iterate rate is the comparison point of "
-           "Tiapkin et al. (2025), §1 (references/papers.md §6)")
+_NASHMD = ("Munos et al. (2024), 'Nash Learning from Human Feedback' (Nash-MD, ICML): online "
+           "mirror descent on the regularised game with decaying steps of order 1/(βk) and a "
+           "polynomial last-iterate rate, the comparison point of Tiapkin et al. (2025), §1 "
+           "(from memory, not checked against the paper; the schedule η_k = 2/(β(k+2)) is "
+           "divkit's choice)")
 
 
 def _meta(e: Entry) -> dict:
