@@ -26,6 +26,15 @@ from proofs_check.claims import CallableClaim, Claim, ExpectationClaim
 
 _DPS = 50
 _TAG = "alignment"
+
+
+def _tol(key: str) -> float:
+    """A tolerance of numeric.tolerances.ALIGNMENT (imported on use: listing stays instant)."""
+    from numeric.tolerances import ALIGNMENT
+
+    return ALIGNMENT[key]
+
+
 _FALSE = "known false: "
 
 _FDPO = ("Wang et al. (2024), 'Beyond Reverse KL: Generalizing DPO with Diverse Divergence "
@@ -146,8 +155,9 @@ def _kkt_run(deadline):
             # 1. the KKT map with its normaliser solved at 60 digits gives pi back
             got, lam_got = _kkt_policy_mp(d, r, ref, beta)
             err = float(max(abs(g - p) / p for g, p in zip(got, pi, strict=True)))
-            out.append((f"{name}: 60-digit KKT policy relative error {err:.3g} > 1e-45 "
-                        f"(lambda {mpmath.nstr(lam_got, 12)})", 1 - err / 1e-45))
+            tol = _tol("mp_solution")
+            out.append((f"{name}: 60-digit KKT policy relative error {err:.3g} > {tol} "
+                        f"(lambda {mpmath.nstr(lam_got, 12)})", 1 - err / tol))
             # 2. pi is the maximiser: J(pi) >= J(pi') for mixtures toward random policies
             j_star = _objective(f_mp, pi, ref, r, beta)
             for nu in others:
@@ -162,8 +172,9 @@ def _kkt_run(deadline):
                                                  np.log([float(x) for x in ref]), beta=float(beta))
                 errf = max(abs(float(g) - float(p)) / float(p)
                            for g, p in zip(res.policy, pi, strict=True))
-                out.append((f"{name}: numeric.policy_from_reward relative error {errf:.3g} > 1e-9",
-                            1 - errf / 1e-9))
+                tol = _tol("kkt_float64_rel")
+                out.append((f"{name}: numeric.policy_from_reward relative error {errf:.3g} > {tol}",
+                            1 - errf / tol))
     return out
 
 
@@ -283,8 +294,9 @@ def _fdpg_exact_run(deadline):
             scale = max(abs(x) for x in ref)
             err = max(abs(mpmath.mpf(float(g)) - r) for g, r in zip(got, ref, strict=True))
             rel = float(err / scale)
-        out.append((f"{name}: |grad - d/dtheta D_f(pi_theta||p)| / max|grad| = {rel:.3g} > 1e-12",
-                    1 - rel / 1e-12))
+        tol = _tol("fdpg_grad_rel")
+        out.append((f"{name}: |grad - d/dtheta D_f(pi_theta||p)| / max|grad| = {rel:.3g} > {tol}",
+                    1 - rel / tol))
     return out
 
 
@@ -351,8 +363,9 @@ def _fdpg_descent_run(deadline):
         with mpmath.workdps(100):
             dv = mpmath.fsum(mpmath.mpf(float(b)) * f_mp(mpmath.mpf(float(a)) / mpmath.mpf(float(b)))
                              for a, b in zip(pi, p, strict=True))
-        out.append((f"{name}: D_f(pi_T||p) = {mpmath.nstr(dv, 6)} after {_DESCENT_STEPS} steps > 1e-20",
-                    1 - float(dv) / 1e-20))
+        tol = _tol("descent_divergence")
+        out.append((f"{name}: D_f(pi_T||p) = {mpmath.nstr(dv, 6)} after {_DESCENT_STEPS} steps "
+                    f"> {tol}", 1 - float(dv) / tol))
     return out
 
 
@@ -488,13 +501,15 @@ def _equilibrium_run(deadline):
                  for a in range(len(pi))]
             z = mpmath.fsum(w)
             worst = float(max(abs(w[a] / z - pi[a]) for a in range(len(pi))))
-        out.append((f"{name}: |pi* - softmax(log ref + P pi*/beta)| = {worst:.3g} > 1e-45",
-                    1 - worst / 1e-45))
+        tol = _tol("mp_solution")
+        out.append((f"{name}: |pi* - softmax(log ref + P pi*/beta)| = {worst:.3g} > {tol}",
+                    1 - worst / tol))
         Pf, rf, bf = g.as_arrays()
         it = numeric.nash_mirror_prox(Pf, rf, beta=bf, steps=800, eta=2.0)
         err = float(np.max(np.abs(it[-1] - np.array([float(x) for x in pi]))))
-        out.append((f"{name}: float64 Nash-MP after 800 steps differs by {err:.3g} > 1e-13",
-                    1 - err / 1e-13))
+        tol = _tol("nash_float64")
+        out.append((f"{name}: float64 Nash-MP after 800 steps differs by {err:.3g} > {tol}",
+                    1 - err / tol))
     # two actions: closed form pi_1 = sigma(log(ref1/ref2) + (P12 - 1/2)/beta)
     from theory.alignment import PreferenceGame
 
@@ -503,7 +518,8 @@ def _equilibrium_run(deadline):
         want = 1 / (1 + mpmath.exp(-(mpmath.log(mpmath.mpf(1) / 2) + mpmath.mpf(2) / 10 * 4)))
         got = g2.equilibrium(dps=_DPS)[0]
         err2 = float(abs(got - want))
-    out.append((f"two actions: |pi*_1 - closed form| = {err2:.3g} > 1e-48", 1 - err2 / 1e-48))
+    tol = _tol("mp_closed_form")
+    out.append((f"two actions: |pi*_1 - closed form| = {err2:.3g} > {tol}", 1 - err2 / tol))
     return out
 
 

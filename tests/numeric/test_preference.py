@@ -6,7 +6,7 @@ import pytest
 import sympy
 
 import numeric
-from numeric.tolerances import ACCURACY, assert_close, row_bound
+from numeric.tolerances import ACCURACY, ALIGNMENT, assert_close, row_bound
 from theory import alignment, fdiv, u
 
 LOGITS = np.array([0.3, -1.2, 0.8, 0.1, -0.4])
@@ -44,7 +44,7 @@ def _mp_grad(name, theta, log_target, dps=50):
 @pytest.mark.parametrize("name", ["kl", "reverse_kl", "js", "hellinger", "jeffreys"])
 def test_fdpg_exact_gradient_against_mpmath(name):
     got = numeric.fdpg_gradient(name, LOGITS, LOG_TARGET)
-    assert_close(got, _mp_grad(name, LOGITS, LOG_TARGET), rtol=0, atol=1e-13)
+    assert_close(got, _mp_grad(name, LOGITS, LOG_TARGET), rtol=0, atol=ALIGNMENT["float64_rtol"])
 
 
 def test_fdpg_batched_and_zero_mass_target():
@@ -58,9 +58,9 @@ def test_fdpg_batched_and_zero_mass_target():
     filt = LOG_TARGET.copy()
     filt[[1, 3]] = -np.inf
     assert_close(numeric.fdpg_gradient("reverse_kl", LOGITS, filt),
-                 _mp_grad("reverse_kl", LOGITS, filt), rtol=0, atol=1e-13)
+                 _mp_grad("reverse_kl", LOGITS, filt), rtol=0, atol=ALIGNMENT["float64_rtol"])
     assert_close(numeric.fdpg_gradient("js", LOGITS, filt), _mp_grad("js", LOGITS, filt),
-                 rtol=0, atol=1e-13)
+                 rtol=0, atol=ALIGNMENT["float64_rtol"])
     with pytest.raises(ValueError, match="infinite"):
         numeric.fdpg_gradient("kl", LOGITS, filt)
 
@@ -153,7 +153,7 @@ def test_dphrl_gradient_against_central_differences_in_mpmath(name, factor):
         h = mpmath.mpf(10) ** -20
         fd = [float((F(mpmath.exp(mpmath.mpf(x) + h)) - F(mpmath.exp(mpmath.mpf(x) - h))) / (2 * h))
               for x in ell]
-    assert_close(grad, np.array(fd), rtol=1e-13)
+    assert_close(grad, np.array(fd), rtol=ALIGNMENT["float64_rtol"])
 
 
 def test_dphrl_reference_mean_is_the_divergence():
@@ -192,8 +192,8 @@ def test_d2o_loss_and_gradients():
         # central differences in mpmath of the symbolic loss (d/d logp = d/d ell)
         for j, e in enumerate(ells):
             fd = float(sympy.N(sympy.diff(L, e).subs(s), 30))
-            assert_close(gs[i, j], fd, rtol=1e-13)
-        assert_close(gn[i], float(sympy.N(sympy.diff(L, neg).subs(s), 30)), rtol=1e-13)
+            assert_close(gs[i, j], fd, rtol=ALIGNMENT["float64_rtol"])
+        assert_close(gn[i], float(sympy.N(sympy.diff(L, neg).subs(s), 30)), rtol=ALIGNMENT["float64_rtol"])
     with pytest.raises(ValueError, match="beta"):
         numeric.d2o_loss(ls, rs, ln, rn, beta=0.0, alpha=1.0)
     with pytest.raises(ValueError, match="batch shape"):
@@ -223,7 +223,7 @@ def test_nash_mirror_prox_step_matches_the_symbolic_update_and_converges():
                  rtol=1e-14)
     star = np.array([float(x) for x in g.equilibrium(dps=30)])
     long = numeric.nash_mirror_prox(P, r, beta=0.1, steps=300)
-    assert_close(long[-1], star, rtol=1e-13)
+    assert_close(long[-1], star, rtol=ALIGNMENT["float64_rtol"])
 
 
 def test_nash_mirror_prox_large_game_runs_and_reaches_the_fixed_point():
