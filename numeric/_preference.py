@@ -145,6 +145,12 @@ def fdpg_gradient(f, logits, log_target, *, samples=None, log_proposal=None, bas
         The exact gradient, or :math:`\frac1m\sum_i \frac{\pi(x_i)}{q(x_i)}
         (f'(\pi(x_i)/p(x_i)) - b)(e_{x_i} - \pi)`.
 
+    Notes
+    -----
+    Actions whose probability underflows to 0 in float64 contribute nothing to the exact
+    gradient (their term :math:`\pi_j f'(\pi_j/p_j) \to 0` unless :math:`f'(0^+)` diverges
+    like :math:`-1/u^2`, as for ``neyman``, where the divergence itself blows up).
+
     Raises
     ------
     ValueError
