@@ -260,3 +260,25 @@ def test_preference_game_bad_input():
         numeric.online_mirror_descent(P, r, beta=0.1, steps=3, eta=lambda k: -1.0)
     with pytest.raises(ValueError, match="steps"):
         numeric.nash_mirror_prox(P, r, beta=0.1, steps=-1)
+
+
+@pytest.mark.slow
+def test_equilibrium_at_n_200_to_50_digits_and_float64_nash_mp():
+    """The largest size the issue names: 200 actions, 50 digits (~10 s on one core)."""
+    n = 200
+    rng = np.random.default_rng(2)
+    rows = [[HALF] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            a = sympy.Rational(int(rng.integers(-32, 33)), 64)
+            rows[i][j], rows[j][i] = HALF + a, HALF - a
+    ref = [sympy.Rational(1, n)] * n
+    pi = alignment.PreferenceGame(rows, ref, beta="1/5").equilibrium(dps=50)
+    P, r = _arrays(rows, ref)
+    with mpmath.workdps(60):
+        Pm = [[mpmath.mpf(float(x)) for x in row] for row in P]  # k/64: exact in binary
+        w = [mpmath.exp(mpmath.fdot(Pm[i], pi) * 5) for i in range(n)]
+        z = mpmath.fsum(w)
+        assert max(abs(w[i] / z - pi[i]) for i in range(n)) < ALIGNMENT["mp_solution"]
+    it = numeric.nash_mirror_prox(P, r, beta=0.2, steps=200)
+    assert_close(it[-1], np.array([float(x) for x in pi]), rtol=0, atol=ALIGNMENT["nash_float64"])
