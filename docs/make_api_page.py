@@ -10,6 +10,7 @@ import inspect
 
 MODULES = [
     "theory", "theory.fdiv", "theory.expfam", "theory.asymptotics", "theory.parsing",
+    "theory.alignment",
     "numeric", "numeric.codegen", "proofs_check", "proofs_check.reference", "proofs_check.catalog",
     "proofs_check.rates", "proofs_check.bounds",
 ]

@@ -8,6 +8,8 @@ D_f(P‖Q) = Σ q f(p/q)):
 - :func:`fdpo_loss` — the f-DPO loss (and gradient) from sequence log-probabilities.
 - :func:`policy_from_reward` — the KKT-optimal policy with its per-row normaliser.
 - :data:`codegen` — the code generator (sympy → numpy / C / CUDA source).
+- :func:`fdpg_gradient`, :func:`dphrl_loss`, :func:`d2o_loss`, :func:`nash_mirror_prox`,
+  :func:`online_mirror_descent` — the array side of :mod:`theory.alignment`.
 
 ``import numeric`` imports neither cupy nor torch.
 """
@@ -20,6 +22,13 @@ from numeric._api import (
     fdpo_loss,
     policy_from_reward,
 )
+from numeric._preference import (
+    d2o_loss,
+    dphrl_loss,
+    fdpg_gradient,
+    nash_mirror_prox,
+    online_mirror_descent,
+)
 
 __all__ = [
     "divergence",
@@ -28,4 +37,9 @@ __all__ = [
     "policy_from_reward",
     "PolicyResult",
     "codegen",
+    "fdpg_gradient",
+    "dphrl_loss",
+    "d2o_loss",
+    "nash_mirror_prox",
+    "online_mirror_descent",
 ]

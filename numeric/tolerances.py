@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["ACCURACY", "OVERRIDES", "eps", "backend_rtol", "row_bound", "tolerance",
-           "assert_close"]
+           "assert_close", "ALIGNMENT"]
 
 #: Accuracy claims against the mpmath reference, by dtype name:
 #: ``loss`` relative error on the bulk, ``grad`` relative L2 error per row on the bulk.
@@ -114,3 +114,27 @@ def assert_close(actual, expected, *, rtol=None, atol=0.0, dtype=None, shape=Non
             f"{e[fin][i]!r}, |err| {err[i]:.3e} > {bound[i]:.3e} (rtol={rtol}, atol={atol}) "
             f"{err_msg}".rstrip()
         )
+
+
+# ---------------------------------------------------------------------- alignment (issue 8)
+#: Tolerances of the alignment arrays (:mod:`numeric._preference`) and of the catalog claims
+#: tagged ``alignment``. float64 results are compared with 50-digit mpmath references;
+#: multiprecision results (the KKT policy, the Nash equilibrium) with an independent
+#: multiprecision solver or a closed form.
+ALIGNMENT = {
+    #: losses, gradients and updates (D²O, DPH-RL away from u = 1, Nash-MP steps), relative
+    "float64_rtol": 1e-13,
+    #: f-DPG exact gradient against d/dθ of the 50-digit divergence, relative to max|grad|
+    "fdpg_grad_rel": 1e-12,
+    #: numeric.policy_from_reward against the exact KKT policy, relative per action
+    #: (float64 rewards; the conditioning of (f')⁻¹ near f'(∞) costs digits)
+    "kkt_float64_rel": 1e-9,
+    #: D_f(π_T‖p) after 150 f-DPG descent steps of size 2/f''(1)
+    "descent_divergence": 1e-20,
+    #: float64 Nash-MP after 800 steps against the 50-digit equilibrium, absolute
+    "nash_float64": 1e-13,
+    #: 60-digit solvers against each other (KKT normaliser, equilibrium in softmax form)
+    "mp_solution": 1e-45,
+    #: 50-digit equilibrium against the two-action closed form
+    "mp_closed_form": 1e-48,
+}

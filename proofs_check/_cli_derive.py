@@ -6,6 +6,7 @@ Examples::
     divkit derive alpha --param alpha=1/3 --latex
     divkit derive --f "(sqrt(u)-1)**2" --json
     divkit derive risk --family exponential --truth "Gamma(2, 1/2)"
+    divkit derive alignment js --json
 
 Expressions and parameter values go through the whitelist parser (theory.parsing).
 """
@@ -22,7 +23,10 @@ __all__ = ["add_arguments", "run", "derived_quantities"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``divkit derive``."""
-    parser.add_argument("name", nargs="?", help="catalog name (see `divkit derive --list`), or 'risk'")
+    parser.add_argument("name", nargs="?",
+                        help="catalog name (see `divkit derive --list`), 'risk' or 'alignment'")
+    parser.add_argument("target", nargs="?", metavar="NAME",
+                        help="(alignment) a catalog name, 'd2o' or 'nash_mp'")
     parser.add_argument("--f", dest="expr", metavar="EXPR", help="a generator f(u) as text")
     parser.add_argument(
         "--param", action="append", default=[], metavar="K=V",
@@ -96,6 +100,13 @@ def run(args: argparse.Namespace) -> int:
         from proofs_check import _cli_risk
 
         return _cli_risk.run(args)
+    if args.name == "alignment":
+        from proofs_check import _cli_alignment
+
+        return _cli_alignment.run(args)
+    if getattr(args, "target", None) is not None:
+        raise ValueError(f"unexpected argument {args.target!r} (only 'derive alignment NAME' takes "
+                         "a second name)")
     params = _params(args.param)
     if args.expr is not None and args.name is not None:
         raise ValueError("give either a catalog NAME or --f EXPR, not both")

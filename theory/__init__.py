@@ -4,6 +4,7 @@
 - :mod:`theory.expfam` — exponential families from ψ and T, closed-form divergences;
 - :mod:`theory.asymptotics` — the MLE risk to order n⁻² and the p-n criterion;
 - :mod:`theory.parsing` — the whitelist parser for expressions given as text;
+- :mod:`theory.alignment` — f-DPO, f-DPG, DPH-RL, D²O and Nash-MP forms derived from f;
 - ``u`` (the ratio p/q, positive) and ``t`` (the conjugate variable).
 
 >>> from theory import u, fdiv
@@ -11,7 +12,7 @@
 u*log(u)
 """
 
-from theory import asymptotics, expfam, fdiv, parsing
+from theory import alignment, asymptotics, expfam, fdiv, parsing
 from theory._symbols import t, u
 
-__all__ = ["u", "t", "fdiv", "expfam", "asymptotics", "parsing"]
+__all__ = ["u", "t", "fdiv", "expfam", "asymptotics", "parsing", "alignment"]
