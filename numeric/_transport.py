@@ -463,7 +463,9 @@ def sinkhorn(a, b, cost, *, epsilon, tol=1e-9, max_iter=10000, scaling=None, ret
     if return_plan:
         plan = xp.exp(la[:, :, None] + lb[:, None, :] + (f[:, :, None] + g[:, None, :] - c) / eps)
         plan = _squeeze(xp, plan, batched)
-    sq = (lambda v: _squeeze(xp, v, batched))
+    def sq(v):
+        return _squeeze(xp, v, batched)
+
     return SinkhornResult(value=sq(val), transport_cost=sq(tc), f=sq(f), g=sq(g),
                           marginal_error=sq(err), iterations=it, converged=sq(err <= tol),
                           plan=plan)
@@ -555,7 +557,9 @@ def sinkhorn_points(a, x, b, y, *, epsilon, power=2, tol=1e-9, max_iter=10000, s
     if return_grad:
         gx, gy = _position_grads(xp, prov, la, lb, f, g, eps)
         gx, gy = _squeeze(xp, gx, batched), _squeeze(xp, gy, batched)
-    sq = (lambda v: _squeeze(xp, v, batched))
+    def sq(v):
+        return _squeeze(xp, v, batched)
+
     return SinkhornResult(value=sq(val), transport_cost=sq(tc), f=sq(f), g=sq(g),
                           marginal_error=sq(err), iterations=it, converged=sq(err <= tol),
                           grad_x=gx, grad_y=gy)
