@@ -290,7 +290,8 @@ def cs_qmi(x, y, *, bandwidth, bandwidth_y=None):
     rx = xp.zeros((n,), dtype=xp.float64)
     ry = xp.zeros((n,), dtype=xp.float64)
     tr = 0.0
-    for (r0, r1, tx), (_, _, ty) in zip(_gram_tiles(xp, px, px, sx), _gram_tiles(xp, py, py, sy), strict=True):
+    tiles = zip(_gram_tiles(xp, px, px, sx), _gram_tiles(xp, py, py, sy), strict=True)
+    for (r0, r1, tx), (_, _, ty) in tiles:
         kx, ky = xp.exp(tx), xp.exp(ty)
         rx[r0:r1] = xp.sum(kx, axis=1)
         ry[r0:r1] = xp.sum(ky, axis=1)

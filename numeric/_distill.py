@@ -211,7 +211,8 @@ def bdkd_loss(teacher_logits, student_logits, *, temperature=1.0, weights=None,
     if not return_grad:
         return np.asarray(np.sum(wf * fwd + wr * rev) / bsz)
     loss = np.asarray(np.sum(wf * fwd[0] + wr * rev[0]) / bsz)
-    grads = tuple((wf[:, None] * gf + wr[:, None] * gr) / bsz for gf, gr in zip(fwd[1:], rev[1:], strict=True))
+    grads = tuple((wf[:, None] * gf + wr[:, None] * gr) / bsz
+                  for gf, gr in zip(fwd[1:], rev[1:], strict=True))
     return (loss,) + grads
 
 

@@ -117,7 +117,8 @@ def mixture(weights_p, means_p, covs_p, weights_q, means_q, covs_q):
     """
     def cross(w1, m1, c1, w2, m2, c2):
         return sum(a * b * overlap(x1, s1, x2, s2)
-                   for a, x1, s1 in zip(w1, m1, c1, strict=True) for b, x2, s2 in zip(w2, m2, c2, strict=True))
+                   for a, x1, s1 in zip(w1, m1, c1, strict=True)
+                   for b, x2, s2 in zip(w2, m2, c2, strict=True))
 
     pp = cross(weights_p, means_p, covs_p, weights_p, means_p, covs_p)
     qq = cross(weights_q, means_q, covs_q, weights_q, means_q, covs_q)
