@@ -127,9 +127,13 @@ class _Dense:
     def set_eps(self, eps):
         self.k = self.cost * (-1.0 / eps)
 
-    def fill(self, ops, r0, r1, c0, c1, beta, out):
-        """out = -C/eps + beta[:, None, c0:c1] on the tile."""
-        return ops.add(self.k[:, r0:r1, c0:c1], beta[:, None, c0:c1], out)
+    def bind(self, alpha, beta):
+        """A tile function: out = -C/eps + alpha_i + beta_j on rows r0:r1, columns c0:c1."""
+        def fill(ops, r0, r1, c0, c1, out):
+            out = ops.add(self.k[:, r0:r1, c0:c1], beta[:, None, c0:c1], out)
+            out += alpha[:, r0:r1, None]
+            return out
+        return fill
 
     def cost_tile(self, r0, r1, c0, c1):
         return self.cost[:, r0:r1, c0:c1]
@@ -171,19 +175,36 @@ class _Points:
         d2 += self.y2[:, None, c0:c1]
         return xp.maximum(d2, 0.0)
 
-    def fill(self, ops, r0, r1, c0, c1, beta, out):
+    def bind(self, alpha, beta):
+        """A tile function: out = -|x_i - y_j|^p/eps + alpha_i + beta_j.
+
+        For p = 2 one matrix product does it all: with the augmented points
+        ``[2x/eps, alpha - |x|^2/eps, 1]`` and ``[y, 1, beta - |y|^2/eps]`` the product is the
+        tile, so no elementwise pass is spent on the shifts.
+        """
         xp = self.xp
         if self.power == 2:
-            if ops.inplace:
-                xp.matmul(self.x_s[:, r0:r1], self.yt[:, :, c0:c1], out=out)
-            else:
-                out = xp.matmul(self.x_s[:, r0:r1], self.yt[:, :, c0:c1])
-            out += (beta[:, c0:c1] + self.col_shift[:, c0:c1])[:, None, :]
-            out += self.row_shift[:, r0:r1, None]
-            return out
-        t = xp.sqrt(self._sq(r0, r1, c0, c1)) * (-1.0 / self.eps)
-        t += beta[:, None, c0:c1]
-        return t
+            one_x = xp.ones(alpha.shape + (1,), dtype=alpha.dtype)
+            one_y = xp.ones(beta.shape + (1,), dtype=beta.dtype)
+            # zero weights (-inf) become a huge finite shift: BLAS may multiply padding by it
+            alpha = xp.where(alpha > -xp.inf, alpha, -1e300)
+            beta = xp.where(beta > -xp.inf, beta, -1e300)
+            xa = xp.concat([self.x_s, (alpha + self.row_shift)[..., None], one_x], axis=-1)
+            ya = xp.concat([self.y, one_y, (beta + self.col_shift)[..., None]], axis=-1)
+            yat = xp.swapaxes(ya, -1, -2)
+
+            def fill(ops, r0, r1, c0, c1, out):
+                if ops.inplace:
+                    return xp.matmul(xa[:, r0:r1], yat[:, :, c0:c1], out=out)
+                return xp.matmul(xa[:, r0:r1], yat[:, :, c0:c1])
+            return fill
+
+        def fill1(ops, r0, r1, c0, c1, out):
+            t = xp.sqrt(self._sq(r0, r1, c0, c1)) * (-1.0 / self.eps)
+            t += beta[:, None, c0:c1]
+            t += alpha[:, r0:r1, None]
+            return t
+        return fill1
 
     def cost_tile(self, r0, r1, c0, c1):
         d2 = self._sq(r0, r1, c0, c1)
@@ -205,13 +226,12 @@ def _sums(xp, ops, prov, alpha, beta, axis):
     bsz = alpha.shape[0]
     out = xp.zeros((bsz, prov.n if axis == 1 else prov.m), dtype=alpha.dtype)
     buf = None
+    fill = prov.bind(alpha, beta)
     for r0, r1, c0, c1 in _tiles(prov.n, prov.m, bsz):
         shape = (bsz, r1 - r0, c1 - c0)
         if buf is None or buf.shape != shape:
             buf = xp.empty(shape, dtype=alpha.dtype)
-        t = prov.fill(ops, r0, r1, c0, c1, beta, buf)
-        t += alpha[:, r0:r1, None]
-        t = ops.exp_(t)
+        t = ops.exp_(fill(ops, r0, r1, c0, c1, buf))
         if axis == 1:
             out[:, r0:r1] += xp.sum(t, axis=2)
         else:
@@ -222,10 +242,9 @@ def _sums(xp, ops, prov, alpha, beta, axis):
 def _maxes(xp, ops, prov, alpha, beta, axis):
     bsz = alpha.shape[0]
     out = xp.full((bsz, prov.n if axis == 1 else prov.m), -xp.inf, dtype=alpha.dtype)
+    fill = prov.bind(alpha, beta)
     for r0, r1, c0, c1 in _tiles(prov.n, prov.m, bsz):
-        t = prov.fill(ops, r0, r1, c0, c1, beta, xp.empty((bsz, r1 - r0, c1 - c0),
-                                                          dtype=alpha.dtype))
-        t += alpha[:, r0:r1, None]
+        t = fill(ops, r0, r1, c0, c1, xp.empty((bsz, r1 - r0, c1 - c0), dtype=alpha.dtype))
         if axis == 1:
             out[:, r0:r1] = xp.maximum(out[:, r0:r1], xp.max(t, axis=2))
         else:
@@ -294,12 +313,10 @@ def _solve(xp, prov, la, lb, eps, *, tol, max_iter, scaling, scale0, transport_c
     tc = None
     if transport_cost:
         tc = xp.zeros((bsz,), dtype=la.dtype)
-        alpha, beta = la + f / eps, lb + g / eps
+        fill = prov.bind(la + f / eps, lb + g / eps)
         for r0, r1, c0, c1 in _tiles(prov.n, prov.m, bsz):
-            t = prov.fill(ops, r0, r1, c0, c1, beta, xp.empty((bsz, r1 - r0, c1 - c0),
-                                                              dtype=la.dtype))
-            t += alpha[:, r0:r1, None]
-            t = ops.exp_(t)
+            t = ops.exp_(fill(ops, r0, r1, c0, c1, xp.empty((bsz, r1 - r0, c1 - c0),
+                                                            dtype=la.dtype)))
             tc += xp.sum(xp.sum(t * prov.cost_tile(r0, r1, c0, c1), axis=2), axis=1)
     return f, g, value, tc, err, it
 
@@ -341,11 +358,10 @@ def _solve_symmetric(xp, prov, la, eps, *, tol, max_iter, scaling, scale0, trans
     if transport_cost:
         tc = xp.zeros((bsz,), dtype=la.dtype)
         alpha = la + f / eps
+        fill = prov.bind(alpha, alpha)
         for r0, r1, c0, c1 in _tiles(prov.n, prov.m, bsz):
-            t = prov.fill(ops, r0, r1, c0, c1, alpha, xp.empty((bsz, r1 - r0, c1 - c0),
-                                                               dtype=la.dtype))
-            t += alpha[:, r0:r1, None]
-            t = ops.exp_(t)
+            t = ops.exp_(fill(ops, r0, r1, c0, c1, xp.empty((bsz, r1 - r0, c1 - c0),
+                                                            dtype=la.dtype)))
             tc += xp.sum(xp.sum(t * prov.cost_tile(r0, r1, c0, c1), axis=2), axis=1)
     return f, f, value, tc, err, it
 
@@ -356,11 +372,10 @@ def _position_grads(xp, prov, la, lb, f, g, eps, symmetric=False):
     bsz = la.shape[0]
     gx = xp.zeros_like(prov.x)
     gy = xp.zeros_like(prov.y)
-    alpha, beta = la + f / eps, lb + g / eps
+    fill = prov.bind(la + f / eps, lb + g / eps)
     for r0, r1, c0, c1 in _tiles(prov.n, prov.m, bsz):
-        t = prov.fill(ops, r0, r1, c0, c1, beta, xp.empty((bsz, r1 - r0, c1 - c0), dtype=la.dtype))
-        t += alpha[:, r0:r1, None]
-        w = ops.exp_(t)                                  # π on the tile
+        w = ops.exp_(fill(ops, r0, r1, c0, c1,
+                          xp.empty((bsz, r1 - r0, c1 - c0), dtype=la.dtype)))  # π on the tile
         if prov.power == 2:
             w = w * 2.0
         else:

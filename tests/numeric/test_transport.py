@@ -259,3 +259,15 @@ def test_bad_input_is_refused():
         numeric.sinkhorn(np.stack([a, a]), np.stack([b, b, b]), cost, epsilon=0.1)
     with pytest.raises(TypeError, match="cost"):
         numeric.sinkhorn(a, b, cost.astype(bool), epsilon=0.1)
+
+
+def test_zero_weights_are_points_without_mass():
+    a, x, b, y = _problem(6, 7, seed=13)
+    a0 = np.r_[a, 0.0]
+    x0 = np.vstack([x, [[50.0, -50.0]]])                  # a far point with no mass
+    full = numeric.sinkhorn_points(a0, x0, b, y, epsilon=0.1, tol=1e-12)
+    ref = numeric.sinkhorn_points(a, x, b, y, epsilon=0.1, tol=1e-12)
+    assert_close(full.value, ref.value, rtol=1e-11)
+    assert np.isfinite(full.f).all()
+    dense = numeric.sinkhorn(a0, b, ot.dist(x0, y), epsilon=0.1, tol=1e-12)
+    assert_close(dense.value, ref.value, rtol=1e-11)
