@@ -42,11 +42,10 @@ def test_plan_and_cost_match_pot_sinkhorn_log(eps):
     a, x, b, y = _problem(15, 20)
     cost = ot.dist(x, y)
     res = numeric.sinkhorn(a, b, cost, epsilon=eps, tol=1e-13, return_plan=True)
-    plan = ot.bregman.sinkhorn_log(a, b, cost, eps, stopThr=1e-14, numItermax=100000)
+    plan = ot.bregman.sinkhorn_log(a, b, cost, eps, stopThr=1e-13, numItermax=20000)
     assert bool(res.converged)
     assert_close(res.plan, plan, rtol=1e-9, atol=1e-15)
-    assert_close(res.transport_cost, ot.sinkhorn2(a, b, cost, eps, method="sinkhorn_log",
-                                                  stopThr=1e-14, numItermax=100000), rtol=1e-10)
+    assert_close(res.transport_cost, np.float64((plan * cost).sum()), rtol=1e-10)
     # value = <pi, C> + eps KL(pi || a b^T), from POT's plan
     kl = float((plan * np.log(plan / np.outer(a, b))).sum())
     assert_close(res.value, float((plan * cost).sum()) + eps * kl, rtol=1e-10)
@@ -90,6 +89,7 @@ def test_sandwich_against_linprog():
         assert v <= w + eps * min(_entropy(a), _entropy(b)) + 1e-9
 
 
+@pytest.mark.slow
 def test_gap_rate_eps_log_one_over_eps():
     """Gap OT_eps - W ~ (d/2) eps log(1/eps) + c eps for measures that discretise densities.
 
@@ -115,6 +115,7 @@ def test_gap_rate_eps_log_one_over_eps():
     assert abs(slope - 0.5) < 0.15, slope
 
 
+@pytest.mark.slow
 def test_small_epsilon_is_stable():
     """eps = 1e-4 of the cost scale: no overflow, converges, transport cost within eps log n of W."""
     a, x, b, y = _problem(10, 10, seed=5)
@@ -135,7 +136,7 @@ def test_divergence_zero_on_the_diagonal_and_nonnegative():
     grid = np.linspace(0.0, 1.0, 15)
     for power in (1, 2):
         cost = np.abs(grid[:, None] - grid[None, :]) ** power
-        for _ in range(5):
+        for _ in range(3):
             a, b = rng.random(15), rng.random(15)
             a, b = a / a.sum(), b / b.sum()
             for eps in (1.0, 0.05):
