@@ -11,6 +11,7 @@ import inspect
 MODULES = [
     "theory", "theory.fdiv", "theory.expfam", "theory.asymptotics", "theory.parsing",
     "theory.alignment",
+    "theory.cauchy_schwarz",
     "numeric", "numeric.codegen", "proofs_check", "proofs_check.reference", "proofs_check.catalog",
     "proofs_check.rates", "proofs_check.bounds",
 ]
@@ -18,6 +19,8 @@ SYMBOLS = {
     "u": "the ratio symbol u = p/q (positive)",
     "t": "the conjugate variable t (real)",
     "n": "the sample-size symbol n (positive)",
+    "delta": "the mean-difference symbol of the Gaussian log-overlap (real)",
+    "s": "the summed-variance symbol of the Gaussian log-overlap (positive)",
     "DEFAULT_FUNCTIONS": "the functions the whitelist parser allows by default",
 }
 
