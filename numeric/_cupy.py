@@ -145,13 +145,16 @@ def compute_dtype(dtype) -> str:
     >>> compute_dtype(np.float16), compute_dtype(np.int64), compute_dtype(np.float32)
     ('float32', 'float64', 'float32')
     """
-    name = getattr(dtype, "name", None) or np.dtype(dtype).name
+    name = getattr(dtype, "name", None)
+    if not isinstance(name, str):  # a scalar type such as numpy.float32
+        dtype = np.dtype(dtype)
+        name = dtype.name
     if name in ("float16", "bfloat16", "float32"):
         return "float32"
     if name == "float64":
         return "float64"
     kind = getattr(dtype, "kind", "")
-    if kind in "iub" and kind:
+    if isinstance(kind, str) and kind and kind in "iub":
         return "float64"
     raise TypeError(f"unsupported dtype {name}; use float16, bfloat16, float32 or float64")
 
