@@ -165,10 +165,25 @@ _lock = threading.Lock()
 _kernels: dict = {}
 
 
-def _kernel(cp, f, dtype: str):
-    """``(function, params)`` of the row kernel of ``f``, compiled once per (f, dtype, arch)."""
+_devices: dict = {}
+
+
+def _device(cp) -> tuple[str, int, int]:
+    """(compute capability, multiprocessors, threads per multiprocessor) of the current
+    device, read once per device."""
     device = cp.cuda.Device()
-    arch = str(device.compute_capability)
+    key = int(getattr(device, "id", 0))
+    hit = _devices.get(key)
+    if hit is None:
+        attrs = device.attributes
+        hit = (str(device.compute_capability), int(attrs.get("MultiProcessorCount", 132)),
+               int(attrs.get("MaxThreadsPerMultiProcessor", 2048)))
+        _devices[key] = hit
+    return hit
+
+
+def _kernel(cp, f, dtype: str, arch: str):
+    """``(function, params)`` of the row kernel of ``f``, compiled once per (f, dtype, arch)."""
     key = (f, dtype, arch)
     with _lock:
         hit = _kernels.get(key)
@@ -191,17 +206,11 @@ def _kernel(cp, f, dtype: str):
         return _kernels[key]
 
 
-def _device_limits(cp) -> tuple[int, int]:
-    attrs = cp.cuda.Device().attributes
-    return (int(attrs.get("MultiProcessorCount", 132)),
-            int(attrs.get("MaxThreadsPerMultiProcessor", 2048)))
-
-
 def _launch_rows(cp, f, dtype, t2, s2, *, temperature, grad_scale, keep, loss, gs, gt):
     """Launch the row kernel on (rows, V) contiguous inputs of the kernel dtype."""
     rows, v = t2.shape
-    function, params = _kernel(cp, f, dtype)
-    sm_count, per_sm = _device_limits(cp)
+    arch, sm_count, per_sm = _device(cp)
+    function, params = _kernel(cp, f, dtype, arch)
     grid, block = launch_config(rows, v, sm_count=sm_count, max_threads_per_sm=per_sm)
     values = {
         "rows": rows,

@@ -3,7 +3,7 @@ r"""PyTorch interop: DLPack views to cupy and a fused divergence loss with autog
 ``import numeric`` never imports this module, and this module imports torch only when one of
 its functions is called (a clear ``ImportError`` if torch is missing).
 CUDA tensors are handed to the cupy route of :func:`numeric.divergence_from_logits` through
-DLPack (no copy), CPU tensors to the numpy route; the loss and the gradient are computed in
+DLPack (no copy), on torch's current CUDA stream; CPU tensors go to the numpy route; the loss and the gradient are computed in
 one fused launch during the forward pass, and the backward pass only scales the stored
 gradient by the incoming one (as Liger-Kernel's fused losses do).
 
@@ -53,9 +53,14 @@ def _compute(f, student, teacher, *, temperature, mask, reduction, teacher_grad)
     t = teacher.detach().float() if teacher.dtype in half else teacher.detach()
     want = "both" if teacher_grad else True
     if s.is_cuda:
+        cp = _backend.require_cupy()
         m = to_cupy(mask) if mask is not None else None
-        out = numeric.divergence_from_logits(f, to_cupy(t), to_cupy(s), temperature=temperature,
-                                             mask=m, reduction=reduction, return_grad=want)
+        # launch on torch's current stream, so the kernel is ordered with the training step
+        with cp.cuda.Device(s.device.index), \
+                cp.cuda.ExternalStream(torch.cuda.current_stream(s.device).cuda_stream):
+            out = numeric.divergence_from_logits(f, to_cupy(t), to_cupy(s),
+                                                 temperature=temperature, mask=m,
+                                                 reduction=reduction, return_grad=want)
         back = [from_cupy(x) for x in out]
     else:
         m = mask.cpu().numpy() if mask is not None else None

@@ -123,11 +123,13 @@ def _make_fake_cupy(record):
 def fake_cupy(monkeypatch):
     record = {"modules": [], "launches": []}
     monkeypatch.setitem(sys.modules, "cupy", _make_fake_cupy(record))
-    saved = dict(_cupy._kernels)
+    saved = dict(_cupy._kernels), dict(_cupy._devices)
     _cupy._kernels.clear()
+    _cupy._devices.clear()
     yield record
-    _cupy._kernels.clear()
-    _cupy._kernels.update(saved)
+    for cache, old in zip((_cupy._kernels, _cupy._devices), saved, strict=True):
+        cache.clear()
+        cache.update(old)
 
 
 needs_gxx = pytest.mark.skipif(cuda_emu.find_gxx() is None, reason="g++ is needed to emulate CUDA")
