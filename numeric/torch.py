@@ -3,9 +3,10 @@ r"""PyTorch interop: DLPack views to cupy and a fused divergence loss with autog
 ``import numeric`` never imports this module, and this module imports torch only when one of
 its functions is called (a clear ``ImportError`` if torch is missing).
 CUDA tensors are handed to the cupy route of :func:`numeric.divergence_from_logits` through
-DLPack (no copy), on torch's current CUDA stream; CPU tensors go to the numpy route; the loss and the gradient are computed in
-one fused launch during the forward pass, and the backward pass only scales the stored
-gradient by the incoming one (as Liger-Kernel's fused losses do).
+DLPack (no copy), on torch's current CUDA stream; CPU tensors go to the numpy route. The
+loss and the gradient are computed in one fused launch during the forward pass, and the
+backward pass only scales the stored gradient by the incoming one (as Liger-Kernel's fused
+losses do).
 
 >>> loss = divkit_loss(student_logits, teacher_logits, f="js")   # doctest: +SKIP
 >>> loss.backward()                                              # doctest: +SKIP
