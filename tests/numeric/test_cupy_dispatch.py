@@ -222,3 +222,18 @@ def test_host_round_trips_return_cupy_arrays(fake_cupy):
     assert isinstance(res, numeric.PolicyResult) and _backend.is_cupy_array(res.policy)
     assert_close(_host(res.policy), numeric.policy_from_reward("kl", p, np.log(q), beta=0.5).policy,
                  rtol=0)
+
+
+@pytest.mark.slow
+def test_launcher_source_compiles_with_nvcc_and_the_launcher_options():
+    from numeric import codegen
+    from numeric._cuda_sources import row_kernel_entry
+
+    if codegen.find_nvcc() is None:
+        pytest.skip("nvcc not installed")
+    source, name = row_kernel_entry("kl", dtype="float32")
+    assert [p.name for p in _cupy.kernel_params(source, name)] == [
+        "rows", "V", "teacher", "student", "temperature", "grad_scale", "keep", "loss",
+        "grad_student", "grad_teacher"]
+    nvrtc_like = tuple(o.replace("--std=c++14", "-std=c++17") for o in _cupy.NVRTC_OPTIONS)
+    assert codegen.nvcc_check(source, options=nvrtc_like)
