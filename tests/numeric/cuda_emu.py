@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 HEADER = Path(__file__).with_name("cuda_emu.h")
+SELFTEST = Path(__file__).with_name("cuda_emu_selftest.cu")
 FLAGS = ("-std=c++20", "-pthread", "-O0", "-shared", "-fPIC", "-fno-fast-math",
          "-ffp-contract=off", "-w")
 
@@ -146,3 +147,17 @@ def build(source: str) -> EmuModule:
     mod = EmuModule(target, source)
     _loaded[key] = mod
     return mod
+
+
+def suite_source() -> str:
+    """The committed catalog kernels (numeric/generated/*.cu, both dtypes) and the header's
+    self-test kernels, as one translation unit."""
+    from numeric._cuda_sources import GENERATED_DIR
+
+    files = sorted(GENERATED_DIR.glob("divkit_*.cu"))
+    return "\n".join([*(p.read_text() for p in files), SELFTEST.read_text()])
+
+
+def suite_module() -> EmuModule:
+    """:func:`build` of :func:`suite_source`: one compile for the tests that use either part."""
+    return build(suite_source())

@@ -41,8 +41,7 @@ TAG = {np.float32: "f32", np.float64: "f64"}
 def emu():
     files = sorted(_cuda_sources.GENERATED_DIR.glob("divkit_*.cu"))
     assert {p.stem.removeprefix("divkit_") for p in files} == set(NAMES)
-    source = "\n".join(p.read_text() for p in files)
-    return cuda_emu.build(source), source
+    return cuda_emu.suite_module(), cuda_emu.suite_source()
 
 
 def _logits(rng, rows, v, dtype, *, holes):
