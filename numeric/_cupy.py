@@ -235,24 +235,52 @@ def _out_dtype(cp, dtype):
     return dtype if name in ("float16", "bfloat16", "float32", "float64") else np.dtype(np.float64)
 
 
+#: Bytes of kernel-dtype copies per launch when inputs or gradients must be converted.
+CHUNK_BYTES = 256 * 2**20
+
+
+def _chunk_rows(n: int, v: int, grads: int) -> int:
+    """Rows per launch so that the converted inputs and gradients fit :data:`CHUNK_BYTES`
+    (float32: 4 bytes per entry, two inputs and ``grads`` gradients).
+
+    >>> _chunk_rows(4096, 128256, 1)
+    174
+    """
+    return max(1, min(n, CHUNK_BYTES // (4 * v * (2 + grads))))
+
+
+def _direct(t_rows, s_rows, gs, gt, kdt) -> bool:
+    """Whether the kernel can read the inputs and write the gradients in place."""
+    arrays = [a for a in (t_rows, s_rows, gs, gt) if a is not None]
+    return all(a.dtype.name == kdt and a.flags.c_contiguous for a in arrays)
+
+
+def _kernel_view(cp, g, i, j, kdt):
+    """Rows i:j of the gradient ``g`` if it has the kernel dtype, else a scratch buffer."""
+    if g is None:
+        return None
+    return g[i:j] if g.dtype.name == kdt else cp.empty((j - i, g.shape[1]), dtype=kdt)
+
+
 def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temperature=1.0,
                            mask=None, reduction="none", return_grad=False):
     r"""cupy route of :func:`numeric.divergence_from_logits` (same arguments and results).
 
-    One launch of the generated row kernel of ``f``: per row, the log-sum-exps of both
+    The generated row kernel of ``f``: per row, the log-sum-exps of both
     logit rows, the divergence and the gradient sums, then the gradient write; float32
     kernels for float32/float16/bfloat16 inputs (float32 accumulation, compensated sums),
     float64 kernels for float64 (and integer) inputs. Results are cupy arrays on the
     current device, computed on cupy's current stream.
 
-    Peak extra device memory (beyond the inputs and the returned gradients): for
-    float32/float64 inputs of one dtype, contiguous along ``axis=-1``, ``rows × itemsize``
-    for the per-row losses, plus ``rows`` bytes for a mask — no ``rows × V`` temporary.
-    Otherwise each input that must be converted (float16/bfloat16 or mixed dtypes →
-    float32/float64) or made contiguous (another ``axis``, a strided view) costs one
-    ``rows × V`` copy in the kernel dtype, and for float16/bfloat16 each requested gradient
-    is computed in a float32 ``rows × V`` buffer and then rounded to the input dtype
-    (the generated kernels load and store only float and double).
+    Peak extra device memory (beyond the inputs and the returned gradients): ``rows ×
+    itemsize`` for the per-row losses, plus ``rows`` bytes for a mask — no ``rows × V``
+    temporary — when both inputs have the kernel dtype (float32 or float64) and are
+    contiguous along ``axis=-1``: one launch. Otherwise (float16/bfloat16 or mixed dtypes;
+    the generated kernels load and store float and double only) the rows go through the
+    kernel in chunks, converted to the kernel dtype in scratch buffers of at most
+    :data:`CHUNK_BYTES` (256 MiB) together, gradients rounded back per chunk; with
+    ``axis`` other than the last, ``moveaxis(...).reshape`` also copies each input once in
+    its own dtype.
 
     Not checked on the device (that would need a device→host synchronisation): NaN or
     ``+inf`` logits and kept rows whose logits are all ``-inf`` give NaN in their row.
@@ -286,21 +314,31 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
     v = t.shape[ax]
     batch = tuple(d for i, d in enumerate(t.shape) if i != ax)
     n = math.prod(batch)
-    t2 = cp.ascontiguousarray(cp.moveaxis(t, ax, -1), dtype=kdt).reshape(n, v)
-    s2 = cp.ascontiguousarray(cp.moveaxis(s, ax, -1), dtype=kdt).reshape(n, v)
     keep, kept = _keep(cp, mask, batch, n, reduction)
     scale = {"none": 1.0, "sum": 1.0, "batchmean": 1.0 / max(kept, 1),
              "mean": 1.0 / max(kept * v, 1)}[reduction]
-    direct_s = student and dt_s.name == kdt and ax == t.ndim - 1
-    direct_t = teacher and dt_t.name == kdt and ax == t.ndim - 1
-    gs = cp.empty((n, v), dtype=kdt) if student else None
-    gt = cp.empty((n, v), dtype=kdt) if teacher else None
+    # rows x V views (a copy in the input dtype only where axis is not the last one)
+    t_rows = cp.moveaxis(t, ax, -1).reshape(n, v)
+    s_rows = cp.moveaxis(s, ax, -1).reshape(n, v)
+    gs = cp.empty((n, v), dtype=dt_s) if student else None  # the returned gradients
+    gt = cp.empty((n, v), dtype=dt_t) if teacher else None
     loss_rows = cp.empty(n, dtype=kdt)
-    if n and v:
-        _launch_rows(cp, f, kdt, t2, s2, temperature=temperature, grad_scale=scale / temperature,
-                     keep=keep, loss=loss_rows, gs=gs, gt=gt)
-    else:
+    if not (n and v):
         loss_rows.fill(0)
+    step = n if _direct(t_rows, s_rows, gs, gt, kdt) else _chunk_rows(n, v, student + teacher)
+    for i in range(0, n if v else 0, max(step, 1)):
+        j = min(n, i + step)
+        # rows i:j in the kernel dtype: the arrays themselves when they already are, else
+        # chunk-sized copies (float16/bfloat16, mixed dtypes, strided rows)
+        gs_k = _kernel_view(cp, gs, i, j, kdt)
+        gt_k = _kernel_view(cp, gt, i, j, kdt)
+        _launch_rows(cp, f, kdt, cp.ascontiguousarray(t_rows[i:j], dtype=kdt),
+                     cp.ascontiguousarray(s_rows[i:j], dtype=kdt), temperature=temperature,
+                     grad_scale=scale / temperature, keep=None if keep is None else keep[i:j],
+                     loss=loss_rows[i:j], gs=gs_k, gt=gt_k)
+        for g, g_k in ((gs, gs_k), (gt, gt_k)):
+            if g is not None and g_k.dtype != g.dtype:
+                g[i:j] = g_k  # rounded to the input dtype
     res_dt = dt_t if dt_t == dt_s else np.dtype(kdt)
     if reduction == "none":
         loss = loss_rows.reshape(batch).astype(res_dt, copy=False)
@@ -309,10 +347,9 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
     if not student:
         return loss
     out = [loss]
-    for g, direct, dt in ((gs, direct_s, dt_s), (gt, direct_t, dt_t)):
+    for g in (gs, gt):
         if g is None:
             continue
-        g = g if direct else g.astype(dt, copy=False)
         g = g.reshape(batch + (v,))
         out.append(g if ax == t.ndim - 1 else cp.moveaxis(g, -1, ax))
     return tuple(out)

@@ -44,29 +44,39 @@ def from_cupy(array):
     return _torch().from_dlpack(array)
 
 
+def _device_input(x, torch):
+    """``x`` as a cupy view; bfloat16 only if this cupy has the dtype, else upcast here."""
+    if x.dtype == torch.bfloat16:
+        try:
+            return to_cupy(x)
+        except (TypeError, ValueError, RuntimeError, BufferError):
+            return to_cupy(x.float())  # cupy without bfloat16: one rows x V float32 copy
+    return to_cupy(x)
+
+
 def _compute(f, student, teacher, *, temperature, mask, reduction, teacher_grad):
     """(loss, grad_student, grad_teacher or None) as torch tensors on the inputs' device."""
     torch = _torch()
     dtype = student.dtype
-    half = (torch.float16, torch.bfloat16)
-    # float16/bfloat16 go in as float32 (one rows x V copy each; the kernels load float/double)
-    s = student.detach().float() if dtype in half else student.detach()
-    t = teacher.detach().float() if teacher.dtype in half else teacher.detach()
+    s, t = student.detach(), teacher.detach()
     want = "both" if teacher_grad else True
     if s.is_cuda:
         cp = _backend.require_cupy()
-        m = to_cupy(mask) if mask is not None else None
-        # launch on torch's current stream, so the kernel is ordered with the training step
+        # launch on torch's current stream, so the kernel is ordered with the training step;
+        # float16 (and bfloat16 where cupy has it) go in as they are: the cupy route converts
+        # them to float32 chunk by chunk
         with cp.cuda.Device(s.device.index), \
                 cp.cuda.ExternalStream(torch.cuda.current_stream(s.device).cuda_stream):
-            out = numeric.divergence_from_logits(f, to_cupy(t), to_cupy(s),
+            m = to_cupy(mask) if mask is not None else None
+            out = numeric.divergence_from_logits(f, _device_input(t, torch),
+                                                 _device_input(s, torch),
                                                  temperature=temperature, mask=m,
                                                  reduction=reduction, return_grad=want)
         back = [from_cupy(x) for x in out]
     else:
         m = mask.cpu().numpy() if mask is not None else None
-        out = numeric.divergence_from_logits(f, t.cpu().numpy(), s.cpu().numpy(),
-                                             temperature=temperature, mask=m,
+        host = [(x.float() if x.dtype == torch.bfloat16 else x).cpu().numpy() for x in (t, s)]
+        out = numeric.divergence_from_logits(f, *host, temperature=temperature, mask=m,
                                              reduction=reduction, return_grad=want)
         back = [torch.from_numpy(x).to(student.device) for x in out]
     loss, gs = back[0], back[1].to(dtype)
@@ -131,8 +141,9 @@ def divkit_loss(student_logits, teacher_logits, *, f="kl", temperature=1.0, mask
     -----
     The gradient is computed in the forward pass and kept until backward: one tensor of
     the student's shape (and one of the teacher's if it requires grad). float16/bfloat16
-    tensors are upcast to float32 for the kernel (one copy each), and the gradient is
-    rounded back to their dtype.
+    tensors run the float32 kernel on chunk-sized float32 copies (a cupy without bfloat16
+    upcasts bfloat16 tensors whole, one copy each), and the gradient is rounded back to
+    their dtype.
     """
     fused = _fused()
     if student_logits.shape != teacher_logits.shape:
