@@ -44,13 +44,23 @@ def from_cupy(array):
     return _torch().from_dlpack(array)
 
 
+@functools.cache
+def _cupy_has_bfloat16() -> bool:
+    """Whether this cupy takes bfloat16 through DLPack and converts it both ways (probed once
+    on a 2-element tensor)."""
+    torch = _torch()
+    try:
+        x = to_cupy(torch.zeros(2, dtype=torch.bfloat16, device="cuda"))
+        back = x.astype("float32").astype(x.dtype)
+        return from_cupy(back).dtype == torch.bfloat16
+    except Exception:  # noqa: BLE001 - any failure means "not supported here"
+        return False
+
+
 def _device_input(x, torch):
     """``x`` as a cupy view; bfloat16 only if this cupy has the dtype, else upcast here."""
-    if x.dtype == torch.bfloat16:
-        try:
-            return to_cupy(x)
-        except (TypeError, ValueError, RuntimeError, BufferError):
-            return to_cupy(x.float())  # cupy without bfloat16: one rows x V float32 copy
+    if x.dtype == torch.bfloat16 and not _cupy_has_bfloat16():
+        return to_cupy(x.float())  # cupy without bfloat16: one rows x V float32 copy
     return to_cupy(x)
 
 
