@@ -10,7 +10,8 @@ import inspect
 
 MODULES = [
     "theory", "theory.fdiv", "theory.expfam", "theory.asymptotics", "theory.parsing",
-    "numeric", "numeric.codegen", "numeric.torch", "proofs_check", "proofs_check.reference", "proofs_check.catalog",
+    "numeric", "numeric.codegen", "numeric.torch",
+    "proofs_check", "proofs_check.reference", "proofs_check.catalog",
 ]
 SYMBOLS = {
     "u": "the ratio symbol u = p/q (positive)",
