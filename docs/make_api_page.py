@@ -12,7 +12,8 @@ MODULES = [
     "theory", "theory.fdiv", "theory.expfam", "theory.asymptotics", "theory.parsing",
     "theory.alignment",
     "theory.cauchy_schwarz",
-    "numeric", "numeric.codegen", "proofs_check", "proofs_check.reference", "proofs_check.catalog",
+    "numeric", "numeric.codegen", "numeric.torch",
+    "proofs_check", "proofs_check.reference", "proofs_check.catalog",
     "proofs_check.rates", "proofs_check.bounds",
 ]
 SYMBOLS = {

@@ -7,13 +7,17 @@ Every function takes ``f`` as a catalog name (``theory.fdiv.names()``) or a
 Dtypes: float32 and float64 inputs; float16 is accepted; everything is computed in float64
 on the CPU and the outputs are rounded to the input's floating dtype (float64 for integer
 input).
+
+cupy arrays in, cupy arrays out: each public function begins with one ``if`` that hands cupy
+inputs to :mod:`numeric._cupy` (generated CUDA kernels for :func:`divergence_from_logits`;
+host round trips, stated there, for the others).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from numeric import _alignment, _kernels
+from numeric import _alignment, _backend, _kernels
 from numeric._backend import as_numpy_input
 from numeric._forms import forms
 
@@ -99,6 +103,9 @@ def divergence(f, p, q, *, axis=-1, params=None):
     >>> float(divergence("kl", np.array([0.5, 0.5]), np.array([1.0, 0.0])))
     inf
     """
+    if _backend.uses_cupy(p, q):  # cupy route: numeric/_cupy.py
+        from numeric import _cupy
+        return _cupy.via_host(divergence, f, p, q, axis=axis, params=params)
     fm = forms(f, **(params or {}))
     p = as_numpy_input(p, "p")
     q = as_numpy_input(q, "q")
@@ -190,6 +197,12 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
     >>> float(loss), g.round(6).tolist()
     (0.1438410362..., [[-0.25, 0.25]])
     """
+    if _backend.uses_cupy(teacher_logits, student_logits, mask):  # cupy route: numeric/_cupy.py
+        from numeric import _cupy
+        return _cupy.divergence_from_logits(f if not params else forms(f, **params).fdiv,
+                                            teacher_logits, student_logits, axis=axis,
+                                            temperature=temperature, mask=mask,
+                                            reduction=reduction, return_grad=return_grad)
     fm = forms(f, **(params or {}))
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
@@ -292,6 +305,10 @@ def fdpo_loss(f, logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected,
     ...                      beta=1.0)), 12) == round(float(np.log1p(0.5)), 12)
     True
     """
+    if _backend.uses_cupy(logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected):
+        from numeric import _cupy  # cupy route: numeric/_cupy.py
+        return _cupy.via_host(fdpo_loss, f, logp_chosen, logp_rejected, ref_logp_chosen,
+                              ref_logp_rejected, beta=beta, return_grad=return_grad, params=params)
     arrays = [as_numpy_input(x, n) for x, n in (
         (logp_chosen, "logp_chosen"), (logp_rejected, "logp_rejected"),
         (ref_logp_chosen, "ref_logp_chosen"), (ref_logp_rejected, "ref_logp_rejected"))]
@@ -353,6 +370,10 @@ def policy_from_reward(f, reward, ref_logp, *, beta, axis=-1, tol=None, max_iter
     >>> res.policy.round(6).tolist(), bool(res.converged.all())
     ([0.268941, 0.731059], True)
     """
+    if _backend.uses_cupy(reward, ref_logp):  # cupy route: numeric/_cupy.py
+        from numeric import _cupy
+        return _cupy.via_host(policy_from_reward, f, reward, ref_logp, beta=beta, axis=axis,
+                              tol=tol, max_iter=max_iter, params=params)
     fm = forms(f, **(params or {}))
     r = as_numpy_input(reward, "reward")
     lr = as_numpy_input(ref_logp, "ref_logp")

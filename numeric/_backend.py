@@ -3,17 +3,21 @@
 ``namespace(*arrays)`` returns the array namespace of the inputs (through
 ``array_api_compat``); Python lists and scalars count as numpy. ``require("cupy")`` imports
 cupy on demand and, when it is missing, raises an ``ImportError`` that names the extras
-providing it. Nothing here imports cupy or torch at import time.
+providing it. ``uses_cupy(*arrays)`` tells, from the arrays' types alone (no import), whether
+the cupy route of :mod:`numeric._cupy` applies. Nothing here imports cupy or torch at import
+time.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 
 import numpy as np
 
-__all__ = ["namespace", "is_numpy", "require", "EXTRAS"]
+__all__ = ["namespace", "is_numpy", "require", "require_cupy", "is_cupy_array", "uses_cupy",
+           "EXTRAS"]
 
 #: The optional-dependency extras that provide each GPU backend.
 EXTRAS = {"cupy": ("cuda12", "cuda13")}
@@ -45,21 +49,53 @@ def is_numpy(xp) -> bool:
     return array_api_compat.is_numpy_namespace(xp)
 
 
+def _extras_hint(name: str) -> str:
+    extras = EXTRAS.get(name)
+    if not extras:
+        return ""
+    return (f"; install it with divkit's {' or '.join(repr(e) for e in extras)} extra "
+            f"(pip install 'divkit[{extras[0]}]' for CUDA 12, 'divkit[{extras[1]}]' for CUDA 13)")
+
+
 def require(name: str):
-    """Import the backend module ``name``; a clear ``ImportError`` names the extra if absent.
+    """Import the backend module ``name``; a clear ``ImportError`` names the extra if absent
+    or if it is installed but cannot load (e.g. CUDA libraries missing).
 
     >>> require("numpy").__name__
     'numpy'
     """
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        return loaded
     if importlib.util.find_spec(name) is None:
-        extras = EXTRAS.get(name)
-        hint = (
-            f"; install it with divkit's {' or '.join(repr(e) for e in extras)} extra "
-            f"(pip install 'divkit[{extras[0]}]' for CUDA 12, 'divkit[{extras[1]}]' for CUDA 13)"
-            if extras else ""
-        )
-        raise ImportError(f"the {name!r} backend is not installed{hint}")
-    return importlib.import_module(name)
+        raise ImportError(f"the {name!r} backend is not installed{_extras_hint(name)}")
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ImportError(f"the {name!r} backend is installed but cannot load ({exc})"
+                          f"{_extras_hint(name)}") from exc
+
+
+def require_cupy():
+    """cupy, for a cupy input (see :func:`require`)."""
+    return require("cupy")
+
+
+def is_cupy_array(x) -> bool:
+    """Whether ``x`` is a cupy array, judged by its type's module (cupy is not imported).
+
+    >>> import numpy as np
+    >>> is_cupy_array(np.zeros(2)), is_cupy_array([1.0])
+    (False, False)
+    """
+    module = getattr(type(x), "__module__", None) or ""
+    return module == "cupy" or module.startswith("cupy.")
+
+
+def uses_cupy(*arrays) -> bool:
+    """Whether any of ``arrays`` is a cupy array: the public functions then take the cupy
+    route (:mod:`numeric._cupy`)."""
+    return any(is_cupy_array(x) for x in arrays)
 
 
 def as_numpy_input(x, name: str):
