@@ -199,10 +199,10 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
     """
     if _backend.uses_cupy(teacher_logits, student_logits, mask):  # cupy route: numeric/_cupy.py
         from numeric import _cupy
-        return _cupy.divergence_from_logits(f if not params else forms(f, **params).fdiv,
-                                            teacher_logits, student_logits, axis=axis,
+        return _cupy.divergence_from_logits(f, teacher_logits, student_logits, axis=axis,
                                             temperature=temperature, mask=mask,
-                                            reduction=reduction, return_grad=return_grad)
+                                            reduction=reduction, return_grad=return_grad,
+                                            params=params)
     fm = forms(f, **(params or {}))
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")

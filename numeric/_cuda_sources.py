@@ -57,12 +57,15 @@ from pathlib import Path
 import numpy as np
 import sympy
 
-from numeric._forms import ELL, P, Q, forms, resolve
+from numeric._forms import ELL, P, Q, forms
+from numeric._series import SERIES_TERMS
 from numeric.codegen import CODEGEN_VERSION
 from numeric.codegen._source import _c_function, _c_helper, program
 from numeric.codegen.printers import DTYPES, CPrinter, CudaPrinter
 
 __all__ = [
+    "constants_layout",
+    "kernel_constants",
     "TARGETS",
     "row_kernel_source",
     "row_kernel_entry",
@@ -77,9 +80,13 @@ TARGETS = {"cuda": "cu", "c": "c"}
 _DTYPE_TAG = {"float32": "f32", "float64": "f64"}
 
 
-def _base_name(f, fd) -> str:
-    """``divkit_<catalog name>`` (or the FDivergence's name, as an identifier)."""
-    return f"divkit_{_slug(f if isinstance(f, str) else fd.name)}"
+def _base_name(f, family) -> str:
+    """``divkit_<catalog name>`` (or the family's name, as an identifier)."""
+    if isinstance(f, str):
+        return f"divkit_{_slug(f)}"
+    if family.key[0] == "catalog":
+        return f"divkit_{_slug(family.key[1])}"
+    return f"divkit_{_slug(family.name)}"
 
 
 def _slug(name: str) -> str:
@@ -92,7 +99,23 @@ def _slug(name: str) -> str:
 _HOST_REDUCE = """#define DK_BLOCK_LSE{S}(pm, ps, pc, pj) ((void)0)
 #define DK_BLOCK_SUM{S}(s, c, phi, plo) dk_split{S}(s, c, phi, plo)"""
 
-_COMMON = """{Q} void dk_two_sum{S}({T} *s, {T} *c, {T} x)
+_COMMON = """{Q} {T} dk_limit{S}({T} w, double c)
+{{
+    /* the zero-mass term w * c, or c itself when the limit is infinite (or NaN) */
+    return isfinite(c) ? w * ({T})c : ({T})c;
+}}
+
+{Q} {T} dk_poly{S}(const double *c, {T} x)
+{{
+    /* Horner on the {K} Taylor coefficients c[0..{K}) of an element around ell = 0 */
+    {T} acc = ({T})c[{K} - 1];
+    for (int k = {K} - 2; k >= 0; --k) {{
+        acc = acc * x + ({T})c[k];
+    }}
+    return acc;
+}}
+
+{Q} void dk_two_sum{S}({T} *s, {T} *c, {T} x)
 {{
     /* s + c += x with the rounding error of s + x kept in c (Knuth's TwoSum); an
        infinite sum stays in s alone (inf - inf in the error term would be NaN) */
@@ -294,7 +317,7 @@ _ROW_BODY = """        const {T} *xt = teacher + row * V;
             const {T} zt = (unit ? xt[i] : xt[i] / temperature) - mt;
             const {T} zs = (unit ? xs[i] : xs[i] / temperature) - ms;
             {T} lv, gv, hv;
-            {NAME}_terms(zt, zs, rs, &lv, &gv, &hv);
+            {NAME}_terms(zt, zs, rs, cst, &lv, &gv, &hv);
             dk_two_sum{S}(&acc[0], &acc[1], lv);
             if (i == js) {{
                 acc[4] = gv;
@@ -320,8 +343,8 @@ _ROW_BODY = """        const {T} *xt = teacher + row * V;
             continue;
         }}
         /* nearly equal rows: gradient forms that vanish at r = 1 (uniform per row) */
-        const int near_s = {HAS_NEAR_S} && d < {NEAR_S};
-        const int near_t = {HAS_NEAR_T} && d < {NEAR_T};
+        const int near_s = cst[{FLAGS_C}] != 0.0 && (double)d < cst[{FLAGS_C} + 2];
+        const int near_t = cst[{FLAGS_C} + 1] != 0.0 && (double)d < cst[{FLAGS_C} + 3];
         if (near_s || near_t) {{
             for (int k = 0; k < 10; ++k) {{
                 acc[k] = {ZERO};
@@ -330,7 +353,7 @@ _ROW_BODY = """        const {T} *xt = teacher + row * V;
                 const {T} zt = (unit ? xt[i] : xt[i] / temperature) - mt;
                 const {T} zs = (unit ? xs[i] : xs[i] / temperature) - ms;
                 {T} gv, hv;
-                {NAME}_near_terms(zt, zs, rs, &gv, &hv);
+                {NAME}_near_terms(zt, zs, rs, cst, &gv, &hv);
                 if (i == js) {{
                     acc[4] = gv;
                 }} else {{
@@ -379,9 +402,9 @@ _ROW_BODY = """        const {T} *xt = teacher + row * V;
             const {T} zt = (unit ? xt[i] : xt[i] / temperature) - mt;
             const {T} zs = (unit ? xs[i] : xs[i] / temperature) - ms;
             {T} lv, gv, hv, gn, hn;
-            {NAME}_terms(zt, zs, rs, &lv, &gv, &hv);
+            {NAME}_terms(zt, zs, rs, cst, &lv, &gv, &hv);
             if (near_s || near_t) {{
-                {NAME}_near_terms(zt, zs, rs, &gn, &hn);
+                {NAME}_near_terms(zt, zs, rs, cst, &gn, &hn);
                 gv = near_s ? gn : gv;
                 hv = near_t ? hn : hv;
             }}
@@ -409,9 +432,11 @@ _ROW_BODY = """        const {T} *xt = teacher + row * V;
             }}
         }}"""
 
-_TERMS = """{Q} void {NAME}_terms({T} zt, {T} zs, const {T} *rs, {T} *loss, {T} *gs, {T} *gt)
+_TERMS = """{Q} void {NAME}_terms({T} zt, {T} zs, const {T} *rs, const double *cst, {T} *loss, {T} *gs,
+    {T} *gt)
 {{
-    /* one element: a = zt - log S_t, b = zs - log S_s, l = a - b, p = e^a, q = e^b */
+    /* one element: a = zt - log S_t, b = zs - log S_s, l = a - b, p = e^a, q = e^b;
+       cst: the parameters and the per-value constants (layout in numeric._cuda_sources) */
     if (zt == {NEG_INF} || zs == {NEG_INF}) {{
         if (zt == {NEG_INF} && zs == {NEG_INF}) {{
             *loss = {ZERO};
@@ -420,15 +445,15 @@ _TERMS = """{Q} void {NAME}_terms({T} zt, {T} zs, const {T} *rs, {T} *loss, {T} 
         }} else if (zt == {NEG_INF}) {{
             /* p = 0 < q: the term is q X(0+) */
             const {T} q = exp{S}(zs - rs[3]);
-            *loss = {LOSS_P0};
-            *gs = {GS_P0};
-            *gt = {GT_P0};
+            *loss = dk_limit{S}(q, cst[{LOSS_C}]);
+            *gs = dk_limit{S}(q, cst[{GS_C}]);
+            *gt = dk_limit{S}(q, cst[{GT_C}]);
         }} else {{
             /* q = 0 < p: the term is p lim X(u)/u, u -> oo */
             const {T} p = exp{S}(zt - rs[2]);
-            *loss = {LOSS_Q0};
-            *gs = {GS_Q0};
-            *gt = {GT_Q0};
+            *loss = dk_limit{S}(p, cst[{LOSS_C} + 1]);
+            *gs = dk_limit{S}(p, cst[{GS_C} + 1]);
+            *gt = dk_limit{S}(p, cst[{GT_C} + 1]);
         }}
         return;
     }}
@@ -437,22 +462,36 @@ _TERMS = """{Q} void {NAME}_terms({T} zt, {T} zs, const {T} *rs, {T} *loss, {T} 
     const {T} ell = (zt - zs) - (rs[2] - rs[3]);
     if (ell <= {ZERO}) {{
         const {T} q = exp{S}(zs) / ({ONE} + rs[1]);
-        {NAME}_lo(ell, q, loss, gs, gt);
+        {NAME}_lo(ell, q{TH}, loss, gs, gt);
     }} else {{
         const {T} p = exp{S}(zt) / ({ONE} + rs[0]);
-        {NAME}_hi(ell, p, loss, gs, gt);
+        {NAME}_hi(ell, p{TH}, loss, gs, gt);
     }}
     if (!(isfinite(*loss) && isfinite(*gs) && isfinite(*gt))) {{
         /* overflow or 0*inf: the same branch with the weight inside the exponentials */
         if (ell <= {ZERO}) {{
-            {NAME}_lo_log(ell, zs - rs[3], loss, gs, gt);
+            {NAME}_lo_log(ell, zs - rs[3]{TH}, loss, gs, gt);
         }} else {{
-            {NAME}_hi_log(ell, zt - rs[2], loss, gs, gt);
+            {NAME}_hi_log(ell, zt - rs[2]{TH}, loss, gs, gt);
+        }}
+    }}
+    /* near r = 1: the Taylor polynomial (no cancellation), weight q */
+    const {T} fl = fabs{S}(ell);
+    if (fl < ({T})cst[{LOSS_C} + 2] || fl < ({T})cst[{GS_C} + 2] || fl < ({T})cst[{GT_C} + 2]) {{
+        const {T} q = exp{S}(zs) / ({ONE} + rs[1]);
+        if (fl < ({T})cst[{LOSS_C} + 2]) {{
+            *loss = q * dk_poly{S}(cst + {LOSS_C} + 3, ell);
+        }}
+        if (fl < ({T})cst[{GS_C} + 2]) {{
+            *gs = q * dk_poly{S}(cst + {GS_C} + 3, ell);
+        }}
+        if (fl < ({T})cst[{GT_C} + 2]) {{
+            *gt = q * dk_poly{S}(cst + {GT_C} + 3, ell);
         }}
     }}
 }}
 
-{Q} void {NAME}_near_terms({T} zt, {T} zs, const {T} *rs, {T} *gs, {T} *gt)
+{Q} void {NAME}_near_terms({T} zt, {T} zs, const {T} *rs, const double *cst, {T} *gs, {T} *gt)
 {{
     /* the gradient terms that vanish at r = 1, for nearly equal rows */
     if (zt == {NEG_INF} || zs == {NEG_INF}) {{
@@ -461,20 +500,30 @@ _TERMS = """{Q} void {NAME}_terms({T} zt, {T} zs, const {T} *rs, {T} *loss, {T} 
             *gt = {ZERO};
         }} else if (zt == {NEG_INF}) {{
             const {T} q = exp{S}(zs - rs[3]);
-            *gs = {NGS_P0};
-            *gt = {NGT_P0};
+            *gs = dk_limit{S}(q, cst[{NGS_C}]);
+            *gt = dk_limit{S}(q, cst[{NGT_C}]);
         }} else {{
             const {T} p = exp{S}(zt - rs[2]);
-            *gs = {NGS_Q0};
-            *gt = {NGT_Q0};
+            *gs = dk_limit{S}(p, cst[{NGS_C} + 1]);
+            *gt = dk_limit{S}(p, cst[{NGT_C} + 1]);
         }}
         return;
     }}
     const {T} ell = (zt - zs) - (rs[2] - rs[3]);
     if (ell <= {ZERO}) {{
-        {NAME}_near_lo_log(ell, zs - rs[3], gs, gt);
+        {NAME}_near_lo_log(ell, zs - rs[3]{TH}, gs, gt);
     }} else {{
-        {NAME}_near_hi_log(ell, zt - rs[2], gs, gt);
+        {NAME}_near_hi_log(ell, zt - rs[2]{TH}, gs, gt);
+    }}
+    const {T} fl = fabs{S}(ell);
+    if (fl < ({T})cst[{NGS_C} + 2] || fl < ({T})cst[{NGT_C} + 2]) {{
+        const {T} q = exp{S}(zs) / ({ONE} + rs[1]);
+        if (fl < ({T})cst[{NGS_C} + 2]) {{
+            *gs = q * dk_poly{S}(cst + {NGS_C} + 3, ell);
+        }}
+        if (fl < ({T})cst[{NGT_C} + 2]) {{
+            *gt = q * dk_poly{S}(cst + {NGT_C} + 3, ell);
+        }}
     }}
 }}"""
 
@@ -496,60 +545,64 @@ def _program(exprs: tuple, args: tuple):
     return program(exprs, list(args))
 
 
-def _limit_term(value, weight: str, printer: CPrinter) -> str:
-    """``weight * value`` or ±inf for an infinite zero-mass limit (as the numpy kernel)."""
-    if value is sympy.oo or value is -sympy.oo:
-        return printer.doprint(value)
-    return f"{weight} * {printer._float_literal(value)}"
-
-
-def _at_values(bound):
-    """The bound forms with the parameter values substituted as exact numbers and the
-    zero-mass limits as sympy numbers: the C and CUDA row kernels take no run-time
-    parameters yet (one source per parameter value), and evaluate the closed forms
-    everywhere (no series branch near r = 1)."""
-    from types import SimpleNamespace
-
-    subs = {s: sympy.Rational(repr(v)) for s, v in zip(bound.symbols, bound.theta, strict=True)}
-
-    def num(x):
-        if x == float("inf"):
-            return sympy.oo
-        if x == float("-inf"):
-            return -sympy.oo
-        return sympy.Float(x, 17)
-
-    def el(e):
-        if e is None:
-            return None
-        return SimpleNamespace(name=e.name, lo=e.lo.subs(subs), hi=e.hi.subs(subs),
-                               at_p_zero=num(e.at_p_zero), at_q_zero=num(e.at_q_zero))
-
-    return SimpleNamespace(
-        loss=el(bound.loss), grad_student=el(bound.grad_student),
-        grad_teacher=el(bound.grad_teacher), grad_student_near=el(bound.grad_student_near),
-        grad_teacher_near=el(bound.grad_teacher_near), near_threshold=bound.near_threshold)
-
-
-def _near_elements(fm):
-    """(student, teacher) gradient forms for nearly equal rows, and whether each exists."""
-    gs = getattr(fm, "grad_student_near", None)
-    gt = getattr(fm, "grad_teacher_near", None)
-    return (gs or fm.grad_student, gs is not None), (gt or fm.grad_teacher, gt is not None)
-
-
-def _near_threshold(fm, gname: str) -> float:
-    table = getattr(fm, "near_threshold", None) or {}
-    return float(table.get(gname, 0.0))
-
-
-def _forms_hash(fm) -> str:
+def _forms_hash(ff) -> str:
     parts = []
-    (ns, _), (nt, _) = _near_elements(fm)
-    for el in (fm.loss, fm.grad_student, fm.grad_teacher, ns, nt):
-        parts.append(sympy.srepr((el.lo, el.hi, el.at_p_zero, el.at_q_zero)))
-    parts.append(repr(sorted((getattr(fm, "near_threshold", None) or {}).items())))
+    for el in (ff.loss, ff.grad_student, ff.grad_teacher, ff.grad_student_near,
+               ff.grad_teacher_near):
+        parts.append(sympy.srepr((el.lo, el.hi)))
+    parts.append(repr(ff.theta))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+#: Order of the per-element blocks in the constants array.
+_ELEMENTS = ("LOSS", "GS", "GT", "NGS", "NGT")
+
+
+def constants_layout(n_theta: int) -> dict:
+    """Offsets in the ``cst`` array every row kernel takes (float64):
+
+    ``cst[0:n_theta]`` the parameters (in the order of the family forms' ``theta``); then,
+    per element (loss, student gradient, teacher gradient, and the two gradient forms for
+    nearly equal rows), ``[X(0+), lim X(u)/u, series radius, c_0 … c_{K-1}]``; then the
+    near-row flags ``[use_s, use_t, threshold_s, threshold_t]``.
+    """
+    out, off = {}, n_theta
+    for key in _ELEMENTS:
+        out[key] = off
+        off += 3 + SERIES_TERMS
+    out["FLAGS"] = off
+    out["SIZE"] = off + 4
+    return out
+
+
+def kernel_constants(bound) -> np.ndarray:
+    """The ``cst`` array of a row kernel for the parameter values of ``bound``
+    (:class:`numeric._forms.BoundForms`)."""
+    ff = bound.family_forms
+    layout = constants_layout(len(ff.theta))
+    cst = np.zeros(layout["SIZE"], dtype=np.float64)
+    cst[: len(ff.theta)] = bound.theta
+    names = {"LOSS": "loss", "GS": ff.grad_student.name, "GT": ff.grad_teacher.name,
+             "NGS": "grad_student_near", "NGT": "grad_teacher_near"}
+    for key in _ELEMENTS:
+        el = bound._bind(names[key])
+        off = layout[key]
+        cst[off], cst[off + 1] = el.at_p_zero, el.at_q_zero
+        if el.series is not None:
+            coeffs, radius = el.series
+            cst[off + 2] = radius
+            cst[off + 3: off + 3 + SERIES_TERMS] = coeffs
+    flags = layout["FLAGS"]
+    # a value whose zero-anchored gradient form is not usable takes the r = 1 form on
+    # every row (threshold +inf); otherwise rows with D below the threshold do
+    for i, g in enumerate(("grad_student", "grad_teacher")):
+        symbolic_main = getattr(ff, g).name == g
+        uses_main = getattr(bound, g).name == g
+        if symbolic_main and not uses_main:
+            cst[flags + i], cst[flags + 2 + i] = 1.0, np.inf
+        elif symbolic_main:
+            cst[flags + i], cst[flags + 2 + i] = 1.0, bound.near_threshold[g]
+    return cst
 
 
 def _dtype_block(fm, base: str, target: str, dtype: str) -> str:
@@ -570,9 +623,10 @@ def _dtype_block(fm, base: str, target: str, dtype: str) -> str:
         "NEG_INF": lit.doprint(-sympy.oo),
         "NAN": lit.doprint(sympy.nan),
     }
-    main = (fm.loss, fm.grad_student, fm.grad_teacher)
-    (near_s, has_s), (near_t, has_t) = _near_elements(fm)
-    near = (near_s, near_t)
+    ff = fm  # FamilyForms: symbolic in the parameters, which the kernel reads from cst
+    main = (ff.loss, ff.grad_student, ff.grad_teacher)
+    near = (ff.grad_student_near, ff.grad_teacher_near)
+    theta = list(ff.theta)
     specs = [
         ("lo", [el.lo for el in main], [ELL, Q]),
         ("hi", [el.hi for el in main], [ELL, P]),
@@ -584,17 +638,16 @@ def _dtype_block(fm, base: str, target: str, dtype: str) -> str:
     functions = []
     helper_kinds: set[str] = set()
     for suffix_name, exprs, args in specs:
-        prog = _program(tuple(exprs), tuple(args))
+        prog = _program(tuple(exprs), tuple(args + theta))
         printer = printer_cls(dtype, prog.names)
         functions.append(_c_function(prog, f"{name}_{suffix_name}", dtype, printer, qualifier))
         helper_kinds |= printer.helpers_used
-    for key, el in zip(("LOSS", "GS", "GT", "NGS", "NGT"), (*main, *near), strict=True):
-        fill[f"{key}_P0"] = _limit_term(el.at_p_zero, "q", lit)
-        fill[f"{key}_Q0"] = _limit_term(el.at_q_zero, "p", lit)
-    fill["HAS_NEAR_S"] = "1" if has_s else "0"
-    fill["HAS_NEAR_T"] = "1" if has_t else "0"
-    fill["NEAR_S"] = lit._float_literal(sympy.Float(_near_threshold(fm, "grad_student"), 30))
-    fill["NEAR_T"] = lit._float_literal(sympy.Float(_near_threshold(fm, "grad_teacher"), 30))
+    layout = constants_layout(len(theta))
+    for key in ("LOSS", "GS", "GT", "NGS", "NGT"):
+        fill[f"{key}_C"] = str(layout[key])
+    fill["FLAGS_C"] = str(layout["FLAGS"])
+    fill["K"] = str(SERIES_TERMS)
+    fill["TH"] = "".join(f", ({ctype})cst[{k}]" for k in range(len(theta)))
     reduce_block = (_CUDA_REDUCE if cuda else _HOST_REDUCE).format(**fill)
     helpers = "".join(_c_helper(k, dtype, qualifier) for k in sorted(helper_kinds))
     common_guard = f"DIVKIT_ROW_COMMON_{suffix.upper() or 'D'}_{'CUDA' if cuda else 'C'}"
@@ -603,7 +656,7 @@ def _dtype_block(fm, base: str, target: str, dtype: str) -> str:
     params = (
         f"long long rows, long long V, const {ctype} *{{R}}teacher, "
         f"const {ctype} *{{R}}student, {ctype} temperature, {ctype} grad_scale, "
-        f"const unsigned char *{{R}}keep, {ctype} *{{R}}loss, "
+        f"const unsigned char *{{R}}keep, const double *{{R}}cst, {ctype} *{{R}}loss, "
         f"{ctype} *{{R}}grad_student, {ctype} *{{R}}grad_teacher"
     )
     body = _ROW_BODY.format(**fill)
@@ -637,13 +690,21 @@ def _dtype_block(fm, base: str, target: str, dtype: str) -> str:
 
 
 def row_kernel_source(
-    f, *, target: str = "cuda", dtypes=("float32", "float64"), name: str | None = None
+    f, *, target: str = "cuda", dtypes=("float32", "float64"), name: str | None = None,
+    params=None,
 ) -> str:
-    """The row-kernel source of ``f`` (catalog name or FDivergence) for ``target``.
+    """The row-kernel source of ``f`` (catalog name, family or FDivergence) for ``target``.
+
+    One source serves every parameter value of the family (of its region near a special
+    value, or of an endpoint): the values and the per-value constants come at run time
+    in ``cst`` (:func:`kernel_constants`).
 
     Parameters
     ----------
-    f : str or theory.fdiv.FDivergence
+    f : str, theory.fdiv.Family or theory.fdiv.FDivergence
+    params : dict, optional
+        Parameter values; they select the region (the forms), not the source's content
+        otherwise.
     target : {"cuda", "c"}
     dtypes : sequence of {"float32", "float64"}
         One kernel per dtype, ``<name>_f32_rows`` / ``<name>_f64_rows``.
@@ -658,33 +719,32 @@ def row_kernel_source(
     """
     if target not in TARGETS:
         raise ValueError(f"target: expected one of {sorted(TARGETS)}, got {target!r}")
-    fd = resolve(f)
-    fm = _at_values(forms(fd))
-    base = name or _base_name(f, fd)
+    bound = forms(f, **(params or {}))
+    ff = bound.family_forms
+    base = name or _base_name(f, ff.family)
     comment = [
         "divkit numeric._cuda_sources — generated code, do not edit (python -m numeric._cuda_sources)",
         f"codegen version: {CODEGEN_VERSION}; sympy {sympy.__version__}",
-        f"divergence: {fd.name} {dict(sorted(fd.params.items())) if fd.params else ''}".rstrip(),
-        f"f(u) = {sympy.sstr(fd.f)}",
-        f"forms hash: sha256:{_forms_hash(fm)}",
+        f"family: {ff!r}; run-time parameters cst[0:{len(ff.theta)}] = "
+        f"({', '.join(map(str, ff.theta))})",
+        f"f(u) = {sympy.sstr(ff._gen)}",
+        f"forms hash: sha256:{_forms_hash(ff)}",
         "D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)",
         "dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g",
         "dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h",
     ]
-    for el in (fm.loss, fm.grad_student, fm.grad_teacher):
+    for el in (ff.loss, ff.grad_student, ff.grad_teacher):
         comment.append(f"{el.name}: lo = {sympy.sstr(el.lo)}")
         comment.append(f"{el.name}: hi = {sympy.sstr(el.hi)}")
-        comment.append(
-            f"{el.name}: p = 0 < q -> q*({sympy.sstr(el.at_p_zero)}), "
-            f"q = 0 < p -> p*({sympy.sstr(el.at_q_zero)})"
-        )
+    comment.append("zero-mass limits and the Taylor series near r = 1: per value, in cst "
+                   "(numeric._cuda_sources.constants_layout)")
     header = "".join(f"// {line}\n" for line in comment)
     pre = "" if target == "cuda" else "#include <math.h>\n"
-    blocks = [_dtype_block(fm, base, target, d) for d in dtypes]
+    blocks = [_dtype_block(ff, base, target, d) for d in dtypes]
     return header + "\n" + pre + ("\n" if pre else "") + "\n".join(blocks)
 
 
-def row_kernel_entry(f, *, dtype: str = "float32") -> tuple[str, str]:
+def row_kernel_entry(f, *, dtype: str = "float32", params=None) -> tuple[str, str]:
     """``(source, kernel name)`` of the CUDA row kernel of ``f`` for one dtype.
 
     What a launcher hands to ``cupy.RawKernel(source, name)`` (cupy is not imported here):
@@ -700,10 +760,9 @@ def row_kernel_entry(f, *, dtype: str = "float32") -> tuple[str, str]:
     """
     if dtype not in _DTYPE_TAG:
         raise ValueError(f"dtype: expected one of {sorted(_DTYPE_TAG)}, got {dtype!r}")
-    fd = resolve(f)
-    base = _base_name(f, fd)
-    source = row_kernel_source(f if isinstance(f, str) else fd, target="cuda", dtypes=(dtype,),
-                               name=base)
+    bound = forms(f, **(params or {}))
+    base = _base_name(f, bound.family)
+    source = row_kernel_source(f, target="cuda", dtypes=(dtype,), name=base, params=params)
     return source, f"{base}_{_DTYPE_TAG[dtype]}_rows"
 
 
@@ -733,7 +792,7 @@ def write_catalog_sources(directory: Path) -> list[Path]:
 # --------------------------------------------------------------------------- host runner
 
 
-def host_row_kernel(f, *, dtype: str = "float64"):
+def host_row_kernel(f, *, dtype: str = "float64", params=None):
     """The host-compiled row kernel of ``f`` as a numpy callable (through ctypes).
 
     Returns
@@ -749,10 +808,11 @@ def host_row_kernel(f, *, dtype: str = "float64"):
 
     if dtype not in _DTYPE_TAG:
         raise ValueError(f"dtype: expected one of {sorted(_DTYPE_TAG)}, got {dtype!r}")
-    fd = resolve(f)
-    base = _base_name(f, fd)
+    bound = forms(f, **(params or {}))
+    base = _base_name(f, bound.family)
+    cst = kernel_constants(bound)
     # both dtypes in one compile unit, as row_kernel_source(name, target='c') gives
-    text = row_kernel_source(f if isinstance(f, str) else fd, target="c", name=base)
+    text = row_kernel_source(f, target="c", name=base, params=params)
     lib = compile_c(text)
     fn = getattr(lib, f"{base}_{_DTYPE_TAG[dtype]}_rows")
     ct = ctypes.c_float if dtype == "float32" else ctypes.c_double
@@ -763,6 +823,7 @@ def host_row_kernel(f, *, dtype: str = "float64"):
         ctypes.c_void_p,
         ct,
         ct,
+        ctypes.c_void_p,
         ctypes.c_void_p,
         ctypes.c_void_p,
         ctypes.c_void_p,
@@ -796,6 +857,7 @@ def host_row_kernel(f, *, dtype: str = "float64"):
             temperature,
             scale,
             None if k is None else k.ctypes.data,
+            cst.ctypes.data,
             loss.ctypes.data,
             None if gs is None else gs.ctypes.data,
             None if gt is None else gt.ctypes.data,

@@ -182,16 +182,19 @@ def _device(cp) -> tuple[str, int, int]:
     return hit
 
 
-def _kernel(cp, f, dtype: str, arch: str):
-    """``(function, params)`` of the row kernel of ``f``, compiled once per (f, dtype, arch)."""
-    key = (f, dtype, arch)
+def _kernel(cp, f, dtype: str, arch: str, params=None):
+    """``(function, params)`` of the row kernel of ``f``, compiled once per (family forms,
+    dtype, arch): every parameter value of a family (region) shares it."""
+    from numeric._forms import forms
+
+    key = (forms(f, **(params or {})).family_forms, dtype, arch)
     with _lock:
         hit = _kernels.get(key)
     if hit is not None:
         return hit
     from numeric._cuda_sources import row_kernel_entry
 
-    source, name = row_kernel_entry(f, dtype=dtype)
+    source, name = row_kernel_entry(f, dtype=dtype, params=params)
     params = kernel_params(source, name)
     try:
         module = cp.RawModule(code=source, options=NVRTC_OPTIONS)
@@ -206,11 +209,16 @@ def _kernel(cp, f, dtype: str, arch: str):
         return _kernels[key]
 
 
-def _launch_rows(cp, f, dtype, t2, s2, *, temperature, grad_scale, keep, loss, gs, gt):
+def _launch_rows(cp, f, dtype, t2, s2, *, temperature, grad_scale, keep, loss, gs, gt,
+                 fparams=None):
     """Launch the row kernel on (rows, V) contiguous inputs of the kernel dtype."""
+    from numeric._cuda_sources import kernel_constants
+    from numeric._forms import forms
+
     rows, v = t2.shape
     arch, sm_count, per_sm = _device(cp)
-    function, params = _kernel(cp, f, dtype, arch)
+    function, params = _kernel(cp, f, dtype, arch, fparams)
+    cst = cp.asarray(kernel_constants(forms(f, **(fparams or {}))))
     grid, block = launch_config(rows, v, sm_count=sm_count, max_threads_per_sm=per_sm)
     values = {
         "rows": rows,
@@ -223,6 +231,7 @@ def _launch_rows(cp, f, dtype, t2, s2, *, temperature, grad_scale, keep, loss, g
         "loss": loss,
         "grad_student": gs,
         "grad_teacher": gt,
+        "cst": cst,
     }
     function((grid,), (block,), kernel_args(params, values))
 
@@ -263,7 +272,7 @@ def _kernel_view(cp, g, i, j, kdt):
 
 
 def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temperature=1.0,
-                           mask=None, reduction="none", return_grad=False):
+                           mask=None, reduction="none", return_grad=False, params=None):
     r"""cupy route of :func:`numeric.divergence_from_logits` (same arguments and results).
 
     The generated row kernel of ``f``: per row, the log-sum-exps of both
@@ -335,7 +344,8 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
         _launch_rows(cp, f, kdt, cp.ascontiguousarray(t_rows[i:j], dtype=kdt),
                      cp.ascontiguousarray(s_rows[i:j], dtype=kdt), temperature=temperature,
                      grad_scale=scale / temperature, keep=None if keep is None else keep[i:j],
-                     loss=loss_rows[i:j], gs=gs_k, gt=gt_k)
+                     loss=loss_rows[i:j], gs=gs_k, gt=gt_k,
+                     fparams=params)
         for g, g_k in ((gs, gs_k), (gt, gt_k)):
             if g is not None and g_k.dtype != g.dtype:
                 g[i:j] = g_k  # rounded to the input dtype

@@ -299,7 +299,7 @@ def _merge_constant_logs(expr: sympy.Expr, probes=({},)) -> sympy.Expr:
 def _log1p_of_exp(expr: sympy.Expr, probes) -> sympy.Expr:
     """``log1p(c·exp(x))`` with ``c > 0`` (at the probe values) → ``softplus(x + log c)``:
     finite where ``exp(x)`` overflows."""
-    from numeric.codegen.nodes import log1p, softplus
+    from numeric.codegen.nodes import softplus
 
     def fix(e):
         arg = sympy.powsimp(e.args[0], combine="exp")

@@ -26,7 +26,7 @@ import numpy as np
 import sympy
 
 from numeric._compile import compile_numpy
-from numeric._forms import ELL, P, Q, DivergenceForms
+from numeric._forms import ELL, DivergenceForms, P, Q
 
 __all__ = ["CHUNK_ELEMENTS", "divergence_rows", "from_logits_rows"]
 

@@ -96,9 +96,19 @@ def _relational(e: Entry, statement, domain, **kw) -> Claim:
 
 
 # ------------------------------------------------------------------ nonnegativity
+# Every catalog divergence gets the per-divergence claims below (the theory registry drives
+# them: a new entry in theory.fdiv is checked without touching this module); the tables
+# only record what the engines are known to reach for the existing ones.
 _PROVED_NONNEG = {"hellinger", "tv", "pearson", "neyman", "le_cam", "power"}
-_NONNEG_NAMES = ["kl", "reverse_kl", "js", "hellinger", "tv", "pearson", "neyman", "alpha",
-                 "jeffreys", "le_cam", "softened_rkl", "power"]  # fmt: skip
+
+
+def _catalog_names() -> list[str]:
+    from theory import fdiv
+
+    return fdiv.names()
+
+
+_NONNEG_NAMES = _catalog_names()
 
 
 def _nonneg_builder(fname):
@@ -336,6 +346,18 @@ _FY_EXPECTED = {"tv": "consistent", "softened_rkl": "consistent", "pearson": "pr
                 "power": "proved"}  # fmt: skip
 
 
+def _fy_range(d):
+    """A t-range inside the conjugate's domain (f'(0+), f'(∞)), at most [−3, 3], kept 1/10
+    away from a finite end: for divergences without a hand-picked range."""
+    lo, hi = sympy.Integer(-3), sympy.Integer(3)
+    a, b = d.df_at_zero, d.slope_at_infinity
+    if a.is_finite:
+        lo = max(lo, sympy.nsimplify(a) + Rational(1, 10))
+    if b.is_finite:
+        hi = min(hi, sympy.nsimplify(b) - Rational(1, 10))
+    return lo, hi
+
+
 def _real_conjugate(expr, t_sym, lo, hi):
     """Rewrite f*(t) on a negative t-range through t = −s (s > 0) so sympy drops ``I·pi``."""
     if hi < 0:
@@ -352,7 +374,7 @@ def _fy_builder(fname):
         from theory import fdiv, t, u
 
         d = fdiv.get(fname)
-        lo, hi = _FY_T_RANGES[fname]
+        lo, hi = _FY_T_RANGES[fname] if fname in _FY_T_RANGES else _fy_range(d)
         conj = d.conjugate
         if conj.expr is None:
             return CallableClaim(e.name, _fy_numeric(d, lo, hi), **_meta(e))
@@ -419,8 +441,11 @@ def _kkt_builder(fname):
     return build
 
 
-_KKT_NAMES = ["kl", "reverse_kl", "js", "hellinger", "pearson", "neyman", "alpha", "jeffreys",
-              "le_cam", "power"]  # fmt: skip
+# f' not invertible (tv is not strictly convex) or without a closed-form inverse
+# (softened_rkl: sympy's solve finds none; its KKT map is checked numerically in
+# claimsets/alignment.py)
+_KKT_EXCLUDED = {"tv", "softened_rkl"}
+_KKT_NAMES = [n for n in _catalog_names() if n not in _KKT_EXCLUDED]
 for _n in _KKT_NAMES:
     register(
         f"kkt_map_{_n}", tags=("kkt", "alignment"), expected="proved",

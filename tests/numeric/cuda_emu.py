@@ -150,12 +150,13 @@ def build(source: str) -> EmuModule:
 
 
 def suite_source() -> str:
-    """The committed catalog kernels (numeric/generated/*.cu, both dtypes) and the header's
-    self-test kernels, as one translation unit."""
-    from numeric._cuda_sources import GENERATED_DIR
+    """The generated catalog kernels (every catalog f at its defaults, both dtypes) and the
+    header's self-test kernels, as one translation unit."""
+    from numeric._cuda_sources import catalog_sources
 
-    files = sorted(GENERATED_DIR.glob("divkit_*.cu"))
-    return "\n".join([*(p.read_text() for p in files), SELFTEST.read_text()])
+    sources = catalog_sources()
+    cu = [sources[k] for k in sorted(sources) if k.endswith(".cu")]
+    return "\n".join([*cu, SELFTEST.read_text()])
 
 
 def suite_module() -> EmuModule:

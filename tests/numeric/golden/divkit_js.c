@@ -1,39 +1,36 @@
 // divkit numeric._cuda_sources — generated code, do not edit (python -m numeric._cuda_sources)
 // codegen version: 1; sympy 1.14.0
-// divergence: js(beta=1/2) {'beta': 1/2}
-// f(u) = u*log(u)/2 - (u/2 + 1/2)*log(u/2 + 1/2)
-// forms hash: sha256:f8ffb26642211fb5f8f8df1f65dd7db736484f3b98e292887724112c8e96626c
+// family: FamilyForms('js'); run-time parameters cst[0:1] = (beta)
+// f(u) = beta*u*log(u) - (beta*u - beta + 1)*log(beta*u - beta + 1)
+// forms hash: sha256:bb0f2db95eef3b3929c4292b7714d696ad24004f551371a2da1dbd0c06980fa5
 // D_f(P||Q) = sum_i q_i f(p_i/q_i), P = softmax(teacher/T), Q = softmax(student/T)
 // dD/d(student_j) = q_j (g_j - sum_i q_i g_i),  g = f(r) - r f'(r) - c_g
 // dD/d(teacher_j) = p_j (h_j - sum_i p_i h_i),  h = f'(r) - c_h
-// loss: lo = q*(ell*exp(ell)/2 + xlog1py(-exp(ell)/2 - 1/2, exp(ell)/2 - 1/2))
-// loss: hi = p*(-(ell + log(1/2 + exp(-ell)/2))*exp(-ell)/2 - log(1/2 + exp(-ell)/2)/2)
-// loss: p = 0 < q -> q*(0.34657359027997264), q = 0 < p -> p*(0.34657359027997264)
-// grad_student: lo = q*xlog1py(-1/2, exp(ell))
-// grad_student: hi = p*(xlog1py(exp(-ell)/2, exp(ell)) - xlog1py(exp(-ell), exp(ell)))
-// grad_student: p = 0 < q -> q*(0.0), q = 0 < p -> p*(0.0)
-// grad_teacher: lo = -q*xlog1py(exp(ell)/2, exp(-ell))
-// grad_teacher: hi = -p*xlog1py(1/2, exp(-ell))
-// grad_teacher: p = 0 < q -> q*(0.0), q = 0 < p -> p*(0.0)
+// loss: lo = q*(beta*ell*exp(ell) + xlog1py(-beta*exp(ell) + beta - 1, beta*exp(ell) - beta))
+// loss: hi = p*(beta*ell - beta*(ell + log(beta - beta*exp(-ell) + exp(-ell))) + beta*(ell + log(beta - beta*exp(-ell) + exp(-ell)))*exp(-ell) - (ell + log(beta - beta*exp(-ell) + exp(-ell)))*exp(-ell))
+// grad_student: lo = q*(beta - 1)*softplus(ell + log(-beta/(beta - 1)))
+// grad_student: hi = p*(beta*exp(-ell)*softplus(ell + log(-beta/(beta - 1))) - exp(-ell)*softplus(ell + log(-beta/(beta - 1))))
+// grad_teacher: lo = -beta*q*exp(ell)*softplus(-ell + log((1 - beta)/beta))
+// grad_teacher: hi = -beta*p*softplus(-ell + log(-1 + 1/beta))
+// zero-mass limits and the Taylor series near r = 1: per value, in cst (numeric._cuda_sources.constants_layout)
 
 #include <math.h>
 
-#ifndef DIVKIT_HELPER_LOGADDEXPF_C
-#define DIVKIT_HELPER_LOGADDEXPF_C
-static inline float divkit_logaddexpf(float x, float y)
+#ifndef DIVKIT_HELPER_SOFTPLUSF_C
+#define DIVKIT_HELPER_SOFTPLUSF_C
+static inline float divkit_softplusf(float x)
 {
-    /* numpy's npy_logaddexp: max + log1p(exp(-|x - y|)) */
-    if (x == y) {
-        return x + 0.6931472f;
+    /* log(1 + exp(x)) = logaddexp(0, x), numpy's branch order */
+    if (x == 0.0f) {
+        return 0.6931472f;
     }
-    const float d = x - y;
-    if (d > 0.0f) {
-        return x + log1pf(expf(-d));
+    if (x < 0.0f) {
+        return log1pf(expf(x));
     }
-    if (d <= 0.0f) {
-        return y + log1pf(expf(d));
+    if (x > 0.0f) {
+        return x + log1pf(expf(-x));
     }
-    return d;
+    return x;
 }
 #endif
 #ifndef DIVKIT_HELPER_XLOG1PYF_C
@@ -46,6 +43,22 @@ static inline float divkit_xlog1pyf(float x, float y)
 
 #ifndef DIVKIT_ROW_COMMON_F_C
 #define DIVKIT_ROW_COMMON_F_C
+static inline float dk_limitf(float w, double c)
+{
+    /* the zero-mass term w * c, or c itself when the limit is infinite (or NaN) */
+    return isfinite(c) ? w * (float)c : (float)c;
+}
+
+static inline float dk_polyf(const double *c, float x)
+{
+    /* Horner on the 24 Taylor coefficients c[0..24) of an element around ell = 0 */
+    float acc = (float)c[24 - 1];
+    for (int k = 24 - 2; k >= 0; --k) {
+        acc = acc * x + (float)c[k];
+    }
+    return acc;
+}
+
 static inline void dk_two_sumf(float *s, float *c, float x)
 {
     /* s + c += x with the rounding error of s + x kept in c (Knuth's TwoSum); an
@@ -125,66 +138,74 @@ static inline void dk_lse_mergef(float *m, float *s, float *c, long long *j, flo
 #define DK_BLOCK_SUMf(s, c, phi, plo) dk_splitf(s, c, phi, plo)
 #endif
 
-static inline void divkit_js_f32_lo(float ell, float q, float *out0, float *out1, float *out2)
+static inline void divkit_js_f32_lo(float ell, float q, float beta, float *out0, float *out1, float *out2)
 {
-    const float t0 = expf(ell);
-    const float t1 = t0/2.0f;
-    *out0 = q*(t1*ell + divkit_xlog1pyf(-1.0f/2.0f - t1, expm1f(ell)/2.0f));
-    *out1 = -divkit_xlog1pyf(q, t0)/2.0f;
-    *out2 = -divkit_xlog1pyf(t0*q, expf(-ell))/2.0f;
+    const float t0 = beta*expf(ell);
+    const float t1 = t0 - beta;
+    const float t2 = -1.0f + beta;
+    *out0 = q*(t0*ell + divkit_xlog1pyf(-1.0f - t1, t1));
+    *out1 = t2*q*divkit_softplusf(ell + logf(-beta/t2));
+    *out2 = -t0*q*divkit_softplusf(-ell + logf(-t2/beta));
 }
 
-static inline void divkit_js_f32_hi(float ell, float p, float *out0, float *out1, float *out2)
+static inline void divkit_js_f32_hi(float ell, float p, float beta, float *out0, float *out1, float *out2)
 {
-    const float t0 = 0.6931472f;
-    const float t1 = divkit_logaddexpf(-t0 - ell, -t0);
-    const float t2 = expf(-ell);
-    *out0 = p*(-t1/2.0f - t2*(t1 + ell)/2.0f);
-    *out1 = -divkit_xlog1pyf(t2*p, expf(ell))/2.0f;
-    *out2 = -divkit_xlog1pyf(p, t2)/2.0f;
+    const float t0 = expf(-ell);
+    const float t1 = t0*beta;
+    const float t2 = ell + logf(t0 + beta - t1);
+    const float t3 = divkit_softplusf(ell + logf(-beta/(-1.0f + beta)));
+    *out0 = p*(t1*t2 + beta*ell - t0*t2 - t2*beta);
+    *out1 = p*(t1*t3 - t0*t3);
+    *out2 = -beta*p*divkit_softplusf(-ell + logf(-1.0f + 1.0f/beta));
 }
 
-static inline void divkit_js_f32_lo_log(float ell, float b, float *out0, float *out1, float *out2)
+static inline void divkit_js_f32_lo_log(float ell, float b, float beta, float *out0, float *out1, float *out2)
 {
     const float t0 = expf(b);
-    const float t1 = expf(ell);
-    const float t2 = t1/2.0f;
-    *out0 = t0*(t2*ell + divkit_xlog1pyf(-1.0f/2.0f - t2, expm1f(ell)/2.0f));
-    *out1 = -divkit_xlog1pyf(t0, t1)/2.0f;
-    *out2 = -divkit_xlog1pyf(t0*t1, expf(-ell))/2.0f;
+    const float t1 = beta*expf(ell);
+    const float t2 = t1 - beta;
+    const float t3 = -1.0f + beta;
+    *out0 = t0*(t1*ell + divkit_xlog1pyf(-1.0f - t2, t2));
+    *out1 = t0*t3*divkit_softplusf(ell + logf(-beta/t3));
+    *out2 = -beta*expf(b + ell)*divkit_softplusf(-ell + logf(-t3/beta));
 }
 
-static inline void divkit_js_f32_hi_log(float ell, float a, float *out0, float *out1, float *out2)
+static inline void divkit_js_f32_hi_log(float ell, float a, float beta, float *out0, float *out1, float *out2)
 {
     const float t0 = expf(a);
-    const float t1 = 0.6931472f;
-    const float t2 = divkit_logaddexpf(-t1 - ell, -t1);
-    const float t3 = expf(-ell);
-    *out0 = t0*(-t2/2.0f - t3*(t2 + ell)/2.0f);
-    *out1 = -divkit_xlog1pyf(t0*t3, expf(ell))/2.0f;
-    *out2 = -divkit_xlog1pyf(t0, t3)/2.0f;
+    const float t1 = expf(-ell);
+    const float t2 = t1*beta;
+    const float t3 = ell + logf(t1 + beta - t2);
+    const float t4 = divkit_softplusf(ell + logf(-beta/(-1.0f + beta)));
+    *out0 = t0*(t2*t3 + beta*ell - t1*t3 - t3*beta);
+    *out1 = t0*(t2*t4 - t1*t4);
+    *out2 = -t0*beta*divkit_softplusf(-ell + logf(-1.0f + 1.0f/beta));
 }
 
-static inline void divkit_js_f32_near_lo_log(float ell, float b, float *out0, float *out1)
+static inline void divkit_js_f32_near_lo_log(float ell, float b, float beta, float *out0, float *out1)
 {
     const float t0 = expf(b);
-    const float t1 = expm1f(ell)/2.0f;
-    const float t2 = expf(ell);
-    *out0 = -divkit_xlog1pyf(t0, t1)/2.0f;
-    *out1 = t0*(-divkit_xlog1pyf(t2, t1)/2.0f + t2*ell/2.0f);
+    const float t1 = beta*expf(ell);
+    const float t2 = t1 - beta;
+    *out0 = divkit_xlog1pyf(t0*(-1.0f + beta), t2);
+    *out1 = t0*(-divkit_xlog1pyf(t1, t2) + t1*ell);
 }
 
-static inline void divkit_js_f32_near_hi_log(float ell, float a, float *out0, float *out1)
+static inline void divkit_js_f32_near_hi_log(float ell, float a, float beta, float *out0, float *out1)
 {
-    const float t0 = 0.6931472f;
-    const float t1 = divkit_logaddexpf(-t0 - ell, -t0);
-    *out0 = -(t1 + ell)*expf(a - ell)/2.0f;
-    *out1 = -t1*expf(a)/2.0f;
+    const float t0 = expf(a);
+    const float t1 = expf(-ell);
+    const float t2 = t1*beta;
+    const float t3 = ell + logf(t1 + beta - t2);
+    *out0 = t0*(t2*t3 - t1*t3);
+    *out1 = t0*(beta*ell - t3*beta);
 }
 
-static inline void divkit_js_f32_terms(float zt, float zs, const float *rs, float *loss, float *gs, float *gt)
+static inline void divkit_js_f32_terms(float zt, float zs, const float *rs, const double *cst, float *loss, float *gs,
+    float *gt)
 {
-    /* one element: a = zt - log S_t, b = zs - log S_s, l = a - b, p = e^a, q = e^b */
+    /* one element: a = zt - log S_t, b = zs - log S_s, l = a - b, p = e^a, q = e^b;
+       cst: the parameters and the per-value constants (layout in numeric._cuda_sources) */
     if (zt == -(float)INFINITY || zs == -(float)INFINITY) {
         if (zt == -(float)INFINITY && zs == -(float)INFINITY) {
             *loss = 0.0f;
@@ -193,15 +214,15 @@ static inline void divkit_js_f32_terms(float zt, float zs, const float *rs, floa
         } else if (zt == -(float)INFINITY) {
             /* p = 0 < q: the term is q X(0+) */
             const float q = expf(zs - rs[3]);
-            *loss = q * 0.3465736f;
-            *gs = q * 0.0f;
-            *gt = q * 0.0f;
+            *loss = dk_limitf(q, cst[1]);
+            *gs = dk_limitf(q, cst[28]);
+            *gt = dk_limitf(q, cst[55]);
         } else {
             /* q = 0 < p: the term is p lim X(u)/u, u -> oo */
             const float p = expf(zt - rs[2]);
-            *loss = p * 0.3465736f;
-            *gs = p * 0.0f;
-            *gt = p * 0.0f;
+            *loss = dk_limitf(p, cst[1 + 1]);
+            *gs = dk_limitf(p, cst[28 + 1]);
+            *gt = dk_limitf(p, cst[55 + 1]);
         }
         return;
     }
@@ -210,22 +231,36 @@ static inline void divkit_js_f32_terms(float zt, float zs, const float *rs, floa
     const float ell = (zt - zs) - (rs[2] - rs[3]);
     if (ell <= 0.0f) {
         const float q = expf(zs) / (1.0f + rs[1]);
-        divkit_js_f32_lo(ell, q, loss, gs, gt);
+        divkit_js_f32_lo(ell, q, (float)cst[0], loss, gs, gt);
     } else {
         const float p = expf(zt) / (1.0f + rs[0]);
-        divkit_js_f32_hi(ell, p, loss, gs, gt);
+        divkit_js_f32_hi(ell, p, (float)cst[0], loss, gs, gt);
     }
     if (!(isfinite(*loss) && isfinite(*gs) && isfinite(*gt))) {
         /* overflow or 0*inf: the same branch with the weight inside the exponentials */
         if (ell <= 0.0f) {
-            divkit_js_f32_lo_log(ell, zs - rs[3], loss, gs, gt);
+            divkit_js_f32_lo_log(ell, zs - rs[3], (float)cst[0], loss, gs, gt);
         } else {
-            divkit_js_f32_hi_log(ell, zt - rs[2], loss, gs, gt);
+            divkit_js_f32_hi_log(ell, zt - rs[2], (float)cst[0], loss, gs, gt);
+        }
+    }
+    /* near r = 1: the Taylor polynomial (no cancellation), weight q */
+    const float fl = fabsf(ell);
+    if (fl < (float)cst[1 + 2] || fl < (float)cst[28 + 2] || fl < (float)cst[55 + 2]) {
+        const float q = expf(zs) / (1.0f + rs[1]);
+        if (fl < (float)cst[1 + 2]) {
+            *loss = q * dk_polyf(cst + 1 + 3, ell);
+        }
+        if (fl < (float)cst[28 + 2]) {
+            *gs = q * dk_polyf(cst + 28 + 3, ell);
+        }
+        if (fl < (float)cst[55 + 2]) {
+            *gt = q * dk_polyf(cst + 55 + 3, ell);
         }
     }
 }
 
-static inline void divkit_js_f32_near_terms(float zt, float zs, const float *rs, float *gs, float *gt)
+static inline void divkit_js_f32_near_terms(float zt, float zs, const float *rs, const double *cst, float *gs, float *gt)
 {
     /* the gradient terms that vanish at r = 1, for nearly equal rows */
     if (zt == -(float)INFINITY || zs == -(float)INFINITY) {
@@ -234,24 +269,34 @@ static inline void divkit_js_f32_near_terms(float zt, float zs, const float *rs,
             *gt = 0.0f;
         } else if (zt == -(float)INFINITY) {
             const float q = expf(zs - rs[3]);
-            *gs = q * 0.3465736f;
-            *gt = q * 0.0f;
+            *gs = dk_limitf(q, cst[82]);
+            *gt = dk_limitf(q, cst[109]);
         } else {
             const float p = expf(zt - rs[2]);
-            *gs = p * 0.0f;
-            *gt = p * 0.3465736f;
+            *gs = dk_limitf(p, cst[82 + 1]);
+            *gt = dk_limitf(p, cst[109 + 1]);
         }
         return;
     }
     const float ell = (zt - zs) - (rs[2] - rs[3]);
     if (ell <= 0.0f) {
-        divkit_js_f32_near_lo_log(ell, zs - rs[3], gs, gt);
+        divkit_js_f32_near_lo_log(ell, zs - rs[3], (float)cst[0], gs, gt);
     } else {
-        divkit_js_f32_near_hi_log(ell, zt - rs[2], gs, gt);
+        divkit_js_f32_near_hi_log(ell, zt - rs[2], (float)cst[0], gs, gt);
+    }
+    const float fl = fabsf(ell);
+    if (fl < (float)cst[82 + 2] || fl < (float)cst[109 + 2]) {
+        const float q = expf(zs) / (1.0f + rs[1]);
+        if (fl < (float)cst[82 + 2]) {
+            *gs = q * dk_polyf(cst + 82 + 3, ell);
+        }
+        if (fl < (float)cst[109 + 2]) {
+            *gt = q * dk_polyf(cst + 109 + 3, ell);
+        }
     }
 }
 
-void divkit_js_f32_rows(long long rows, long long V, const float *restrict teacher, const float *restrict student, float temperature, float grad_scale, const unsigned char *restrict keep, float *restrict loss, float *restrict grad_student, float *restrict grad_teacher)
+void divkit_js_f32_rows(long long rows, long long V, const float *restrict teacher, const float *restrict student, float temperature, float grad_scale, const unsigned char *restrict keep, const double *restrict cst, float *restrict loss, float *restrict grad_student, float *restrict grad_teacher)
 {
     const long long tid = 0;
     const long long nthreads = 1;
@@ -297,7 +342,7 @@ void divkit_js_f32_rows(long long rows, long long V, const float *restrict teach
             const float zt = (unit ? xt[i] : xt[i] / temperature) - mt;
             const float zs = (unit ? xs[i] : xs[i] / temperature) - ms;
             float lv, gv, hv;
-            divkit_js_f32_terms(zt, zs, rs, &lv, &gv, &hv);
+            divkit_js_f32_terms(zt, zs, rs, cst, &lv, &gv, &hv);
             dk_two_sumf(&acc[0], &acc[1], lv);
             if (i == js) {
                 acc[4] = gv;
@@ -323,8 +368,8 @@ void divkit_js_f32_rows(long long rows, long long V, const float *restrict teach
             continue;
         }
         /* nearly equal rows: gradient forms that vanish at r = 1 (uniform per row) */
-        const int near_s = 1 && d < 0.000120113255f;
-        const int near_t = 1 && d < 0.000120113255f;
+        const int near_s = cst[136] != 0.0 && (double)d < cst[136 + 2];
+        const int near_t = cst[136 + 1] != 0.0 && (double)d < cst[136 + 3];
         if (near_s || near_t) {
             for (int k = 0; k < 10; ++k) {
                 acc[k] = 0.0f;
@@ -333,7 +378,7 @@ void divkit_js_f32_rows(long long rows, long long V, const float *restrict teach
                 const float zt = (unit ? xt[i] : xt[i] / temperature) - mt;
                 const float zs = (unit ? xs[i] : xs[i] / temperature) - ms;
                 float gv, hv;
-                divkit_js_f32_near_terms(zt, zs, rs, &gv, &hv);
+                divkit_js_f32_near_terms(zt, zs, rs, cst, &gv, &hv);
                 if (i == js) {
                     acc[4] = gv;
                 } else {
@@ -382,9 +427,9 @@ void divkit_js_f32_rows(long long rows, long long V, const float *restrict teach
             const float zt = (unit ? xt[i] : xt[i] / temperature) - mt;
             const float zs = (unit ? xs[i] : xs[i] / temperature) - ms;
             float lv, gv, hv, gn, hn;
-            divkit_js_f32_terms(zt, zs, rs, &lv, &gv, &hv);
+            divkit_js_f32_terms(zt, zs, rs, cst, &lv, &gv, &hv);
             if (near_s || near_t) {
-                divkit_js_f32_near_terms(zt, zs, rs, &gn, &hn);
+                divkit_js_f32_near_terms(zt, zs, rs, cst, &gn, &hn);
                 gv = near_s ? gn : gv;
                 hv = near_t ? hn : hv;
             }
@@ -414,22 +459,21 @@ void divkit_js_f32_rows(long long rows, long long V, const float *restrict teach
     }
 }
 
-#ifndef DIVKIT_HELPER_LOGADDEXP_C
-#define DIVKIT_HELPER_LOGADDEXP_C
-static inline double divkit_logaddexp(double x, double y)
+#ifndef DIVKIT_HELPER_SOFTPLUS_C
+#define DIVKIT_HELPER_SOFTPLUS_C
+static inline double divkit_softplus(double x)
 {
-    /* numpy's npy_logaddexp: max + log1p(exp(-|x - y|)) */
-    if (x == y) {
-        return x + 0.6931471805599453;
+    /* log(1 + exp(x)) = logaddexp(0, x), numpy's branch order */
+    if (x == 0.0) {
+        return 0.6931471805599453;
     }
-    const double d = x - y;
-    if (d > 0.0) {
-        return x + log1p(exp(-d));
+    if (x < 0.0) {
+        return log1p(exp(x));
     }
-    if (d <= 0.0) {
-        return y + log1p(exp(d));
+    if (x > 0.0) {
+        return x + log1p(exp(-x));
     }
-    return d;
+    return x;
 }
 #endif
 #ifndef DIVKIT_HELPER_XLOG1PY_C
@@ -442,6 +486,22 @@ static inline double divkit_xlog1py(double x, double y)
 
 #ifndef DIVKIT_ROW_COMMON_D_C
 #define DIVKIT_ROW_COMMON_D_C
+static inline double dk_limit(double w, double c)
+{
+    /* the zero-mass term w * c, or c itself when the limit is infinite (or NaN) */
+    return isfinite(c) ? w * (double)c : (double)c;
+}
+
+static inline double dk_poly(const double *c, double x)
+{
+    /* Horner on the 24 Taylor coefficients c[0..24) of an element around ell = 0 */
+    double acc = (double)c[24 - 1];
+    for (int k = 24 - 2; k >= 0; --k) {
+        acc = acc * x + (double)c[k];
+    }
+    return acc;
+}
+
 static inline void dk_two_sum(double *s, double *c, double x)
 {
     /* s + c += x with the rounding error of s + x kept in c (Knuth's TwoSum); an
@@ -521,66 +581,74 @@ static inline void dk_lse_merge(double *m, double *s, double *c, long long *j, d
 #define DK_BLOCK_SUM(s, c, phi, plo) dk_split(s, c, phi, plo)
 #endif
 
-static inline void divkit_js_f64_lo(double ell, double q, double *out0, double *out1, double *out2)
+static inline void divkit_js_f64_lo(double ell, double q, double beta, double *out0, double *out1, double *out2)
 {
-    const double t0 = exp(ell);
-    const double t1 = t0/2.0;
-    *out0 = q*(t1*ell + divkit_xlog1py(-1.0/2.0 - t1, expm1(ell)/2.0));
-    *out1 = -divkit_xlog1py(q, t0)/2.0;
-    *out2 = -divkit_xlog1py(t0*q, exp(-ell))/2.0;
+    const double t0 = beta*exp(ell);
+    const double t1 = t0 - beta;
+    const double t2 = -1.0 + beta;
+    *out0 = q*(t0*ell + divkit_xlog1py(-1.0 - t1, t1));
+    *out1 = t2*q*divkit_softplus(ell + log(-beta/t2));
+    *out2 = -t0*q*divkit_softplus(-ell + log(-t2/beta));
 }
 
-static inline void divkit_js_f64_hi(double ell, double p, double *out0, double *out1, double *out2)
+static inline void divkit_js_f64_hi(double ell, double p, double beta, double *out0, double *out1, double *out2)
 {
-    const double t0 = 0.6931471805599453;
-    const double t1 = divkit_logaddexp(-t0 - ell, -t0);
-    const double t2 = exp(-ell);
-    *out0 = p*(-t1/2.0 - t2*(t1 + ell)/2.0);
-    *out1 = -divkit_xlog1py(t2*p, exp(ell))/2.0;
-    *out2 = -divkit_xlog1py(p, t2)/2.0;
+    const double t0 = exp(-ell);
+    const double t1 = t0*beta;
+    const double t2 = ell + log(t0 + beta - t1);
+    const double t3 = divkit_softplus(ell + log(-beta/(-1.0 + beta)));
+    *out0 = p*(t1*t2 + beta*ell - t0*t2 - t2*beta);
+    *out1 = p*(t1*t3 - t0*t3);
+    *out2 = -beta*p*divkit_softplus(-ell + log(-1.0 + 1.0/beta));
 }
 
-static inline void divkit_js_f64_lo_log(double ell, double b, double *out0, double *out1, double *out2)
+static inline void divkit_js_f64_lo_log(double ell, double b, double beta, double *out0, double *out1, double *out2)
 {
     const double t0 = exp(b);
-    const double t1 = exp(ell);
-    const double t2 = t1/2.0;
-    *out0 = t0*(t2*ell + divkit_xlog1py(-1.0/2.0 - t2, expm1(ell)/2.0));
-    *out1 = -divkit_xlog1py(t0, t1)/2.0;
-    *out2 = -divkit_xlog1py(t0*t1, exp(-ell))/2.0;
+    const double t1 = beta*exp(ell);
+    const double t2 = t1 - beta;
+    const double t3 = -1.0 + beta;
+    *out0 = t0*(t1*ell + divkit_xlog1py(-1.0 - t2, t2));
+    *out1 = t0*t3*divkit_softplus(ell + log(-beta/t3));
+    *out2 = -beta*exp(b + ell)*divkit_softplus(-ell + log(-t3/beta));
 }
 
-static inline void divkit_js_f64_hi_log(double ell, double a, double *out0, double *out1, double *out2)
+static inline void divkit_js_f64_hi_log(double ell, double a, double beta, double *out0, double *out1, double *out2)
 {
     const double t0 = exp(a);
-    const double t1 = 0.6931471805599453;
-    const double t2 = divkit_logaddexp(-t1 - ell, -t1);
-    const double t3 = exp(-ell);
-    *out0 = t0*(-t2/2.0 - t3*(t2 + ell)/2.0);
-    *out1 = -divkit_xlog1py(t0*t3, exp(ell))/2.0;
-    *out2 = -divkit_xlog1py(t0, t3)/2.0;
+    const double t1 = exp(-ell);
+    const double t2 = t1*beta;
+    const double t3 = ell + log(t1 + beta - t2);
+    const double t4 = divkit_softplus(ell + log(-beta/(-1.0 + beta)));
+    *out0 = t0*(t2*t3 + beta*ell - t1*t3 - t3*beta);
+    *out1 = t0*(t2*t4 - t1*t4);
+    *out2 = -t0*beta*divkit_softplus(-ell + log(-1.0 + 1.0/beta));
 }
 
-static inline void divkit_js_f64_near_lo_log(double ell, double b, double *out0, double *out1)
+static inline void divkit_js_f64_near_lo_log(double ell, double b, double beta, double *out0, double *out1)
 {
     const double t0 = exp(b);
-    const double t1 = expm1(ell)/2.0;
-    const double t2 = exp(ell);
-    *out0 = -divkit_xlog1py(t0, t1)/2.0;
-    *out1 = t0*(-divkit_xlog1py(t2, t1)/2.0 + t2*ell/2.0);
+    const double t1 = beta*exp(ell);
+    const double t2 = t1 - beta;
+    *out0 = divkit_xlog1py(t0*(-1.0 + beta), t2);
+    *out1 = t0*(-divkit_xlog1py(t1, t2) + t1*ell);
 }
 
-static inline void divkit_js_f64_near_hi_log(double ell, double a, double *out0, double *out1)
+static inline void divkit_js_f64_near_hi_log(double ell, double a, double beta, double *out0, double *out1)
 {
-    const double t0 = 0.6931471805599453;
-    const double t1 = divkit_logaddexp(-t0 - ell, -t0);
-    *out0 = -(t1 + ell)*exp(a - ell)/2.0;
-    *out1 = -t1*exp(a)/2.0;
+    const double t0 = exp(a);
+    const double t1 = exp(-ell);
+    const double t2 = t1*beta;
+    const double t3 = ell + log(t1 + beta - t2);
+    *out0 = t0*(t2*t3 - t1*t3);
+    *out1 = t0*(beta*ell - t3*beta);
 }
 
-static inline void divkit_js_f64_terms(double zt, double zs, const double *rs, double *loss, double *gs, double *gt)
+static inline void divkit_js_f64_terms(double zt, double zs, const double *rs, const double *cst, double *loss, double *gs,
+    double *gt)
 {
-    /* one element: a = zt - log S_t, b = zs - log S_s, l = a - b, p = e^a, q = e^b */
+    /* one element: a = zt - log S_t, b = zs - log S_s, l = a - b, p = e^a, q = e^b;
+       cst: the parameters and the per-value constants (layout in numeric._cuda_sources) */
     if (zt == -(double)INFINITY || zs == -(double)INFINITY) {
         if (zt == -(double)INFINITY && zs == -(double)INFINITY) {
             *loss = 0.0;
@@ -589,15 +657,15 @@ static inline void divkit_js_f64_terms(double zt, double zs, const double *rs, d
         } else if (zt == -(double)INFINITY) {
             /* p = 0 < q: the term is q X(0+) */
             const double q = exp(zs - rs[3]);
-            *loss = q * 0.34657359027997264;
-            *gs = q * 0.0;
-            *gt = q * 0.0;
+            *loss = dk_limit(q, cst[1]);
+            *gs = dk_limit(q, cst[28]);
+            *gt = dk_limit(q, cst[55]);
         } else {
             /* q = 0 < p: the term is p lim X(u)/u, u -> oo */
             const double p = exp(zt - rs[2]);
-            *loss = p * 0.34657359027997264;
-            *gs = p * 0.0;
-            *gt = p * 0.0;
+            *loss = dk_limit(p, cst[1 + 1]);
+            *gs = dk_limit(p, cst[28 + 1]);
+            *gt = dk_limit(p, cst[55 + 1]);
         }
         return;
     }
@@ -606,22 +674,36 @@ static inline void divkit_js_f64_terms(double zt, double zs, const double *rs, d
     const double ell = (zt - zs) - (rs[2] - rs[3]);
     if (ell <= 0.0) {
         const double q = exp(zs) / (1.0 + rs[1]);
-        divkit_js_f64_lo(ell, q, loss, gs, gt);
+        divkit_js_f64_lo(ell, q, (double)cst[0], loss, gs, gt);
     } else {
         const double p = exp(zt) / (1.0 + rs[0]);
-        divkit_js_f64_hi(ell, p, loss, gs, gt);
+        divkit_js_f64_hi(ell, p, (double)cst[0], loss, gs, gt);
     }
     if (!(isfinite(*loss) && isfinite(*gs) && isfinite(*gt))) {
         /* overflow or 0*inf: the same branch with the weight inside the exponentials */
         if (ell <= 0.0) {
-            divkit_js_f64_lo_log(ell, zs - rs[3], loss, gs, gt);
+            divkit_js_f64_lo_log(ell, zs - rs[3], (double)cst[0], loss, gs, gt);
         } else {
-            divkit_js_f64_hi_log(ell, zt - rs[2], loss, gs, gt);
+            divkit_js_f64_hi_log(ell, zt - rs[2], (double)cst[0], loss, gs, gt);
+        }
+    }
+    /* near r = 1: the Taylor polynomial (no cancellation), weight q */
+    const double fl = fabs(ell);
+    if (fl < (double)cst[1 + 2] || fl < (double)cst[28 + 2] || fl < (double)cst[55 + 2]) {
+        const double q = exp(zs) / (1.0 + rs[1]);
+        if (fl < (double)cst[1 + 2]) {
+            *loss = q * dk_poly(cst + 1 + 3, ell);
+        }
+        if (fl < (double)cst[28 + 2]) {
+            *gs = q * dk_poly(cst + 28 + 3, ell);
+        }
+        if (fl < (double)cst[55 + 2]) {
+            *gt = q * dk_poly(cst + 55 + 3, ell);
         }
     }
 }
 
-static inline void divkit_js_f64_near_terms(double zt, double zs, const double *rs, double *gs, double *gt)
+static inline void divkit_js_f64_near_terms(double zt, double zs, const double *rs, const double *cst, double *gs, double *gt)
 {
     /* the gradient terms that vanish at r = 1, for nearly equal rows */
     if (zt == -(double)INFINITY || zs == -(double)INFINITY) {
@@ -630,24 +712,34 @@ static inline void divkit_js_f64_near_terms(double zt, double zs, const double *
             *gt = 0.0;
         } else if (zt == -(double)INFINITY) {
             const double q = exp(zs - rs[3]);
-            *gs = q * 0.34657359027997264;
-            *gt = q * 0.0;
+            *gs = dk_limit(q, cst[82]);
+            *gt = dk_limit(q, cst[109]);
         } else {
             const double p = exp(zt - rs[2]);
-            *gs = p * 0.0;
-            *gt = p * 0.34657359027997264;
+            *gs = dk_limit(p, cst[82 + 1]);
+            *gt = dk_limit(p, cst[109 + 1]);
         }
         return;
     }
     const double ell = (zt - zs) - (rs[2] - rs[3]);
     if (ell <= 0.0) {
-        divkit_js_f64_near_lo_log(ell, zs - rs[3], gs, gt);
+        divkit_js_f64_near_lo_log(ell, zs - rs[3], (double)cst[0], gs, gt);
     } else {
-        divkit_js_f64_near_hi_log(ell, zt - rs[2], gs, gt);
+        divkit_js_f64_near_hi_log(ell, zt - rs[2], (double)cst[0], gs, gt);
+    }
+    const double fl = fabs(ell);
+    if (fl < (double)cst[82 + 2] || fl < (double)cst[109 + 2]) {
+        const double q = exp(zs) / (1.0 + rs[1]);
+        if (fl < (double)cst[82 + 2]) {
+            *gs = q * dk_poly(cst + 82 + 3, ell);
+        }
+        if (fl < (double)cst[109 + 2]) {
+            *gt = q * dk_poly(cst + 109 + 3, ell);
+        }
     }
 }
 
-void divkit_js_f64_rows(long long rows, long long V, const double *restrict teacher, const double *restrict student, double temperature, double grad_scale, const unsigned char *restrict keep, double *restrict loss, double *restrict grad_student, double *restrict grad_teacher)
+void divkit_js_f64_rows(long long rows, long long V, const double *restrict teacher, const double *restrict student, double temperature, double grad_scale, const unsigned char *restrict keep, const double *restrict cst, double *restrict loss, double *restrict grad_student, double *restrict grad_teacher)
 {
     const long long tid = 0;
     const long long nthreads = 1;
@@ -693,7 +785,7 @@ void divkit_js_f64_rows(long long rows, long long V, const double *restrict teac
             const double zt = (unit ? xt[i] : xt[i] / temperature) - mt;
             const double zs = (unit ? xs[i] : xs[i] / temperature) - ms;
             double lv, gv, hv;
-            divkit_js_f64_terms(zt, zs, rs, &lv, &gv, &hv);
+            divkit_js_f64_terms(zt, zs, rs, cst, &lv, &gv, &hv);
             dk_two_sum(&acc[0], &acc[1], lv);
             if (i == js) {
                 acc[4] = gv;
@@ -719,8 +811,8 @@ void divkit_js_f64_rows(long long rows, long long V, const double *restrict teac
             continue;
         }
         /* nearly equal rows: gradient forms that vanish at r = 1 (uniform per row) */
-        const int near_s = 1 && d < 0.00012011325347955034;
-        const int near_t = 1 && d < 0.00012011325347955034;
+        const int near_s = cst[136] != 0.0 && (double)d < cst[136 + 2];
+        const int near_t = cst[136 + 1] != 0.0 && (double)d < cst[136 + 3];
         if (near_s || near_t) {
             for (int k = 0; k < 10; ++k) {
                 acc[k] = 0.0;
@@ -729,7 +821,7 @@ void divkit_js_f64_rows(long long rows, long long V, const double *restrict teac
                 const double zt = (unit ? xt[i] : xt[i] / temperature) - mt;
                 const double zs = (unit ? xs[i] : xs[i] / temperature) - ms;
                 double gv, hv;
-                divkit_js_f64_near_terms(zt, zs, rs, &gv, &hv);
+                divkit_js_f64_near_terms(zt, zs, rs, cst, &gv, &hv);
                 if (i == js) {
                     acc[4] = gv;
                 } else {
@@ -778,9 +870,9 @@ void divkit_js_f64_rows(long long rows, long long V, const double *restrict teac
             const double zt = (unit ? xt[i] : xt[i] / temperature) - mt;
             const double zs = (unit ? xs[i] : xs[i] / temperature) - ms;
             double lv, gv, hv, gn, hn;
-            divkit_js_f64_terms(zt, zs, rs, &lv, &gv, &hv);
+            divkit_js_f64_terms(zt, zs, rs, cst, &lv, &gv, &hv);
             if (near_s || near_t) {
-                divkit_js_f64_near_terms(zt, zs, rs, &gn, &hn);
+                divkit_js_f64_near_terms(zt, zs, rs, cst, &gn, &hn);
                 gv = near_s ? gn : gv;
                 hv = near_t ? hn : hv;
             }
