@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 import sympy
 
-from numeric._forms import ELL, P, Q, forms
+from numeric._forms import ELL, P, Q, forms, log_weighted
 from numeric._series import SERIES_TERMS
 from numeric.codegen import CODEGEN_VERSION
 from numeric.codegen._source import _c_function, _c_helper, program
@@ -475,6 +475,18 @@ _TERMS = """{Q} void {NAME}_terms({T} zt, {T} zs, const {T} *rs, const double *c
             {NAME}_hi_log(ell, zt - rs[2]{TH}, loss, gs, gt);
         }}
     }}
+    if (!(isfinite(*loss) && isfinite(*gs) && isfinite(*gt))) {{
+        /* a weighted expm1 overflowed (0*inf): every exponential merged with the weight */
+        {T} l2, g2, h2;
+        if (ell <= {ZERO}) {{
+            {NAME}_lo_exp(ell, zs - rs[3]{TH}, &l2, &g2, &h2);
+        }} else {{
+            {NAME}_hi_exp(ell, zt - rs[2]{TH}, &l2, &g2, &h2);
+        }}
+        *loss = isfinite(*loss) ? *loss : l2;
+        *gs = isfinite(*gs) ? *gs : g2;
+        *gt = isfinite(*gt) ? *gt : h2;
+    }}
     /* near r = 1: the Taylor polynomial (no cancellation), weight q */
     const {T} fl = fabs{S}(ell);
     if (fl < ({T})cst[{LOSS_C} + 2] || fl < ({T})cst[{GS_C} + 2] || fl < ({T})cst[{GT_C} + 2]) {{
@@ -530,13 +542,6 @@ _TERMS = """{Q} void {NAME}_terms({T} zt, {T} zs, const {T} *rs, const double *c
 #: Log-weight symbols of the careful branches: a = log p, b = log q.
 _LA = sympy.Symbol("a", real=True)
 _LB = sympy.Symbol("b", real=True)
-
-
-def _log_weighted(expr, weight, log_weight):
-    """``expr`` with its weight written ``exp(log_weight)`` and exponentials merged (the
-    numpy kernel's careful branches): ``q * exp(ell)`` becomes ``exp(b + ell)``, so no 0·inf
-    where the weight underflows and the exponential does not fit a float."""
-    return sympy.powsimp(expr.subs(weight, sympy.exp(log_weight)), combine="exp")
 
 
 @functools.lru_cache(maxsize=512)
@@ -630,10 +635,12 @@ def _dtype_block(fm, base: str, target: str, dtype: str) -> str:
     specs = [
         ("lo", [el.lo for el in main], [ELL, Q]),
         ("hi", [el.hi for el in main], [ELL, P]),
-        ("lo_log", [_log_weighted(el.lo, Q, _LB) for el in main], [ELL, _LB]),
-        ("hi_log", [_log_weighted(el.hi, P, _LA) for el in main], [ELL, _LA]),
-        ("near_lo_log", [_log_weighted(el.lo, Q, _LB) for el in near], [ELL, _LB]),
-        ("near_hi_log", [_log_weighted(el.hi, P, _LA) for el in near], [ELL, _LA]),
+        ("lo_log", [log_weighted(el.lo, Q, _LB) for el in main], [ELL, _LB]),
+        ("hi_log", [log_weighted(el.hi, P, _LA) for el in main], [ELL, _LA]),
+        ("near_lo_log", [log_weighted(el.lo, Q, _LB) for el in near], [ELL, _LB]),
+        ("near_hi_log", [log_weighted(el.hi, P, _LA) for el in near], [ELL, _LA]),
+        ("lo_exp", [log_weighted(el.lo, Q, _LB, elementary=True) for el in main], [ELL, _LB]),
+        ("hi_exp", [log_weighted(el.hi, P, _LA, elementary=True) for el in main], [ELL, _LA]),
     ]
     functions = []
     helper_kinds: set[str] = set()

@@ -52,8 +52,8 @@ Examples
 -u
 >>> fm.loss.at_q_zero, fm.loss.at_p_zero
 (inf, 1.0)
->>> forms("js").grad_student.per_q
--log(u + 1)/2
+>>> forms("js").grad_student.per_q     # -(1 - β) log(1 + βu/(1 - β)), symbolic in β
+(beta - 1)*log1p(-beta*u/(beta - 1))
 >>> forms("js", beta=0.25).theta
 (0.25,)
 """
@@ -71,7 +71,7 @@ from numeric._series import taylor
 from theory import u
 
 __all__ = ["ELL", "P", "Q", "ElementForm", "FamilyForms", "BoundForms", "forms", "resolve",
-           "resolve_family", "zero_mass_limit", "NEAR_FACTOR", "DivergenceForms"]
+           "resolve_family", "zero_mass_limit", "log_weighted", "NEAR_FACTOR", "DivergenceForms"]
 
 #: log-ratio :math:`\ell = \log p - \log q`.
 ELL = sympy.Symbol("ell", real=True)
@@ -559,6 +559,28 @@ def special_values(family, pname: str) -> list:
     if isinstance(dom, sympy.Interval):
         out |= {e for e in (dom.inf, dom.sup) if e.is_finite}
     return sorted(out, key=float)
+
+
+def _merged(term):
+    """One product with its exponentials merged."""
+    return sympy.powsimp(term, combine="exp")
+
+
+def log_weighted(expr, weight, log_weight, *, elementary=False):
+    """``expr`` with its weight written ``exp(log_weight)`` and exponentials merged term by
+    term, so that ``p * exp(ell)`` is ``exp(a + ell)``: no 0·inf where p underflows and
+    exp(ell) does not fit a float. ``elementary`` first writes expm1 as exp − 1 (and the
+    other stable nodes elementary), so that every exponential meets the weight: the
+    fallback where a weighted expm1 overflows."""
+    from numeric.codegen.nodes import StableFunction
+
+    body = expr / weight
+    if elementary:
+        body = body.replace(lambda e: isinstance(e, StableFunction) and type(e).__name__ == "expm1",
+                            lambda e: e.as_elementary())
+    terms = sympy.Add.make_args(sympy.expand(body, deep=False))
+    return sympy.Add(*[_merged(sympy.exp(log_weight) * t) for t in terms])
+
 
 
 # --------------------------------------------------------------------------- run time

@@ -26,7 +26,7 @@ import numpy as np
 import sympy
 
 from numeric._compile import compile_numpy
-from numeric._forms import ELL, DivergenceForms, P, Q
+from numeric._forms import ELL, DivergenceForms, P, Q, log_weighted
 
 __all__ = ["CHUNK_ELEMENTS", "divergence_rows", "from_logits_rows"]
 
@@ -44,27 +44,6 @@ _LA = sympy.Symbol("a", real=True)
 _LB = sympy.Symbol("b", real=True)
 
 
-def _merged(term):
-    """One product with its exponentials merged."""
-    return sympy.powsimp(term, combine="exp")
-
-
-def _log_weighted(expr, weight, log_weight, *, elementary=False):
-    """``expr`` with its weight written ``exp(log_weight)`` and exponentials merged term by
-    term, so that ``p * exp(ell)`` is ``exp(a + ell)``: no 0·inf where p underflows and
-    exp(ell) does not fit a float. ``elementary`` first writes expm1 as exp − 1 (and the
-    other stable nodes elementary), so that every exponential meets the weight: the
-    fallback where a weighted expm1 overflows."""
-    from numeric.codegen.nodes import StableFunction
-
-    body = expr / weight
-    if elementary:
-        body = body.replace(lambda e: isinstance(e, StableFunction) and type(e).__name__ == "expm1",
-                            lambda e: e.as_elementary())
-    terms = sympy.Add.make_args(sympy.expand(body, deep=False))
-    return sympy.Add(*[_merged(sympy.exp(log_weight) * t) for t in terms])
-
-
 def _fn(fm: DivergenceForms, which: tuple[str, ...], branch: str):
     """The generated numpy function of ``which`` on ``branch``, taking the parameters last."""
     els = _elements(fm, which)
@@ -74,10 +53,10 @@ def _fn(fm: DivergenceForms, which: tuple[str, ...], branch: str):
     elif branch == "hi":
         exprs, args = [e.hi for e in els], [ELL, P]
     elif branch in ("lo_log", "lo_exp"):
-        exprs = [_log_weighted(e.lo, Q, _LB, elementary=branch == "lo_exp") for e in els]
+        exprs = [log_weighted(e.lo, Q, _LB, elementary=branch == "lo_exp") for e in els]
         args = [ELL, _LB]
     else:
-        exprs = [_log_weighted(e.hi, P, _LA, elementary=branch == "hi_exp") for e in els]
+        exprs = [log_weighted(e.hi, P, _LA, elementary=branch == "hi_exp") for e in els]
         args = [ELL, _LA]
     fn = compile_numpy(exprs, args + theta, name=f"{_slug(fm)}_{branch}_{'_'.join(e.name for e in els)}")
     return lambda x, w: fn(x, w, *fm.theta)

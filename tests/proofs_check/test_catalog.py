@@ -7,12 +7,6 @@ import sympy
 from proofs_check import catalog, reference
 from proofs_check.claims import STATUSES, Claim
 
-# numeric.divergence loses about 8 digits on nearly equal rows for these generators
-# (row 6 of catalog._kernel_cases: D ≈ 1e-9, error ≈ 1e-17 vs the documented row bound
-# 64·eps·L·(D + sqrt D) ≈ 2e-18); reported to the numeric owner. strict: the marks must be
-# removed once the kernels are fixed.
-KNOWN_KERNEL_FAILURES = {"kernel_js", "kernel_softened_rkl"}
-
 
 def test_catalog_size_sources_and_expected_verdicts():
     entries = catalog.entries()
@@ -103,7 +97,7 @@ def test_full_catalog_verdicts_equal_expected(full_catalog_run):
     assert len(verdicts) == len(catalog.names())
     assert seconds < 180
     wrong = [(v["claim"], v["status"], v["expected"], v["detail"][:200]) for v in verdicts
-             if not v["ok"] and v["claim"] not in KNOWN_KERNEL_FAILURES]  # fmt: skip
+             if not v["ok"]]  # fmt: skip
     assert not wrong
     reached = [v for v in verdicts if v["status"] in ("certified", "proved")]
     assert len(reached) >= 8
@@ -115,12 +109,12 @@ def test_full_catalog_verdicts_equal_expected(full_catalog_run):
     assert status == (0 if all(v["ok"] for v in verdicts) else 1)
 
 
-@pytest.mark.parametrize("name", sorted(KNOWN_KERNEL_FAILURES))
-def test_known_kernel_accuracy_failures(full_catalog_run, name):
+def test_every_kernel_validation_is_consistent(full_catalog_run):
+    # every catalog f, numeric.divergence vs the 50-digit reference (nearly equal rows included)
     _status, verdicts, _s = full_catalog_run
-    by_name = {v["claim"]: v for v in verdicts}
-    if name not in by_name:
-        pytest.skip("numeric.divergence is not available")
-    if by_name[name]["status"] != by_name[name]["expected"]:
-        pytest.xfail(f"{name}: {by_name[name]['detail'][:160]} (reported to numeric)")
-    assert by_name[name]["ok"]
+    kernels = [v for v in verdicts if v["claim"].startswith("kernel_")]
+    from theory import fdiv
+
+    assert {v["claim"] for v in kernels} == {f"kernel_{n}" for n in fdiv.names()}
+    assert all(v["status"] == "consistent" for v in kernels), [
+        (v["claim"], v["detail"][:120]) for v in kernels if v["status"] != "consistent"]

@@ -49,17 +49,18 @@ def test_precision_does_not_leak():
     assert flint.ctx.prec == before_flint
 
 
-def test_a_precision_change_inside_a_test():
-    # deliberately leave both libraries at a high precision; the autouse fixture in
-    # tests/conftest.py must restore them before the next test
+def test_the_precision_fixture_restores_both_libraries():
+    # drive the autouse fixture of tests/conftest.py by hand: a test body that leaves both
+    # libraries at a high precision must find them reset when the fixture finishes
+    import conftest
+
+    gen = conftest._reset_precision.__wrapped__()
+    next(gen)
     mpmath.mp.dps = 77
     flint.ctx.prec = 333
-
-
-def test_b_precision_was_reset_by_the_fixture():
-    assert mpmath.mp.dps == 15
-    assert mpmath.mp.prec == 53
-    assert flint.ctx.prec == 53
+    with pytest.raises(StopIteration):
+        next(gen)
+    assert (mpmath.mp.dps, mpmath.mp.prec, flint.ctx.prec) == (15, 53, 53)
 
 
 def test_ball_contains_the_reference_value():
