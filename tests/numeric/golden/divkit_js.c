@@ -161,25 +161,28 @@ static inline void divkit_js_f32_hi(float ell, float p, float beta, float *out0,
 
 static inline void divkit_js_f32_lo_log(float ell, float b, float beta, float *out0, float *out1, float *out2)
 {
-    const float t0 = expf(b);
-    const float t1 = beta*expf(ell);
-    const float t2 = t1 - beta;
+    const float t0 = beta*expf(b + ell);
+    const float t1 = expf(b);
+    const float t2 = -beta + beta*expf(ell);
     const float t3 = -1.0f + beta;
-    *out0 = t0*(t1*ell + divkit_xlog1pyf(-1.0f - t2, t2));
-    *out1 = t0*t3*divkit_softplusf(ell + logf(-beta/t3));
-    *out2 = -beta*expf(b + ell)*divkit_softplusf(-ell + logf(-t3/beta));
+    const float t4 = t1*divkit_softplusf(ell + logf(-beta/t3));
+    *out0 = t0*ell + divkit_xlog1pyf(t1*(-1.0f - t2), t2);
+    *out1 = -t4 + t4*beta;
+    *out2 = -t0*divkit_softplusf(-ell + logf(-t3/beta));
 }
 
 static inline void divkit_js_f32_hi_log(float ell, float a, float beta, float *out0, float *out1, float *out2)
 {
-    const float t0 = expf(a);
-    const float t1 = expf(-ell);
-    const float t2 = t1*beta;
-    const float t3 = ell + logf(t1 + beta - t2);
-    const float t4 = divkit_softplusf(ell + logf(-beta/(-1.0f + beta)));
-    *out0 = t0*(t2*t3 + beta*ell - t1*t3 - t3*beta);
-    *out1 = t0*(t2*t4 - t1*t4);
-    *out2 = -t0*beta*divkit_softplusf(-ell + logf(-1.0f + 1.0f/beta));
+    const float t0 = beta*expf(a);
+    const float t1 = -ell;
+    const float t2 = expf(t1);
+    const float t3 = ell + logf(t2 + beta - t2*beta);
+    const float t4 = expf(t1 + a);
+    const float t5 = t3*t4;
+    const float t6 = t4*divkit_softplusf(ell + logf(-beta/(-1.0f + beta)));
+    *out0 = -t5 + t0*ell + t5*beta - t0*t3;
+    *out1 = -t6 + t6*beta;
+    *out2 = -t0*divkit_softplusf(-ell + logf(-1.0f + 1.0f/beta));
 }
 
 static inline void divkit_js_f32_near_lo_log(float ell, float b, float beta, float *out0, float *out1)
@@ -188,17 +191,44 @@ static inline void divkit_js_f32_near_lo_log(float ell, float b, float beta, flo
     const float t1 = beta*expf(ell);
     const float t2 = t1 - beta;
     *out0 = divkit_xlog1pyf(t0*(-1.0f + beta), t2);
-    *out1 = t0*(-divkit_xlog1pyf(t1, t2) + t1*ell);
+    *out1 = -divkit_xlog1pyf(t0*t1, t2) + beta*ell*expf(b + ell);
 }
 
 static inline void divkit_js_f32_near_hi_log(float ell, float a, float beta, float *out0, float *out1)
 {
-    const float t0 = expf(a);
-    const float t1 = expf(-ell);
-    const float t2 = t1*beta;
-    const float t3 = ell + logf(t1 + beta - t2);
-    *out0 = t0*(t2*t3 - t1*t3);
-    *out1 = t0*(beta*ell - t3*beta);
+    const float t0 = -ell;
+    const float t1 = expf(t0);
+    const float t2 = ell + logf(t1 + beta - t1*beta);
+    const float t3 = t2*expf(t0 + a);
+    const float t4 = beta*expf(a);
+    *out0 = -t3 + t3*beta;
+    *out1 = t4*ell - t2*t4;
+}
+
+static inline void divkit_js_f32_lo_exp(float ell, float b, float beta, float *out0, float *out1, float *out2)
+{
+    const float t0 = beta*expf(b + ell);
+    const float t1 = expf(b);
+    const float t2 = -beta + beta*expf(ell);
+    const float t3 = -1.0f + beta;
+    const float t4 = t1*divkit_softplusf(ell + logf(-beta/t3));
+    *out0 = t0*ell + divkit_xlog1pyf(t1*(-1.0f - t2), t2);
+    *out1 = -t4 + t4*beta;
+    *out2 = -t0*divkit_softplusf(-ell + logf(-t3/beta));
+}
+
+static inline void divkit_js_f32_hi_exp(float ell, float a, float beta, float *out0, float *out1, float *out2)
+{
+    const float t0 = beta*expf(a);
+    const float t1 = -ell;
+    const float t2 = expf(t1);
+    const float t3 = ell + logf(t2 + beta - t2*beta);
+    const float t4 = expf(t1 + a);
+    const float t5 = t3*t4;
+    const float t6 = t4*divkit_softplusf(ell + logf(-beta/(-1.0f + beta)));
+    *out0 = -t5 + t0*ell + t5*beta - t0*t3;
+    *out1 = -t6 + t6*beta;
+    *out2 = -t0*divkit_softplusf(-ell + logf(-1.0f + 1.0f/beta));
 }
 
 static inline void divkit_js_f32_terms(float zt, float zs, const float *rs, const double *cst, float *loss, float *gs,
@@ -243,6 +273,18 @@ static inline void divkit_js_f32_terms(float zt, float zs, const float *rs, cons
         } else {
             divkit_js_f32_hi_log(ell, zt - rs[2], (float)cst[0], loss, gs, gt);
         }
+    }
+    if (!(isfinite(*loss) && isfinite(*gs) && isfinite(*gt))) {
+        /* a weighted expm1 overflowed (0*inf): every exponential merged with the weight */
+        float l2, g2, h2;
+        if (ell <= 0.0f) {
+            divkit_js_f32_lo_exp(ell, zs - rs[3], (float)cst[0], &l2, &g2, &h2);
+        } else {
+            divkit_js_f32_hi_exp(ell, zt - rs[2], (float)cst[0], &l2, &g2, &h2);
+        }
+        *loss = isfinite(*loss) ? *loss : l2;
+        *gs = isfinite(*gs) ? *gs : g2;
+        *gt = isfinite(*gt) ? *gt : h2;
     }
     /* near r = 1: the Taylor polynomial (no cancellation), weight q */
     const float fl = fabsf(ell);
@@ -604,25 +646,28 @@ static inline void divkit_js_f64_hi(double ell, double p, double beta, double *o
 
 static inline void divkit_js_f64_lo_log(double ell, double b, double beta, double *out0, double *out1, double *out2)
 {
-    const double t0 = exp(b);
-    const double t1 = beta*exp(ell);
-    const double t2 = t1 - beta;
+    const double t0 = beta*exp(b + ell);
+    const double t1 = exp(b);
+    const double t2 = -beta + beta*exp(ell);
     const double t3 = -1.0 + beta;
-    *out0 = t0*(t1*ell + divkit_xlog1py(-1.0 - t2, t2));
-    *out1 = t0*t3*divkit_softplus(ell + log(-beta/t3));
-    *out2 = -beta*exp(b + ell)*divkit_softplus(-ell + log(-t3/beta));
+    const double t4 = t1*divkit_softplus(ell + log(-beta/t3));
+    *out0 = t0*ell + divkit_xlog1py(t1*(-1.0 - t2), t2);
+    *out1 = -t4 + t4*beta;
+    *out2 = -t0*divkit_softplus(-ell + log(-t3/beta));
 }
 
 static inline void divkit_js_f64_hi_log(double ell, double a, double beta, double *out0, double *out1, double *out2)
 {
-    const double t0 = exp(a);
-    const double t1 = exp(-ell);
-    const double t2 = t1*beta;
-    const double t3 = ell + log(t1 + beta - t2);
-    const double t4 = divkit_softplus(ell + log(-beta/(-1.0 + beta)));
-    *out0 = t0*(t2*t3 + beta*ell - t1*t3 - t3*beta);
-    *out1 = t0*(t2*t4 - t1*t4);
-    *out2 = -t0*beta*divkit_softplus(-ell + log(-1.0 + 1.0/beta));
+    const double t0 = beta*exp(a);
+    const double t1 = -ell;
+    const double t2 = exp(t1);
+    const double t3 = ell + log(t2 + beta - t2*beta);
+    const double t4 = exp(t1 + a);
+    const double t5 = t3*t4;
+    const double t6 = t4*divkit_softplus(ell + log(-beta/(-1.0 + beta)));
+    *out0 = -t5 + t0*ell + t5*beta - t0*t3;
+    *out1 = -t6 + t6*beta;
+    *out2 = -t0*divkit_softplus(-ell + log(-1.0 + 1.0/beta));
 }
 
 static inline void divkit_js_f64_near_lo_log(double ell, double b, double beta, double *out0, double *out1)
@@ -631,17 +676,44 @@ static inline void divkit_js_f64_near_lo_log(double ell, double b, double beta, 
     const double t1 = beta*exp(ell);
     const double t2 = t1 - beta;
     *out0 = divkit_xlog1py(t0*(-1.0 + beta), t2);
-    *out1 = t0*(-divkit_xlog1py(t1, t2) + t1*ell);
+    *out1 = -divkit_xlog1py(t0*t1, t2) + beta*ell*exp(b + ell);
 }
 
 static inline void divkit_js_f64_near_hi_log(double ell, double a, double beta, double *out0, double *out1)
 {
-    const double t0 = exp(a);
-    const double t1 = exp(-ell);
-    const double t2 = t1*beta;
-    const double t3 = ell + log(t1 + beta - t2);
-    *out0 = t0*(t2*t3 - t1*t3);
-    *out1 = t0*(beta*ell - t3*beta);
+    const double t0 = -ell;
+    const double t1 = exp(t0);
+    const double t2 = ell + log(t1 + beta - t1*beta);
+    const double t3 = t2*exp(t0 + a);
+    const double t4 = beta*exp(a);
+    *out0 = -t3 + t3*beta;
+    *out1 = t4*ell - t2*t4;
+}
+
+static inline void divkit_js_f64_lo_exp(double ell, double b, double beta, double *out0, double *out1, double *out2)
+{
+    const double t0 = beta*exp(b + ell);
+    const double t1 = exp(b);
+    const double t2 = -beta + beta*exp(ell);
+    const double t3 = -1.0 + beta;
+    const double t4 = t1*divkit_softplus(ell + log(-beta/t3));
+    *out0 = t0*ell + divkit_xlog1py(t1*(-1.0 - t2), t2);
+    *out1 = -t4 + t4*beta;
+    *out2 = -t0*divkit_softplus(-ell + log(-t3/beta));
+}
+
+static inline void divkit_js_f64_hi_exp(double ell, double a, double beta, double *out0, double *out1, double *out2)
+{
+    const double t0 = beta*exp(a);
+    const double t1 = -ell;
+    const double t2 = exp(t1);
+    const double t3 = ell + log(t2 + beta - t2*beta);
+    const double t4 = exp(t1 + a);
+    const double t5 = t3*t4;
+    const double t6 = t4*divkit_softplus(ell + log(-beta/(-1.0 + beta)));
+    *out0 = -t5 + t0*ell + t5*beta - t0*t3;
+    *out1 = -t6 + t6*beta;
+    *out2 = -t0*divkit_softplus(-ell + log(-1.0 + 1.0/beta));
 }
 
 static inline void divkit_js_f64_terms(double zt, double zs, const double *rs, const double *cst, double *loss, double *gs,
@@ -686,6 +758,18 @@ static inline void divkit_js_f64_terms(double zt, double zs, const double *rs, c
         } else {
             divkit_js_f64_hi_log(ell, zt - rs[2], (double)cst[0], loss, gs, gt);
         }
+    }
+    if (!(isfinite(*loss) && isfinite(*gs) && isfinite(*gt))) {
+        /* a weighted expm1 overflowed (0*inf): every exponential merged with the weight */
+        double l2, g2, h2;
+        if (ell <= 0.0) {
+            divkit_js_f64_lo_exp(ell, zs - rs[3], (double)cst[0], &l2, &g2, &h2);
+        } else {
+            divkit_js_f64_hi_exp(ell, zt - rs[2], (double)cst[0], &l2, &g2, &h2);
+        }
+        *loss = isfinite(*loss) ? *loss : l2;
+        *gs = isfinite(*gs) ? *gs : g2;
+        *gt = isfinite(*gt) ? *gt : h2;
     }
     /* near r = 1: the Taylor polynomial (no cancellation), weight q */
     const double fl = fabs(ell);
