@@ -596,7 +596,7 @@ def kernel_constants(bound) -> np.ndarray:
         if el.series is not None:
             coeffs, radius = el.series
             cst[off + 2] = radius
-            cst[off + 3: off + 3 + SERIES_TERMS] = coeffs
+            cst[off + 3: off + 3 + len(coeffs)] = coeffs
     flags = layout["FLAGS"]
     # a value whose zero-anchored gradient form is not usable takes the r = 1 form on
     # every row (threshold +inf); otherwise rows with D below the threshold do

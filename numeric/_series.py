@@ -17,8 +17,8 @@ everywhere.
 >>> import sympy
 >>> ell = sympy.Symbol("ell", real=True)
 >>> c, radius = taylor(sympy.exp(ell) * ell - sympy.exp(ell) + 1, ell, {})   # KL: u log u - u + 1
->>> [round(x, 12) for x in c[:4]], radius
-([0.0, 0.0, 0.5, 0.333333333333], 0.5)
+>>> [round(x, 12) for x in c[:4]], radius, len(c)
+([0.0, 0.0, 0.5, 0.333333333333], 0.5, 18)
 """
 
 from __future__ import annotations
@@ -149,7 +149,12 @@ def taylor(expr: sympy.Expr, var: sympy.Symbol, values: dict, *, terms: int = SE
                 size = abs(c[lead]) * r**lead
                 tail = abs(c[-1]) * r ** (terms - 1) + abs(c[-2]) * r ** (terms - 2)
                 if tail <= mpmath.mpf(10) ** -18 * size:
-                    return [float(x) for x in c], float(r)
+                    # as few terms as the radius needs (the kernels' Horner cost)
+                    keep = terms
+                    while keep > lead + 2 and abs(c[keep - 1]) * r ** (keep - 1) \
+                            <= mpmath.mpf(10) ** -19 * size:
+                        keep -= 1
+                    return [float(x) for x in c[:keep]], float(r)
                 r /= 2
             return None
     except (NotAnalytic, ZeroDivisionError, TypeError, ValueError, OverflowError):
