@@ -200,7 +200,8 @@ class _Inverse:
         if tsym is not None and tsym != _T:
             pm = pm.subs(tsym, _T)
         try:
-            fn = compile_numpy([pm, sympy.diff(pm, _T)], [_T], name="policy_map", rewritten=False)
+            fn = compile_numpy([pm, sympy.diff(pm, _T), sympy.diff(pm, _T, 2)], [_T],
+                               name="policy_map", rewritten=False)
         except Exception:  # noqa: BLE001 - the code generator refuses the closed form
             return None
         # self-check on t = f'(e^s), s on a grid: log Φ(t) recovers s (forward), or
@@ -210,7 +211,7 @@ class _Inverse:
         inner = (t > self.a) & (t < self.b)
         t, s = t[inner], s[inner]
         with np.errstate(all="ignore"):
-            uu, du = (_as_float_array(x, t.shape) for x in fn(t))
+            uu, du, _ = (_as_float_array(x, t.shape) for x in fn(t))
             back, _ = self.h(np.log(uu))
             forward = np.abs(np.log(uu) - s) <= 1e-6 * np.maximum(1.0, np.abs(s))
         ends = np.abs([e for e in (self.a, self.b) if np.isfinite(e)] + [0.0]).max()
@@ -227,20 +228,27 @@ class _Inverse:
         return _as_float_array(hv, s.shape), _as_float_array(hd, s.shape)
 
     def solve_s(self, t, s0=None, max_steps=80):
-        """s = log Φ(t) for t strictly inside (a, b), and whether each element converged."""
+        """s = log Φ(t) for t strictly inside (a, b), and whether each element converged.
+
+        Newton steps on the local model h(s + δ) = h + h'(e^{mδ} - 1)/m, m = h''/h', kept
+        inside a bracket in s (bisection otherwise); rows of work shrink as elements converge.
+        """
+        shape = t.shape
+        t = t.ravel()
+        s = np.zeros(t.shape) if s0 is None else np.clip(np.nan_to_num(s0.ravel()),
+                                                          self.s_lo, self.s_hi)
         lo = np.full(t.shape, self.s_lo)
         hi = np.full(t.shape, self.s_hi)
-        s = np.zeros(t.shape) if s0 is None else np.clip(np.nan_to_num(s0), lo, hi)
         ok = np.zeros(t.shape, dtype=bool)
-        idx = np.arange(t.size)
+        idx = None
         for _ in range(max_steps):
-            si, ti = s[idx], t[idx]
+            si, ti = (s, t) if idx is None else (s[idx], t[idx])
             hv, hd = self.h(si)
             with np.errstate(all="ignore"):
                 hdd = _as_float_array(self._h2(si)[0], si.shape)
                 res = ti - hv
-                lo_i = np.where(res > 0, si, lo[idx])
-                hi_i = np.where(res < 0, si, hi[idx])
+                lo_i = np.where(res > 0, si, lo if idx is None else lo[idx])
+                hi_i = np.where(res < 0, si, hi if idx is None else hi[idx])
                 newton = res / hd
                 m = hdd / hd
                 x = m * newton
@@ -248,53 +256,57 @@ class _Inverse:
                                  np.log1p(x) / m)
                 step = np.where(np.isfinite(model), model, newton)
                 cand = si + step
-            # a step below the float resolution of s has converged (rounding may put it
-            # an ulp outside the bracket); otherwise it must stay inside, or we bisect
-            tiny = np.abs(cand - si) <= 4 * _EPS * np.maximum(1.0, np.abs(si))
-            inside = np.isfinite(cand) & (cand >= lo_i) & (cand <= hi_i)
-            new = np.where(inside | tiny, cand, 0.5 * (lo_i + hi_i))
-            # or f'(e^s) = t to the rounding of t and f' (the conditioning of the inverse)
-            done = tiny | (np.abs(res) <= 4 * _EPS * np.maximum(np.abs(ti), np.abs(hv)))
-            done |= (hi_i - lo_i) <= 4 * _EPS * np.maximum(1.0, np.abs(si))
-            s[idx] = np.where(res == 0, si, new)
-            lo[idx], hi[idx] = lo_i, hi_i
-            ok[idx[done]] = True
-            idx = idx[~done]
+                scale = 4 * _EPS * np.maximum(1.0, np.abs(si))
+                # a step below the float resolution of s has converged (rounding may put it
+                # an ulp outside the bracket); otherwise it must stay inside, or we bisect
+                tiny = np.abs(step) <= scale
+                inside = (cand >= lo_i) & (cand <= hi_i)
+                new = np.where(inside | tiny, cand, 0.5 * (lo_i + hi_i))
+                # or f'(e^s) = t to the rounding of t and f' (conditioning of the inverse)
+                done = tiny | (np.abs(res) <= 4 * _EPS * np.maximum(np.abs(ti), np.abs(hv)))
+                done |= (hi_i - lo_i) <= scale
+            if idx is None:
+                s, lo, hi, ok = new, lo_i, hi_i, done
+                idx = np.flatnonzero(~done)
+            else:
+                s[idx], lo[idx], hi[idx] = new, lo_i, hi_i
+                ok[idx[done]] = True
+                idx = idx[~done]
             if idx.size == 0:
                 break
         # at an end of the finite range the root lies beyond it: not converged
         ok &= (s > self.s_lo) & (s < self.s_hi)
-        return s, ok
+        return s.reshape(shape), ok.reshape(shape)
 
-    def phi(self, t, s_prev=None):
-        """Extended Φ(t), Φ'(t) and s = log Φ(t) (where interior) for an array t."""
-        uu = np.zeros(t.shape)
-        du = np.zeros(t.shape)
-        s = np.full(t.shape, -np.inf)
-        above = t >= self.b
-        uu[above] = np.inf
-        du[above] = np.inf
-        s[above] = np.inf
-        inner = (t > self.a) & ~above
-        if not inner.any():
-            return uu, du, s
-        ti = t[inner]
+    def phi(self, t, s0=None):
+        """Extended Φ(t), Φ'(t), Φ''(t) for an array t; for the numeric inverse also
+        s = log Φ(t) and h'(s) (NaN off the interior), else None, None."""
+        inner_all = bool(t.min() > self.a) and bool(t.max() < self.b)
+        inner = None if inner_all else (t > self.a) & (t < self.b)
         if self.closed is not None:
             with np.errstate(all="ignore"):
-                a, b = self.closed(ti)
-            uu[inner] = _as_float_array(a, ti.shape)
-            du[inner] = _as_float_array(b, ti.shape)
-            with np.errstate(divide="ignore"):
-                s[inner] = np.log(uu[inner])
-            return uu, du, s
-        si, _ = self.solve_s(ti, None if s_prev is None else s_prev[inner])
-        _, hd = self.h(si)
-        with np.errstate(all="ignore"):
-            ui = np.exp(si)
-            uu[inner] = ui
-            du[inner] = ui / hd
-        s[inner] = si
-        return uu, du, s
+                uu, du, d2u = (_as_float_array(x, t.shape) for x in self.closed(t))
+            s = hd = None
+        else:
+            if inner_all:
+                s, _ = self.solve_s(t, s0)
+                _, hd = self.h(s)
+            else:
+                s = np.full(t.shape, np.nan)
+                hd = np.full(t.shape, np.nan)
+                s[inner], _ = self.solve_s(t[inner], None if s0 is None else s0[inner])
+                _, hd[inner] = self.h(s[inner])
+            with np.errstate(all="ignore"):
+                hdd = _as_float_array(self._h2(s)[0], s.shape)
+                uu = np.exp(s)
+                du = uu / hd
+                # d/dt (e^s / h'(s)) with ds/dt = 1/h'
+                d2u = du * (hd - hdd) / (hd * hd)
+        if not inner_all:
+            uu = np.where(inner, uu, np.where(t >= self.b, np.inf, 0.0))
+            du = np.where(inner, du, np.where(t >= self.b, np.inf, 0.0))
+            d2u = np.where(inner, d2u, np.where(t >= self.b, np.inf, 0.0))
+        return uu, du, d2u, s, hd
 
     def polish(self, t, s):
         """Final exact log Φ(t) on interior entries and whether each entry solves
@@ -387,55 +399,99 @@ def policy(fm: DivergenceForms, r, lref, *, beta: float, tol, max_iter: int) -> 
     usable = support & np.isfinite(hinv) & (hinv < inv.b)
     with np.errstate(invalid="ignore"):
         lam_lo = np.max(np.where(usable, rs - beta * hinv, -np.inf), axis=-1)
-        if np.isfinite(inv.b):
-            lam_lo = np.maximum(lam_lo, np.max(rs, axis=-1) - beta * inv.b)
-    lam_hi = np.full(n, -beta * inv.df1)
-    lo, hi = lam_lo.copy(), lam_hi.copy()
+    lam_b = -beta * inv.b if np.isfinite(inv.b) else -np.inf  # P = inf at and below it
+    lam_lo = np.maximum(lam_lo, lam_b)
+    lo, hi = lam_lo.copy(), np.full(n, -beta * inv.df1)
     lam = lam_lo.copy()
-    k = inv.k
+    k0 = inv.k
     converged = np.zeros(n, dtype=bool)
-    idx = np.arange(n)
-    s_all = np.zeros(r.shape)
-    s_keep = None
+    allow = np.zeros(n)
+    numeric_inv = inv.closed is None
+    s_all = np.zeros(r.shape) if numeric_inv else None
+    idx = None  # active rows (None: all)
+    s_prev = hd_prev = dlam = None
     it = 0
-    while idx.size and it < max_iter:
+    while it < max_iter:
         it += 1
-        li = lam[idx]
-        t = (rs[idx] - li[:, None]) / beta
-        uu, du, s_now = inv.phi(t, s_keep)
-        s_keep = s_now
-        s_all[idx] = s_now
-        with np.errstate(invalid="ignore", over="ignore"):
-            pr = pref[idx]
-            P = np.sum(np.where(pr > 0, pr * uu, 0.0), axis=-1)
-            dP = -np.sum(np.where(pr > 0, pr * du, 0.0), axis=-1) / beta
+        li = lam if idx is None else lam[idx]
+        R, PR = (rs, pref) if idx is None else (rs[idx], pref[idx])
+        t = (R - li[:, None]) * (1.0 / beta)
+        s0 = None
+        if numeric_inv and s_prev is not None:
+            # first-order predictor: t moved by -dlam/beta on the whole row
+            with np.errstate(all="ignore"):
+                s0 = s_prev - (dlam[:, None] / beta) / hd_prev
+        uu, du, d2u, s_now, hd_now = inv.phi(t, s0)
+        with np.errstate(all="ignore"):
+            P = np.einsum("ij,ij->i", PR, uu)
+            dP = np.einsum("ij,ij->i", PR, du) * (-1.0 / beta)
+            d2P = np.einsum("ij,ij->i", PR, d2u) * (1.0 / (beta * beta))
+            # Newton on B_k(P) = (1 - P^-k)/k with k making B_k(P(lam)) flat to second
+            # order here (cubic convergence); k = 0 is log P
+            k = np.clip(np.nan_to_num(P * d2P / (dP * dP) - 1.0, nan=k0), -2.0, 4.0)
             logP = np.log(P)
-            bk = logP if k == 0 else np.expm1(k * logP) / k
+            bk = np.where(np.abs(k) < 1e-8, logP, np.expm1(k * logP) / k)
             cand = li - P * bk / dP
         err = P - 1.0
-        lo_i = np.where(err > 0, li, lo[idx])
-        hi_i = np.where(err < 0, li, hi[idx])
+        lo_i = np.where(err > 0, li, lo if idx is None else lo[idx])
+        hi_i = np.where(err < 0, li, hi if idx is None else hi[idx])
         scale = np.maximum(np.abs(li), beta)
-        stalled = np.abs(cand - li) <= 8 * _EPS * scale
-        ok = np.isfinite(cand) & (cand >= lo_i) & (cand <= hi_i)
-        new = np.where(ok | stalled, cand, 0.5 * (lo_i + hi_i))
-        done = (np.abs(err) <= tol) | (stalled & (np.abs(err) <= _COLLAPSED_TOL))
-        done |= (hi_i - lo_i) <= 4 * _EPS * scale
-        lo[idx], hi[idx] = lo_i, hi_i
-        lam[idx] = np.where(done, li, new)
-        converged[idx] = done
-        keep = ~done
-        idx = idx[keep]
-        s_keep = s_keep[keep]
+        with np.errstate(invalid="ignore"):
+            stalled = np.abs(cand - li) <= 8 * _EPS * scale
+            ok = (cand >= lo_i) & (cand <= hi_i) & ~stalled
+            # how close to 1 any float lambda can bring P (a few ulps of lambda)
+            floor = np.maximum(_COLLAPSED_TOL, 16 * _EPS * scale * np.abs(dP))
+        new = np.where(ok, cand, 0.5 * (lo_i + hi_i))
+        collapsed = (hi_i - lo_i) <= 4 * _EPS * scale
+        good = (np.abs(err) <= tol) | ((stalled | collapsed) & (np.abs(err) <= floor))
+        done = good | collapsed
+        nxt = np.where(done, li, new)
+        if idx is None:
+            lo, hi, lam = lo_i, hi_i, nxt
+            converged, allow = good, np.where(good, floor, 0.0)
+            if numeric_inv:
+                s_all = s_now
+            keep = ~done
+            idx = np.flatnonzero(keep)
+        else:
+            lo[idx], hi[idx], lam[idx] = lo_i, hi_i, nxt
+            converged[idx], allow[idx] = good, np.where(good, floor, 0.0)
+            if numeric_inv:
+                s_all[idx] = s_now
+            keep = ~done
+            idx = idx[keep]
+        if idx.size == 0:
+            break
+        if numeric_inv:
+            s_prev, hd_prev = s_now[keep], hd_now[keep]
+            dlam = (nxt - li)[keep]
     # final policy from the converged lambda, exact inverse, divided by its sum
-    t = (rs - lam[:, None]) / beta
+    t = (rs - lam[:, None]) * (1.0 / beta)
+    if not numeric_inv:
+        uu = inv.phi(t)[0]
+        with np.errstate(divide="ignore"):
+            s_all = np.log(uu)
     s, exact = inv.polish(t, s_all)
     with np.errstate(over="ignore", invalid="ignore"):
         pol = np.where(support, np.exp(lref + s), 0.0)
+    # rows whose root sits within float resolution of lam_b: the actions with the largest
+    # reward are at f'(u) = f'(inf) to rounding and take the mass the others leave
+    if np.isfinite(lam_b):
+        edge = ~converged & ((lam - lam_b) <= 8 * _EPS * np.maximum(np.abs(lam), beta))
+        if edge.any():
+            top = support & (rs == 0.0) & edge[:, None]
+            rest = np.where(top, 0.0, pol).sum(axis=-1)
+            share = pref * top
+            share = share / np.maximum(share.sum(axis=-1, keepdims=True), np.finfo(float).tiny)
+            fill = edge & (rest <= 1.0) & np.all(exact | top | (pol == 0.0), axis=-1)
+            pol = np.where(top & fill[:, None], share * (1.0 - rest)[:, None], pol)
+            exact = exact | (top & fill[:, None])
+            converged |= fill
+            allow = np.where(fill, 1e3 * tol, allow)
     total = pol.sum(axis=-1)
     exact_rows = np.all(exact | (pol == 0.0) | ~support, axis=-1)
     converged &= np.isfinite(total) & (total > 0) & exact_rows
-    converged &= np.abs(total - 1.0) <= max(_COLLAPSED_TOL, 1e3 * tol)
+    converged &= np.abs(total - 1.0) <= np.maximum(allow, 1e3 * tol)
     with np.errstate(invalid="ignore", divide="ignore"):
         pol = pol / total[:, None]
     lam = lam + rmax
