@@ -67,6 +67,9 @@ _EPS = np.finfo(np.float64).eps
 _COLLAPSED_TOL = 1e-10
 #: Relative accuracy in u = pi/pi_ref that a converged row guarantees for pi_i > 0.
 INVERSE_RTOL = 1e-12
+#: A Newton step on log u below this (relative) is the last one (the error after it is
+#: of its square, checked again by the final exactness test).
+_LAST_STEP = 1e-8
 #: Largest |log u| the numeric inverse of f' searches.
 _S_MAX = 800.0
 
@@ -256,27 +259,31 @@ class _Inverse:
                                  np.log1p(x) / m)
                 step = np.where(np.isfinite(model), model, newton)
                 cand = si + step
-                scale = 4 * _EPS * np.maximum(1.0, np.abs(si))
-                # a step below the float resolution of s has converged (rounding may put it
-                # an ulp outside the bracket); otherwise it must stay inside, or we bisect
-                tiny = np.abs(step) <= scale
+                scale = np.maximum(1.0, np.abs(si))
+                # a step below _LAST_STEP (relative) is the last one: the step converges at
+                # least quadratically, so the error after it is below the float resolution
+                # (rounding may put it an ulp outside the bracket); otherwise a step must
+                # stay inside the bracket, or we bisect
+                tiny = np.abs(step) <= _LAST_STEP * scale
                 inside = (cand >= lo_i) & (cand <= hi_i)
                 new = np.where(inside | tiny, cand, 0.5 * (lo_i + hi_i))
                 # or f'(e^s) = t to the rounding of t and f' (conditioning of the inverse)
                 done = tiny | (np.abs(res) <= 4 * _EPS * np.maximum(np.abs(ti), np.abs(hv)))
-                done |= (hi_i - lo_i) <= scale
+                done |= (hi_i - lo_i) <= 4 * _EPS * scale
             if idx is None:
-                s, lo, hi, ok = new, lo_i, hi_i, done
+                s, lo, hi, ok, d1, d2 = new, lo_i, hi_i, done, hd, hdd
+                d1 = d1 if d1.flags.writeable else d1.copy()
+                d2 = d2 if d2.flags.writeable else d2.copy()
                 idx = np.flatnonzero(~done)
             else:
-                s[idx], lo[idx], hi[idx] = new, lo_i, hi_i
+                s[idx], lo[idx], hi[idx], d1[idx], d2[idx] = new, lo_i, hi_i, hd, hdd
                 ok[idx[done]] = True
                 idx = idx[~done]
             if idx.size == 0:
                 break
         # at an end of the finite range the root lies beyond it: not converged
         ok &= (s > self.s_lo) & (s < self.s_hi)
-        return s.reshape(shape), ok.reshape(shape)
+        return s.reshape(shape), ok.reshape(shape), d1.reshape(shape), d2.reshape(shape)
 
     def phi(self, t, s0=None):
         """Extended Φ(t), Φ'(t), Φ''(t) for an array t; for the numeric inverse also
@@ -288,16 +295,14 @@ class _Inverse:
                 uu, du, d2u = (_as_float_array(x, t.shape) for x in self.closed(t))
             s = hd = None
         else:
+            # h' and h'' at the last Newton point (within 1e-8 of s): for the derivatives
             if inner_all:
-                s, _ = self.solve_s(t, s0)
-                _, hd = self.h(s)
+                s, _, hd, hdd = self.solve_s(t, s0)
             else:
-                s = np.full(t.shape, np.nan)
-                hd = np.full(t.shape, np.nan)
-                s[inner], _ = self.solve_s(t[inner], None if s0 is None else s0[inner])
-                _, hd[inner] = self.h(s[inner])
+                s, hd, hdd = (np.full(t.shape, np.nan) for _ in range(3))
+                s[inner], _, hd[inner], hdd[inner] = self.solve_s(
+                    t[inner], None if s0 is None else s0[inner])
             with np.errstate(all="ignore"):
-                hdd = _as_float_array(self._h2(s)[0], s.shape)
                 uu = np.exp(s)
                 du = uu / hd
                 # d/dt (e^s / h'(s)) with ds/dt = 1/h'
@@ -306,37 +311,36 @@ class _Inverse:
             uu = np.where(inner, uu, np.where(t >= self.b, np.inf, 0.0))
             du = np.where(inner, du, np.where(t >= self.b, np.inf, 0.0))
             d2u = np.where(inner, d2u, np.where(t >= self.b, np.inf, 0.0))
+            if s is not None:
+                s = np.where(inner, s, np.where(t >= self.b, np.inf, -np.inf))
         return uu, du, d2u, s, hd
 
-    def polish(self, t, s):
-        """Final exact log Φ(t) on interior entries and whether each entry solves
-        f'(e^s) = t to INVERSE_RTOL in u, or to rounding in t (backward)."""
-        s = s.copy()
-        interior = (t > self.a) & (t < self.b)
-        # the closed form may lose u to cancellation near f'(0+): solve those numerically
-        redo = interior & ~np.isfinite(s)
-        if redo.any():
-            s[redo], _ = self.solve_s(t[redo])
-        inner = interior & np.isfinite(s)
-        ok = np.ones(t.shape, dtype=bool)
-        if not inner.any():
-            return s, ok
-        ti, si = t[inner], s[inner]
-        if self.closed is not None:
-            for _ in range(2):
-                hv, hd = self.h(si)
-                with np.errstate(all="ignore"):
-                    corr = (ti - hv) / hd
-                si = si + np.where(np.isfinite(corr), corr, 0.0)
-        else:
-            si, conv = self.solve_s(ti, si)
-            ok[inner] = conv
-        hv, hd = self.h(si)
+    def _exact(self, t, s):
+        """Whether s solves f'(e^s) = t to INVERSE_RTOL in u, or to the rounding of t."""
+        hv, hd = self.h(s)
         with np.errstate(all="ignore"):
-            corr = np.abs((ti - hv) / hd)
-            backward = np.abs(ti - hv) <= 16 * _EPS * np.maximum(np.abs(ti), np.abs(hv))
-        ok[inner] &= (corr <= INVERSE_RTOL) | backward
-        s[inner] = si
+            corr = np.abs((t - hv) / hd)
+            backward = np.abs(t - hv) <= 16 * _EPS * np.maximum(np.abs(t), np.abs(hv))
+        return (corr <= INVERSE_RTOL) | backward
+
+    def polish(self, t, s):
+        """log Φ(t) checked on the interior entries, re-solved numerically where the check
+        fails (e.g. a closed form that lost u to cancellation near f'(0+)); returns s and
+        whether each entry is exact (True off the interior)."""
+        inner_all = bool(t.min() > self.a) and bool(t.max() < self.b)
+        if inner_all:
+            ok = self._exact(t, s)
+        else:
+            inner = (t > self.a) & (t < self.b)
+            ok = np.ones(t.shape, dtype=bool)
+            ok[inner] = self._exact(t[inner], s[inner])
+        bad = ~ok
+        if bad.any():
+            s = s.copy()
+            tb = t[bad]
+            s0 = s[bad]
+            s[bad], conv, _, _ = self.solve_s(tb, np.where(np.isfinite(s0), s0, 0.0))
+            ok[bad] = conv & self._exact(tb, s[bad])
         return s, ok
 
 
@@ -408,6 +412,7 @@ def policy(fm: DivergenceForms, r, lref, *, beta: float, tol, max_iter: int) -> 
     allow = np.zeros(n)
     numeric_inv = inv.closed is None
     s_all = np.zeros(r.shape) if numeric_inv else None
+    u_all = None if numeric_inv else np.zeros(r.shape)
     idx = None  # active rows (None: all)
     s_prev = hd_prev = dlam = None
     it = 0
@@ -450,7 +455,9 @@ def policy(fm: DivergenceForms, r, lref, *, beta: float, tol, max_iter: int) -> 
             lo, hi, lam = lo_i, hi_i, nxt
             converged, allow = good, np.where(good, floor, 0.0)
             if numeric_inv:
-                s_all = s_now
+                s_all = s_now if s_now.flags.writeable else s_now.copy()
+            else:
+                u_all = uu if uu.flags.writeable else uu.copy()
             keep = ~done
             idx = np.flatnonzero(keep)
         else:
@@ -458,6 +465,8 @@ def policy(fm: DivergenceForms, r, lref, *, beta: float, tol, max_iter: int) -> 
             converged[idx], allow[idx] = good, np.where(good, floor, 0.0)
             if numeric_inv:
                 s_all[idx] = s_now
+            else:
+                u_all[idx] = uu
             keep = ~done
             idx = idx[keep]
         if idx.size == 0:
@@ -465,15 +474,18 @@ def policy(fm: DivergenceForms, r, lref, *, beta: float, tol, max_iter: int) -> 
         if numeric_inv:
             s_prev, hd_prev = s_now[keep], hd_now[keep]
             dlam = (nxt - li)[keep]
+    if idx is None:
+        idx = np.arange(n)
     # final policy from the converged lambda, exact inverse, divided by its sum
     t = (rs - lam[:, None]) * (1.0 / beta)
     if not numeric_inv:
-        uu = inv.phi(t)[0]
+        if idx.size:  # rows stopped by max_iter: u at their last lambda
+            u_all[idx] = inv.phi(t[idx])[0]
         with np.errstate(divide="ignore"):
-            s_all = np.log(uu)
+            s_all = np.log(u_all)
     s, exact = inv.polish(t, s_all)
     with np.errstate(over="ignore", invalid="ignore"):
-        pol = np.where(support, np.exp(lref + s), 0.0)
+        pol = np.exp(lref + s)
     # rows whose root sits within float resolution of lam_b: the actions with the largest
     # reward are at f'(u) = f'(inf) to rounding and take the mass the others leave
     if np.isfinite(lam_b):
