@@ -45,7 +45,6 @@ then divided by :math:`P`. Anything else is reported, never silently NaN.
 
 from __future__ import annotations
 
-import functools
 import warnings
 from typing import NamedTuple
 
@@ -501,6 +500,20 @@ def policy(fm: DivergenceForms, r, lref, *, beta: float, tol, max_iter: int) -> 
             converged |= fill
             allow = np.where(fill, 1e3 * tol, allow)
     total = pol.sum(axis=-1)
+    # rows whose P(lambda) cannot reach 1 at a float lambda (|P - 1| above 1e3 tol, up to
+    # the float resolution of lambda): move every pi along d pi/d lambda to the sub-ulp
+    # root, first order, instead of scaling them all alike
+    off = np.flatnonzero(converged & (np.abs(total - 1.0) > 1e3 * tol))
+    if off.size:
+        so = s[off]
+        _, hd = inv.h(np.where(np.isfinite(so), so, 0.0))
+        with np.errstate(all="ignore"):
+            dpi = np.where(np.isfinite(so) & (pol[off] > 0), pol[off] / hd, 0.0)  # d pi/d t
+            shift = (1.0 - total[off]) / dpi.sum(axis=-1)  # in t units, same on the row
+        shift = np.where(np.isfinite(shift), shift, 0.0)
+        pol[off] = np.maximum(pol[off] + dpi * shift[:, None], 0.0)
+        lam[off] -= beta * shift
+        total[off] = pol[off].sum(axis=-1)
     exact_rows = np.all(exact | (pol == 0.0) | ~support, axis=-1)
     converged &= np.isfinite(total) & (total > 0) & exact_rows
     converged &= np.abs(total - 1.0) <= np.maximum(allow, 1e3 * tol)
