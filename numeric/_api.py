@@ -291,6 +291,10 @@ def fdpo_loss(f, logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected,
     arrays = [as_numpy_input(x, n) for x, n in (
         (logp_chosen, "logp_chosen"), (logp_rejected, "logp_rejected"),
         (ref_logp_chosen, "ref_logp_chosen"), (ref_logp_rejected, "ref_logp_rejected"))]
+    for x, n in zip(arrays, ("logp_chosen", "logp_rejected", "ref_logp_chosen",
+                             "ref_logp_rejected"), strict=True):
+        if not np.isfinite(x).all():
+            raise ValueError(f"{n} must be finite log-probabilities, found NaN or inf")
     beta = float(beta)
     if not (np.isfinite(beta) and beta > 0):
         raise ValueError(f"beta must be a finite positive number, got {beta}")
