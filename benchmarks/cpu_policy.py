@@ -12,13 +12,18 @@ row converged.
 from __future__ import annotations
 
 import argparse
+import pathlib
+import sys
 import time
 
 import numpy as np
 from scipy.special import log_softmax
 
-import numeric
-from theory import fdiv
+# this checkout's packages, not an installed copy
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import numeric  # noqa: E402
+from theory import fdiv  # noqa: E402
 
 
 def _median_time(fn, repeat):
