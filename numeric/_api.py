@@ -312,6 +312,10 @@ def fdpo_loss(f, logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected,
     arrays = [as_numpy_input(x, n) for x, n in (
         (logp_chosen, "logp_chosen"), (logp_rejected, "logp_rejected"),
         (ref_logp_chosen, "ref_logp_chosen"), (ref_logp_rejected, "ref_logp_rejected"))]
+    for x, n in zip(arrays, ("logp_chosen", "logp_rejected", "ref_logp_chosen",
+                             "ref_logp_rejected"), strict=True):
+        if not np.isfinite(x).all():
+            raise ValueError(f"{n} must be finite log-probabilities, found NaN or inf")
     beta = float(beta)
     if not (np.isfinite(beta) and beta > 0):
         raise ValueError(f"beta must be a finite positive number, got {beta}")
@@ -336,8 +340,8 @@ def policy_from_reward(f, reward, ref_logp, *, beta, axis=-1, tol=None, max_iter
     normaliser :math:`\lambda` makes :math:`\sum_i \pi_i = 1` (policy is P, reference Q).
     Where :math:`(r_i-\lambda)/\beta \le f'(0^+)` the optimal :math:`\pi_i` is 0
     (complementary slackness); :math:`(f')^{-1}` is ``f.policy_map`` when sympy found a
-    closed form, otherwise a vectorised numeric inverse of :math:`f'` (Newton/bisection on
-    :math:`\log u`).
+    closed form (a softmax when :math:`f' = c\log u + d`), otherwise an exact vectorised
+    numeric inverse of :math:`f'` (safeguarded model-Newton steps on :math:`\log u`).
 
     Parameters
     ----------
@@ -347,14 +351,22 @@ def policy_from_reward(f, reward, ref_logp, *, beta, axis=-1, tol=None, max_iter
         :math:`r`, one value per action.
     ref_logp : array_like
         :math:`\log\pi_{ref}`, same shape; ``-inf`` entries are excluded (π = 0 there).
+        Each row is normalised over its support first (``log([1, 1])`` is the uniform
+        reference); λ refers to the normalised reference.
     beta : float
         :math:`\beta > 0`.
     axis : int
         The action axis.
     tol : float, optional
-        Convergence threshold on :math:`|\sum_i\pi_i - 1|` (default 4 eps of float64).
+        Convergence threshold on :math:`|\sum_i\pi_i - 1|` before the final division by the
+        sum (default 1e-13; up to 1e-10 where λ sits at its float resolution). A converged
+        row also solves :math:`f'(\pi_i/\pi_{ref,i}) = (r_i-\lambda)/\beta` to a relative
+        1e-12 in :math:`\pi_i` (or to the rounding of the right side) wherever
+        :math:`\pi_i > 0`, and has :math:`\pi_i = 0` only where the right side is at most
+        :math:`f'(0^+)`. See :mod:`numeric._alignment` for the solvers (softmax for KL, one
+        pass; 2–6 iterations typically otherwise).
     max_iter : int
-        Iterations of the safeguarded Newton/bisection on :math:`\lambda`.
+        Iterations of the safeguarded (Box–Cox) Newton/bisection on :math:`\lambda`.
 
     Returns
     -------

@@ -99,13 +99,32 @@ def uses_cupy(*arrays) -> bool:
 
 
 def as_numpy_input(x, name: str):
-    """``x`` as a numpy array; GPU arrays are refused with a message (no hidden copies)."""
-    if isinstance(x, np.ndarray):
-        return x
-    xp = namespace(x)
-    if not is_numpy(xp):
-        raise TypeError(
-            f"{name}: the {xp.__name__} backend has no CPU kernels here; pass a numpy array "
-            "(GPU kernels take cupy arrays when the 'cuda12'/'cuda13' extra is installed)"
-        )
-    return np.asarray(x)
+    """``x`` as a numpy array; GPU arrays are refused with a message (no hidden copies).
+
+    Raises
+    ------
+    TypeError
+        For complex or non-numeric input (never truncated to its real part).
+    ValueError
+        For an empty array (no entries to compute with).
+    """
+    if not isinstance(x, np.ndarray):
+        xp = namespace(x)
+        if not is_numpy(xp):
+            raise TypeError(
+                f"{name}: the {xp.__name__} backend has no CPU kernels here; pass a numpy array "
+                "(GPU kernels take cupy arrays when the 'cuda12'/'cuda13' extra is installed)"
+            )
+        x = np.asarray(x)
+    return _checked_real(x, name)
+
+
+def _checked_real(x: np.ndarray, name: str) -> np.ndarray:
+    """``x`` itself when it is a non-empty array of real numbers (bool, int or float)."""
+    if x.dtype.kind == "c":
+        raise TypeError(f"{name} must be real, got complex dtype {x.dtype}")
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {x.dtype}")
+    if x.size == 0:
+        raise ValueError(f"{name} is empty (shape {x.shape}); give at least one entry")
+    return x

@@ -161,7 +161,12 @@ def _compute(args):
     else:
         truth = _symbolic_member(fam)
         label = f"{fam.name} member (well specified)"
-    risk = asymptotics.mle_risk(fam, truth=truth)
+    try:
+        risk = asymptotics.mle_risk(fam, truth=truth)
+    except RecursionError:
+        raise ValueError(f"--truth {label!r}: sympy recursed too deeply on these parameters "
+                         "(too large or too small for the symbolic computation); try values "
+                         "of moderate size") from None
     return fam, risk, label
 
 

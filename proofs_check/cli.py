@@ -9,6 +9,10 @@ Subcommands
 ``divkit check [--claim NAME ...] [--tag TAG] [--json] [--budget SECONDS]``
     runs the claim catalog and the kernel validations, prints verdicts.
 
+Every command takes ``--time-limit SECONDS`` and ``--memory-limit SIZE`` (defaults: derive
+60 s / 4 GiB, check 1800 s / 8 GiB; 0 disables) and ends with one line on stderr and exit
+status 3 when one is exceeded (``_cli_budget``).
+
 Each subcommand lives in its own module (``_cli_derive``, ``_cli_risk``, ``_cli_check``)
 that provides ``add_arguments(parser)`` and ``run(args) -> int``; this module only wires
 them together. Imports are lazy so ``divkit --help`` stays fast.
@@ -19,6 +23,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from proofs_check import _cli_budget
 
 __all__ = ["main"]
 
@@ -39,19 +45,28 @@ def _build_parser() -> argparse.ArgumentParser:
         mod = importlib.import_module(module)
         p = sub.add_parser(name, help=help_text, description=mod.__doc__)
         mod.add_arguments(p)
+        _cli_budget.add_arguments(p, name)
         p.set_defaults(_run=mod.run)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``divkit`` console script; returns the exit status."""
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+def _run(args) -> int:
     try:
         return int(args._run(args) or 0)
     except (ValueError, TypeError) as exc:
         print(f"divkit {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``divkit`` console script; returns the exit status.
+
+    The command runs within ``--time-limit``/``--memory-limit`` (proofs_check._cli_budget).
+    """
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    return _cli_budget.run_limited(_run, args, command=args.command,
+                                   time_limit=args.time_limit, memory_limit=args.memory_limit)
 
 
 if __name__ == "__main__":  # pragma: no cover

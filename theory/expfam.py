@@ -88,6 +88,33 @@ def _as_expr(value, what: str) -> sympy.Expr:
         raise TypeError(f"{what} must be a number or sympy expression, got {value!r}") from None
 
 
+#: Slack of the categorical sum-to-one check, in units of k * 2**-53 (float rounding).
+_SUM_ULPS = 16
+#: Working precision (decimal digits) of closed forms evaluated for float parameters.
+FLOAT_DPS = 40
+
+
+def _has_float(params: Mapping) -> bool:
+    vals = []
+    for v in params.values() if isinstance(params, Mapping) else ():
+        vals.extend(v if isinstance(v, (list, tuple)) else [v])
+    return any(isinstance(v, float) for v in vals)
+
+
+def _as_floats(params: Mapping) -> dict:
+    """Float parameters as sympy Floats of FLOAT_DPS digits (the exact binary value):
+    closed forms then evaluate in mpmath arithmetic instead of exact rational powers."""
+
+    def conv(v):
+        if isinstance(v, (list, tuple)):
+            return tuple(conv(x) for x in v)
+        if isinstance(v, float):
+            return sympy.Float(v, FLOAT_DPS)
+        return v
+
+    return {k: conv(v) for k, v in params.items()}
+
+
 def _check_numeric(cond: sympy.Basic, message: str) -> None:
     """Raise ValueError when ``cond`` is decidably false (symbolic values pass)."""
     if cond is sympy.false or cond is False:
@@ -459,6 +486,8 @@ class ExponentialFamily:
         This is the f-divergence of ``theory.fdiv``'s ``hellinger`` generator
         :math:`(\sqrt u-1)^2`; it lies in [0, 2].
         """
+        if _has_float(params_p) or _has_float(params_q):
+            params_p, params_q = _as_floats(params_p), _as_floats(params_q)
         return 2 * (1 - sympy.exp(-self.bhattacharyya(params_p, params_q)))
 
     def f_divergence(self, fdiv_obj, params_p: Mapping, params_q: Mapping) -> sympy.Expr:
@@ -480,6 +509,11 @@ class ExponentialFamily:
         f = getattr(fdiv_obj, "f", fdiv_obj)
         label = getattr(fdiv_obj, "name", None) or str(f)
         f = sympy.sympify(f)
+        if _has_float(params_p) or _has_float(params_q):
+            # with float parameters the exact binary rationals make sympy expand huge
+            # powers (issue 14 item 5): evaluate the same closed form in Floats (mpmath)
+            exact = self.f_divergence(fdiv_obj, _as_floats(params_p), _as_floats(params_q))
+            return exact if exact.free_symbols or exact is sympy.oo else sympy.N(exact, 17)
         terms = _power_log_terms(f)
         if terms is None:
             raise NoClosedForm(
@@ -641,7 +675,8 @@ def _categorical(num_classes) -> ExponentialFamily:
         for v in probs:
             _probability("probs entry", v, "categorical")
         total = sympy.simplify(sum(probs) - 1)
-        if total.is_number and total != 0:
+        # floats (taken as their exact binary values) may miss 1 by a few ulps
+        if total.is_number and abs(total) > _SUM_ULPS * k * 2.0**-53:
             raise ValueError(f"categorical: probs must sum to 1, got sum {sum(probs)}")
 
     return ExponentialFamily(
@@ -861,6 +896,8 @@ class SymbolicDiagonalNormal:
 
     def hellinger(self, params_p: Mapping, params_q: Mapping) -> sympy.Expr:
         """Squared Hellinger 2(1 − BC) with BC = exp(−D_B)."""
+        if _has_float(params_p) or _has_float(params_q):
+            params_p, params_q = _as_floats(params_p), _as_floats(params_q)
         return 2 * (1 - sympy.exp(-self.bhattacharyya(params_p, params_q)))
 
 

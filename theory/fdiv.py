@@ -98,7 +98,38 @@ def _tidy(expr: sympy.Expr) -> sympy.Expr:
     return min(candidates, key=_readability_cost)
 
 
+_KINKS = (sympy.Max, sympy.Min, sympy.Abs, sympy.sign, sympy.Heaviside)
+
+
+def _branch_near(expr: sympy.Expr, point) -> sympy.Expr:
+    """``expr`` with every max/min/abs/sign/Heaviside replaced by the branch it takes near
+    ``point`` (0+ or oo), decided at u = 1e-30 resp. 1e30: the generator is piecewise
+    analytic, so one branch holds on a whole neighbourhood of the limit point."""
+    probe = sympy.Rational(1, 10**30) if point == 0 else sympy.Integer(10) ** 30
+
+    def value(e):
+        return sympy.N(e.subs(u, probe), 40)
+
+    def pick(node):
+        if isinstance(node, (sympy.Max, sympy.Min)):
+            vals = [value(a) for a in node.args]
+            best = max if isinstance(node, sympy.Max) else min
+            return node.args[vals.index(best(vals))]
+        inner = value(node.args[0])
+        if isinstance(node, sympy.Abs):
+            return node.args[0] if inner >= 0 else -node.args[0]
+        if isinstance(node, sympy.sign):
+            return sympy.sign(inner)
+        return sympy.Integer(1) if inner > 0 else sympy.Integer(0)  # Heaviside
+
+    return expr.replace(lambda e: isinstance(e, _KINKS), pick)
+
+
 def _safe_limit(expr: sympy.Expr, point, direction: str = "+") -> sympy.Expr | None:
+    if point in (0, sympy.oo) and expr.has(*_KINKS):
+        # sympy's limit fails (or hangs) on max(u, 1) - 1, Heaviside(u - 1) and the like:
+        # take the branch that holds near the point
+        expr = _branch_near(expr, point)
     try:
         val = sympy.limit(expr, u, point, direction)
     except (NotImplementedError, ValueError, TypeError, RecursionError):
@@ -156,6 +187,21 @@ def _as_param(name: str, value) -> sympy.Expr:
     if isinstance(value, sympy.Basic):
         return value
     raise TypeError(f"parameter {name!r} must be a number, got {type(value).__name__}")
+
+
+_TRUE = ("true", "yes", "1")
+_FALSE = ("false", "no", "0")
+
+
+def _as_flag(name: str, value) -> bool:
+    """A boolean parameter: a bool, 0/1, or the text true/false/yes/no/1/0 (any case)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    if isinstance(value, (int, sympy.Integer)) and int(value) in (0, 1):
+        return bool(int(value))
+    raise ValueError(f"parameter {name!r} is true or false, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -322,11 +368,17 @@ class FDivergence:
 
     @staticmethod
     def _value_at_one(f: sympy.Expr):
-        """None when f(1) = 0, else the offending value."""
+        """None when f(1) = 0, else the offending value.
+
+        Exactly zero is required. Only when sympy cannot decide an exact (float-free)
+        constant such as log(6) - log(2) - log(3), f(1) = 0 is accepted numerically (below
+        1e-50 at 70 digits, where an exact zero evaluates to 0). A float constant such as
+        1e-60 is nonzero.
+        """
         v = _tidy(f.subs(u, 1))
         if v.is_zero:
             return None
-        if v.is_number:
+        if v.is_number and not v.has(sympy.Float):
             with mpmath.workdps(CHECK_DPS + 20):
                 num = sympy.N(v, CHECK_DPS + 20)
             if num.is_number and abs(num) < sympy.Float(10) ** (-CHECK_DPS):
@@ -581,6 +633,8 @@ class FDivergence:
         if g is None:
             return Conjugate(None, domain, interior, "numeric Legendre transform", None, self)
         expr = self._on_interior(_tidy(t * g - self._f.subs(u, g)))
+        if expr.has(sympy.I):
+            expr = self._real_form(expr)
         pieces = []
         if a.is_finite:
             pieces.append((-self.f_at_zero, t <= a))
@@ -591,6 +645,33 @@ class FDivergence:
             pieces.append((sympy.oo, True))
         pw = sympy.Piecewise(*pieces) if len(pieces) > 1 else expr
         return Conjugate(expr, domain, interior, "closed form", pw, self)
+
+    def _real_form(self, expr: sympy.Expr) -> sympy.Expr:
+        r"""A form of ``expr`` without ``I`` on the interior :math:`(a, b)` of the image of f'.
+
+        sympy writes e.g. the conjugate of reverse_kl as :math:`-\log t - 1 + i\pi`, which is
+        real on :math:`t < 0` only through the branch of the log. Writing :math:`t` as
+        :math:`b - w` (or :math:`a + w`) with :math:`w > 0` lets sympy split
+        :math:`\log(-w) = \log w + i\pi`; the result, back in :math:`t`, is kept when it has
+        no ``I`` and agrees with the real part of ``expr`` at interior points.
+        """
+        a, b = self.df_at_zero, self.slope_at_infinity
+        w = sympy.Symbol("w", positive=True)
+        for end, sign in ((b, -1), (a, 1)):
+            if not end.is_finite:
+                continue
+            try:
+                cand = _tidy(sympy.expand_log(expr.subs(t, end + sign * w), force=True))
+            except (TypeError, ValueError, NotImplementedError):  # pragma: no cover
+                continue
+            if cand.has(sympy.I):
+                continue
+            cand = _tidy(cand.subs(w, sign * (t - end)))
+            probes = [end + sign * sympy.Rational(k, 3) for k in (1, 2, 5)]
+            if all(abs(sympy.N(cand.subs(t, x) - sympy.re(expr.subs(t, x)), 30)) < 1e-25
+                   for x in probes):
+                return cand
+        return expr
 
     def _legendre(self, tv):
         """Numeric f*(tv) at the caller's mpmath precision: solve f'(u) = tv by bisection."""
@@ -994,12 +1075,7 @@ def family(name: str, **options) -> Family:
     unknown = set(options) - set(entry.options)
     if unknown:
         raise ValueError(f"{key} has no option(s) {', '.join(sorted(unknown))}")
-    opts = {k: options.get(k, d) for k, d in entry.options.items()}
-    for k, v in opts.items():
-        if isinstance(v, str) and v.strip().lower() in ("true", "false"):
-            opts[k] = v.strip().lower() == "true"
-        elif not isinstance(v, bool):
-            raise TypeError(f"option {k!r} of {key} must be a bool, got {v!r}")
+    opts = {k: _as_flag(k, options.get(k, d)) for k, d in entry.options.items()}
     return _family(key, tuple(sorted(opts.items())))
 
 

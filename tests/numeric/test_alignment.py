@@ -113,6 +113,7 @@ def test_policy_normalised_and_reward_map_recovers_reward(name, beta):
     lref = log_softmax(rng.normal(0, 1.5, (4, 7)), axis=-1)
     lref[2, 3] = -np.inf  # an action outside the reference support
     res = numeric.policy_from_reward(fd, r, lref, beta=beta)
+    lref = lref - logsumexp(lref, axis=-1, keepdims=True)  # the reference is normalised
     assert res.converged.all(), res
     pi = res.policy
     assert pi.shape == r.shape and pi.dtype == np.float64
@@ -182,3 +183,186 @@ def test_policy_rejects_non_strictly_convex_and_bad_input():
         numeric.policy_from_reward("kl", r, lref[:, :2], beta=1.0)
     with pytest.raises(ValueError, match="no support"):
         numeric.policy_from_reward("kl", r, np.full((1, 3), -np.inf), beta=1.0)
+
+
+# ------------------------------------------- KKT policy against an mpmath reference (issue 13/14)
+def _mp_root(g, x0, what):
+    """Root of the increasing g near x0 (mpmath secant), certified by a sign change."""
+    x0 = mpmath.mpf(float(x0))
+    x1 = x0 + mpmath.mpf(10) ** -10 * max(1, abs(x0))
+    x = mpmath.findroot(g, (x0, x1), tol=mpmath.mpf(10) ** (-2 * mpmath.mp.dps + 10))
+    d = mpmath.mpf(10) ** (-mpmath.mp.dps // 2) * max(1, abs(x))
+    assert g(x - d) <= 0 <= g(x + d), f"{what}: no sign change around {x}"
+    return x
+
+
+def _mp_inverse(df, t, a, b, s0):
+    """u with f'(u) = t at the working precision (0 at or below f'(0+)): a root in
+    s = log u of f'(e^s) - t, certified by a sign change (independent of numeric's solver,
+    which only supplies the starting point)."""
+    if t <= a:
+        return mpmath.mpf(0)
+    assert t < b
+    return mpmath.exp(_mp_root(lambda s: mpmath.re(df(mpmath.exp(s))) - t, s0, "inverse"))
+
+
+def _mp_policy(fd, r, lref, beta, lam0, pol0, dps=30):
+    """The KKT policy of one row at ``dps`` digits: the root lambda of
+    sum_i pi_ref,i (f')^{-1}((r_i - lambda)/beta) = 1 (pi_ref normalised), started at the
+    float answer (lam0, pol0) and certified by sign changes of every root."""
+    df = sympy.lambdify(u, fd.df, "mpmath")
+    with mpmath.workdps(dps):
+        a = mpmath.mpf(sympy.N(fd.df_at_zero, dps)) if fd.df_at_zero.is_finite else -mpmath.inf
+        b = (mpmath.mpf(sympy.N(fd.slope_at_infinity, dps)) if fd.slope_at_infinity.is_finite
+             else mpmath.inf)
+        pref = [mpmath.exp(mpmath.mpf(x)) if np.isfinite(x) else mpmath.mpf(0) for x in lref]
+        z = mpmath.fsum(pref)
+        pref = [p / z for p in pref]
+        rr = [mpmath.mpf(x) for x in r]
+        beta = mpmath.mpf(beta)
+        s_guess = {}
+
+        def terms(lam):
+            out = []
+            for i, (p, ri) in enumerate(zip(pref, rr, strict=True)):
+                if p == 0:
+                    out.append(mpmath.mpf(0))
+                    continue
+                t = (ri - lam) / beta
+                if t >= b:
+                    return None
+                s0 = s_guess.get(i, 0)
+                uu = _mp_inverse(df, t, a, b, s0)
+                if uu > 0:
+                    s_guess[i] = mpmath.log(uu)
+                out.append(p * uu)
+            return out
+
+        def excess(lam):
+            tt = terms(lam)
+            return -mpmath.inf if tt is None else 1 - mpmath.fsum(tt)  # increasing in lam
+
+        for i, (p, x) in enumerate(zip(pref, pol0, strict=True)):
+            if p > 0:  # starting points only: the roots are certified by sign changes
+                s_guess[i] = mpmath.log(mpmath.mpf(float(x)) / p) if x > 0 else mpmath.mpf(-700)
+        lam = _mp_root(excess, lam0, "normaliser")
+        pol = terms(lam)
+        return [float(x) for x in pol], float(lam)
+
+
+@pytest.mark.parametrize(
+    ("name", "reward", "beta"),
+    [
+        # issue 14 item 2: the old numeric inverse stopped far from the root, converged=True
+        ("jeffreys", [0.0, 5.0], 0.01),
+        ("softened_rkl", [0.0, 3.0], 0.01),
+    ],
+)
+def test_policy_issue_examples_match_mpmath(name, reward, beta):
+    lref = np.log([0.5, 0.5])
+    res = numeric.policy_from_reward(name, np.array(reward), lref, beta=beta)
+    want, lam = _mp_policy(fdiv.get(name), reward, lref, beta, res.normalizer, res.policy)
+    assert bool(res.converged)
+    tol.assert_close(res.policy, np.array(want), rtol=1e-10, atol=0.0)
+    assert abs(float(res.normalizer) - lam) <= 1e-12 * max(1.0, abs(lam))
+
+
+def _extreme_rows(seed):
+    """Rows with |r/beta| up to 700 (beta = 0.01), ties, a -inf reference entry and an
+    unnormalised reference."""
+    rng = np.random.default_rng(seed)
+    r = rng.uniform(-7, 7, (4, 4))
+    r[1, 2] = r[1, 0]  # a tie
+    r[2] = [7.0, -7.0, 6.99, 0.0]
+    lref = rng.normal(0, 3, (4, 4))
+    lref[0] = log_softmax(lref[0])
+    lref[3, 1] = -np.inf
+    return r, lref
+
+
+@pytest.mark.parametrize("name", STRICT)
+def test_policy_matches_mpmath_kkt_solution_on_extreme_rewards(name):
+    fd = fdiv.get(name)
+    r, lref = _extreme_rows(11)
+    beta = 0.01
+    res = numeric.policy_from_reward(fd, r, lref, beta=beta)
+    assert res.converged.all()
+    for i in range(r.shape[0]):
+        want, lam = _mp_policy(fd, r[i], lref[i], beta, res.normalizer[i], res.policy[i])
+        tol.assert_close(res.policy[i], np.array(want), rtol=1e-9, atol=1e-15)
+        assert abs(res.normalizer[i] - lam) <= 1e-11 * max(1.0, abs(lam)), (i, lam)
+
+
+def _assert_kkt_float(fd, r, lref, beta, res):
+    """Vectorised KKT check with sympy's own numpy lambdify of f' (not numeric's codegen):
+    sum 1, pi >= 0, f'(pi/pi_ref) = (r - lambda)/beta where pi > 0, slackness where pi = 0."""
+    pi = res.policy
+    assert np.isfinite(pi).all() and (pi >= 0).all()
+    np.testing.assert_array_less(np.abs(pi.sum(axis=-1) - 1.0), 1e-12)
+    lref = lref - logsumexp(lref, axis=-1, keepdims=True)
+    t = (r - res.normalizer[:, None]) / beta
+    df = sympy.lambdify(u, fd.df, "numpy")
+    d2f = sympy.lambdify(u, fd.d2f, "numpy")
+    pos = pi > 1e-300
+    with np.errstate(all="ignore"):
+        ratio = np.exp(np.log(pi[pos]) - lref[pos])
+        resid = np.abs(df(ratio) - t[pos])
+        # rounding of pi (relative eps) moves f'(u) by u f''(u) eps
+        allowed = 1e-9 * (1 + np.abs(t[pos])) + 1e-9 * ratio * np.abs(d2f(ratio))
+    assert (resid <= allowed).all(), (fd.name, resid[resid > allowed][:5])
+    zero = (pi == 0.0) & np.isfinite(lref)
+    if zero.any() and fd.df_at_zero.is_finite:
+        assert (t[zero] <= float(fd.df_at_zero) + 1e-9).all()
+
+
+def _random_rows(rng, n, k=8):
+    scale = rng.choice([0.1, 1.0, 7.0], size=(n, 1))
+    r = rng.normal(0, 1, (n, k)) * scale
+    lref = rng.normal(0, 2, (n, k))
+    lref[rng.random((n, k)) < 0.05] = -np.inf
+    lref[:, 0] = np.where(np.isneginf(lref[:, 0]), 0.0, lref[:, 0])  # keep a support
+    tie = rng.random(n) < 0.1
+    r[tie, 1] = r[tie, 0]  # some ties
+    return r, lref
+
+
+@pytest.mark.parametrize("name", STRICT)
+def test_policy_random_rows_all_converge(name):
+    """2*10^4 random rows per f (10^5 in the slow tier): every row converges, KKT holds."""
+    fd = fdiv.get(name)
+    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    r, lref = _random_rows(rng, 20_000)
+    res = numeric.policy_from_reward(fd, r, lref, beta=0.01)
+    assert res.converged.all(), int((~res.converged).sum())
+    _assert_kkt_float(fd, r, lref, 0.01, res)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", STRICT)
+def test_policy_1e5_random_rows_all_converge(name):
+    fd = fdiv.get(name)
+    rng = np.random.default_rng(7)
+    r, lref = _random_rows(rng, 100_000)
+    for beta in (0.01, 1.0):
+        res = numeric.policy_from_reward(fd, r, lref, beta=beta)
+        assert res.converged.all(), int((~res.converged).sum())
+        _assert_kkt_float(fd, r, lref, beta, res)
+
+
+def test_policy_issue_14_item_4_inputs():
+    # unnormalised reference: the policy is that of the normalised one
+    res = numeric.policy_from_reward("js", np.array([0.0, 0.0]), np.log([1.0, 1.0]), beta=0.1)
+    tol.assert_close(res.policy, np.array([0.5, 0.5]), rtol=1e-15)
+    # a reference entry of 1e-300 (le_cam: f'(1/1e-300) rounds to f'(inf) = 1, f'(0+) = -3).
+    # Rewards [0, 1]: at lambda = 1 - beta f'(1) = 1 action 0 has t = -10 < -3, so pi_0 = 0
+    # and pi_1 = 1. Rewards [1, 0]: lambda > 1 - beta = 0.9 (else t_0 >= f'(inf)), so
+    # t_1 < -9 < -3, pi_1 = 0 and pi_0 = 1 (KKT by hand).
+    for reward, want in (([0.0, 1.0], [0.0, 1.0]), ([1.0, 0.0], [1.0, 0.0])):
+        res = numeric.policy_from_reward("le_cam", np.array(reward), np.log([1e-300, 1.0]),
+                                         beta=0.1)
+        assert bool(res.converged)
+        tol.assert_close(res.policy, np.array(want), rtol=1e-15, atol=0)
+    # a reward of 1e300: the action takes all the mass
+    res = numeric.policy_from_reward("js", np.array([0.0, 1e300]), np.log([0.5, 0.5]), beta=0.1)
+    assert bool(res.converged)
+    tol.assert_close(res.policy, np.array([0.0, 1.0]), rtol=0, atol=0)
