@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 import sympy
 
-from numeric._forms import ELL, P, Q, forms, log_weighted
+from numeric._forms import ELL, LOG_P, LOG_Q, P, Q, forms, log_weighted
 from numeric._series import SERIES_TERMS
 from numeric.codegen import CODEGEN_VERSION
 from numeric.codegen._source import _c_function, _c_helper, program
@@ -540,8 +540,7 @@ _TERMS = """{Q} void {NAME}_terms({T} zt, {T} zs, const {T} *rs, const double *c
 }}"""
 
 #: Log-weight symbols of the careful branches: a = log p, b = log q.
-_LA = sympy.Symbol("a", real=True)
-_LB = sympy.Symbol("b", real=True)
+_LA, _LB = LOG_P, LOG_Q
 
 
 @functools.lru_cache(maxsize=512)

@@ -70,8 +70,9 @@ import sympy
 from numeric._series import taylor
 from theory import u
 
-__all__ = ["ELL", "P", "Q", "ElementForm", "FamilyForms", "BoundForms", "forms", "resolve",
-           "resolve_family", "zero_mass_limit", "log_weighted", "NEAR_FACTOR", "DivergenceForms"]
+__all__ = ["ELL", "P", "Q", "LOG_P", "LOG_Q", "ElementForm", "FamilyForms", "BoundForms",
+           "forms", "resolve", "resolve_family", "zero_mass_limit", "log_weighted", "NEAR_FACTOR",
+           "DivergenceForms"]
 
 #: log-ratio :math:`\ell = \log p - \log q`.
 ELL = sympy.Symbol("ell", real=True)
@@ -79,7 +80,11 @@ ELL = sympy.Symbol("ell", real=True)
 P = sympy.Symbol("p", nonnegative=True)
 #: student probability :math:`q = e^{b}`.
 Q = sympy.Symbol("q", nonnegative=True)
-_V = sympy.Symbol("v", positive=True)
+#: log-weights of the careful branches, :math:`\log p` and :math:`\log q`
+#: (:data:`theory.fdiv.RESERVED_NAMES` keeps user parameters off these names).
+LOG_P = sympy.Symbol("log_p", real=True)
+LOG_Q = sympy.Symbol("log_q", real=True)
+_V = sympy.Symbol("dk_v", positive=True)
 
 #: Rows with D below NEAR_FACTOR·(ĝ(1) − ĝ(0+))² use the gradient forms that vanish at r = 1.
 NEAR_FACTOR = 1e-3

@@ -26,9 +26,9 @@ import numpy as np
 import sympy
 
 from numeric._compile import compile_numpy
-from numeric._forms import ELL, DivergenceForms, P, Q, log_weighted
+from numeric._forms import ELL, LOG_P, LOG_Q, DivergenceForms, P, Q, log_weighted
 
-__all__ = ["CHUNK_ELEMENTS", "divergence_rows", "from_logits_rows"]
+__all__ = ["CHUNK_ELEMENTS", "divergence_rows", "from_logits_rows", "element_values"]
 
 #: Elements per chunk of rows (a few hundred KiB of float64 per temporary).
 CHUNK_ELEMENTS = 1 << 15
@@ -40,8 +40,7 @@ def _elements(fm: DivergenceForms, which: tuple[str, ...]):
     return [getattr(fm, w) for w in which]
 
 
-_LA = sympy.Symbol("a", real=True)
-_LB = sympy.Symbol("b", real=True)
+_LA, _LB = LOG_P, LOG_Q
 
 
 def _fn(fm: DivergenceForms, which: tuple[str, ...], branch: str):
@@ -153,6 +152,23 @@ def _careful_terms(fm, which, a, b, ell=None, p=None, q=None):
         _series_overwrite(fm, which, ell, bl, vals, log_weight=True)
         for k in range(len(which)):
             out[k][live] = vals[k]
+    return out
+
+
+def element_values(fm: DivergenceForms, form, ell):
+    """:math:`X(e^{\\ell})` (weight ``q = 1``) of the element ``form`` of ``fm`` (one of
+    its attributes ``loss``, ``raw``, ``grad_student``, ...), evaluated as the kernels do."""
+    which = next((n for n in ("loss", "raw", "grad_student", "grad_teacher", "grad_student_near",
+                              "grad_teacher_near") if getattr(fm, n) is form), None)
+    if which is None:
+        raise ValueError("form must be an element of fm")
+    ell = np.asarray(ell, dtype=np.float64)
+    a = ell.copy()
+    b = np.zeros_like(ell)
+    b[np.isposinf(ell)] = -np.inf  # q = 0 < p
+    a[np.isposinf(ell)] = 0.0
+    with np.errstate(all="ignore"):
+        (out,) = _careful_terms(fm, (which,), a, b, np.where(np.isfinite(ell), ell, 0.0))
     return out
 
 

@@ -15,7 +15,7 @@ from scipy.special import expit
 
 from numeric._backend import as_numpy_input
 from numeric._compile import compile_numpy
-from numeric._forms import ELL, P, Q, forms
+from numeric._forms import ELL, forms
 from numeric._kernels import _const
 
 __all__ = ["fdpg_gradient", "dphrl_loss", "d2o_loss", "nash_mirror_prox",
@@ -77,22 +77,11 @@ _LO_BRANCH_MAX = 30.0
 
 
 def _element(fm, form, ell: np.ndarray) -> np.ndarray:
-    r""":math:`X(e^{\ell})` of an :class:`~numeric._forms.ElementForm` (``q = 1``), both branches."""
-    lo, hi = _compiled(fm, form.name, lambda: (
-        compile_numpy([form.lo], [ELL, Q], name=f"{form.name}_lo"),
-        compile_numpy([form.hi], [ELL, P], name=f"{form.name}_hi")))
-    out = np.empty_like(ell)
-    # the lo branch is exact for ell <= 0 and accurate for moderate ell > 0 (where the hi
-    # branch cancels near ell = 0); hi is overflow-free for large ell
-    neg = ell <= _LO_BRANCH_MAX
-    with np.errstate(all="ignore"):
-        if neg.any():
-            e = ell[neg]
-            out[neg] = np.broadcast_to(lo(e, np.ones_like(e))[0], e.shape)
-        if (~neg).any():
-            e = ell[~neg]
-            out[~neg] = np.broadcast_to(hi(e, np.exp(e))[0], e.shape)
-    return out
+    r""":math:`X(e^{\ell})` of an element form of ``fm`` (``q = 1``): the kernels' own
+    evaluation (series near 0, ``lo``/``hi`` branches, zero-mass limits at ±inf)."""
+    from numeric._kernels import element_values
+
+    return element_values(fm, form, np.asarray(ell, dtype=np.float64))
 
 
 def _reward(fm, ell: np.ndarray) -> np.ndarray:

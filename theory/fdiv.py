@@ -851,6 +851,11 @@ class Parameter:
             raise ValueError(f"parameter {self.name!r} must lie in {self.domain}, got {value}")
 
 
+#: Symbol names the kernels use for their own variables (ratio, conjugate variable,
+#: probabilities, log-ratio, log-weights): not available as parameter names.
+RESERVED_NAMES = frozenset({"u", "t", "p", "q", "ell", "log_p", "log_q", "dk_v"})
+
+
 class Family:
     r"""A family of generators :math:`f(u;\theta)` with its parameters kept as symbols.
 
@@ -927,8 +932,9 @@ class Family:
             raise ValueError("a family needs at least one parameter; use FDivergence.from_string")
         defaults = {k: _as_param(k, v) for k, v in params.items()}
         for k in defaults:
-            if k == "u" or not k.isidentifier():
-                raise ValueError(f"invalid parameter name {k!r}")
+            if k in RESERVED_NAMES or not k.isidentifier():
+                raise ValueError(f"invalid parameter name {k!r} (reserved: "
+                                 f"{', '.join(sorted(RESERVED_NAMES))})")
         syms = {k: sympy.Symbol(k, real=True) for k in defaults}
         expr = parse_expression(text, symbols={"u": u, **syms})
         if not isinstance(expr, sympy.Expr) or not expr.has(u):

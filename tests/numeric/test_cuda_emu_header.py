@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from numeric import _cuda_sources, _cupy
+from numeric._forms import forms
 
 pytestmark = pytest.mark.skipif(cuda_emu.find_gxx() is None,
                                 reason="g++ (C++20, pthreads) is needed to emulate CUDA kernels")
@@ -76,7 +77,7 @@ def test_a_broken_indexing_is_caught():
     loss = np.empty(3)
     values = {"rows": 3, "V": 33, "teacher": t, "student": s, "temperature": 1.0,
               "grad_scale": 1.0, "keep": None, "loss": loss, "grad_student": None,
-              "grad_teacher": None}
+              "grad_teacher": None, "cst": _cuda_sources.kernel_constants(forms("kl"))}
     broken.launch(name, (1,), (32,), _cupy.kernel_args(_cupy.kernel_params(source, name), values))
     want = numeric.divergence_from_logits("kl", t, s)
     with pytest.raises(AssertionError, match="not close"):

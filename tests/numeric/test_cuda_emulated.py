@@ -158,7 +158,8 @@ def test_argument_mismatch_is_caught(emu):
     args = list(_cupy.kernel_args(_cupy.kernel_params(source, kernel),
                                   {"rows": 1, "V": 1, "teacher": None, "student": None,
                                    "temperature": 1.0, "grad_scale": 1.0, "keep": None,
-                                   "loss": None, "grad_student": None, "grad_teacher": None}))
+                                   "cst": None, "loss": None, "grad_student": None,
+                                   "grad_teacher": None}))
     args[4] = np.float64(1.0)  # a double where the kernel takes a float
     with pytest.raises(TypeError, match="argument 4 is a float"):
         mod.launch(kernel, (1,), (32,), args)

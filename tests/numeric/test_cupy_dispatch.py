@@ -243,7 +243,7 @@ def test_launcher_source_compiles_with_nvcc_and_the_launcher_options():
         pytest.skip("nvcc not installed")
     source, name = row_kernel_entry("kl", dtype="float32")
     assert [p.name for p in _cupy.kernel_params(source, name)] == [
-        "rows", "V", "teacher", "student", "temperature", "grad_scale", "keep", "loss",
+        "rows", "V", "teacher", "student", "temperature", "grad_scale", "keep", "cst", "loss",
         "grad_student", "grad_teacher"]
     nvrtc_like = tuple(o.replace("--std=c++14", "-std=c++17") for o in _cupy.NVRTC_OPTIONS)
     assert codegen.nvcc_check(source, options=nvrtc_like)

@@ -241,10 +241,10 @@ __device__ __forceinline__ void divkit_js_f32_hi(float ell, float p, float beta,
     *out2 = -beta*p*divkit_softplusf(-ell + logf(-1.0f + 1.0f/beta));
 }
 
-__device__ __forceinline__ void divkit_js_f32_lo_log(float ell, float b, float beta, float *out0, float *out1, float *out2)
+__device__ __forceinline__ void divkit_js_f32_lo_log(float ell, float log_q, float beta, float *out0, float *out1, float *out2)
 {
-    const float t0 = beta*expf(b + ell);
-    const float t1 = expf(b);
+    const float t0 = beta*expf(ell + log_q);
+    const float t1 = expf(log_q);
     const float t2 = -beta + beta*expf(ell);
     const float t3 = -1.0f + beta;
     const float t4 = t1*divkit_softplusf(ell + logf(-beta/t3));
@@ -253,44 +253,42 @@ __device__ __forceinline__ void divkit_js_f32_lo_log(float ell, float b, float b
     *out2 = -t0*divkit_softplusf(-ell + logf(-t3/beta));
 }
 
-__device__ __forceinline__ void divkit_js_f32_hi_log(float ell, float a, float beta, float *out0, float *out1, float *out2)
+__device__ __forceinline__ void divkit_js_f32_hi_log(float ell, float log_p, float beta, float *out0, float *out1, float *out2)
 {
-    const float t0 = beta*expf(a);
-    const float t1 = -ell;
-    const float t2 = expf(t1);
-    const float t3 = ell + logf(t2 + beta - t2*beta);
-    const float t4 = expf(t1 + a);
-    const float t5 = t3*t4;
-    const float t6 = t4*divkit_softplusf(ell + logf(-beta/(-1.0f + beta)));
-    *out0 = -t5 + t0*ell + t5*beta - t0*t3;
-    *out1 = -t6 + t6*beta;
+    const float t0 = beta*expf(log_p);
+    const float t1 = expf(-ell);
+    const float t2 = ell + logf(t1 + beta - t1*beta);
+    const float t3 = expf(log_p - ell);
+    const float t4 = t2*t3;
+    const float t5 = t3*divkit_softplusf(ell + logf(-beta/(-1.0f + beta)));
+    *out0 = -t4 + t0*ell + t4*beta - t0*t2;
+    *out1 = -t5 + t5*beta;
     *out2 = -t0*divkit_softplusf(-ell + logf(-1.0f + 1.0f/beta));
 }
 
-__device__ __forceinline__ void divkit_js_f32_near_lo_log(float ell, float b, float beta, float *out0, float *out1)
+__device__ __forceinline__ void divkit_js_f32_near_lo_log(float ell, float log_q, float beta, float *out0, float *out1)
 {
-    const float t0 = expf(b);
+    const float t0 = expf(log_q);
     const float t1 = beta*expf(ell);
     const float t2 = t1 - beta;
     *out0 = divkit_xlog1pyf(t0*(-1.0f + beta), t2);
-    *out1 = -divkit_xlog1pyf(t0*t1, t2) + beta*ell*expf(b + ell);
+    *out1 = -divkit_xlog1pyf(t0*t1, t2) + beta*ell*expf(ell + log_q);
 }
 
-__device__ __forceinline__ void divkit_js_f32_near_hi_log(float ell, float a, float beta, float *out0, float *out1)
+__device__ __forceinline__ void divkit_js_f32_near_hi_log(float ell, float log_p, float beta, float *out0, float *out1)
 {
-    const float t0 = -ell;
-    const float t1 = expf(t0);
-    const float t2 = ell + logf(t1 + beta - t1*beta);
-    const float t3 = t2*expf(t0 + a);
-    const float t4 = beta*expf(a);
-    *out0 = -t3 + t3*beta;
-    *out1 = t4*ell - t2*t4;
+    const float t0 = expf(-ell);
+    const float t1 = ell + logf(t0 + beta - t0*beta);
+    const float t2 = t1*expf(log_p - ell);
+    const float t3 = beta*expf(log_p);
+    *out0 = -t2 + t2*beta;
+    *out1 = t3*ell - t1*t3;
 }
 
-__device__ __forceinline__ void divkit_js_f32_lo_exp(float ell, float b, float beta, float *out0, float *out1, float *out2)
+__device__ __forceinline__ void divkit_js_f32_lo_exp(float ell, float log_q, float beta, float *out0, float *out1, float *out2)
 {
-    const float t0 = beta*expf(b + ell);
-    const float t1 = expf(b);
+    const float t0 = beta*expf(ell + log_q);
+    const float t1 = expf(log_q);
     const float t2 = -beta + beta*expf(ell);
     const float t3 = -1.0f + beta;
     const float t4 = t1*divkit_softplusf(ell + logf(-beta/t3));
@@ -299,17 +297,16 @@ __device__ __forceinline__ void divkit_js_f32_lo_exp(float ell, float b, float b
     *out2 = -t0*divkit_softplusf(-ell + logf(-t3/beta));
 }
 
-__device__ __forceinline__ void divkit_js_f32_hi_exp(float ell, float a, float beta, float *out0, float *out1, float *out2)
+__device__ __forceinline__ void divkit_js_f32_hi_exp(float ell, float log_p, float beta, float *out0, float *out1, float *out2)
 {
-    const float t0 = beta*expf(a);
-    const float t1 = -ell;
-    const float t2 = expf(t1);
-    const float t3 = ell + logf(t2 + beta - t2*beta);
-    const float t4 = expf(t1 + a);
-    const float t5 = t3*t4;
-    const float t6 = t4*divkit_softplusf(ell + logf(-beta/(-1.0f + beta)));
-    *out0 = -t5 + t0*ell + t5*beta - t0*t3;
-    *out1 = -t6 + t6*beta;
+    const float t0 = beta*expf(log_p);
+    const float t1 = expf(-ell);
+    const float t2 = ell + logf(t1 + beta - t1*beta);
+    const float t3 = expf(log_p - ell);
+    const float t4 = t2*t3;
+    const float t5 = t3*divkit_softplusf(ell + logf(-beta/(-1.0f + beta)));
+    *out0 = -t4 + t0*ell + t4*beta - t0*t2;
+    *out1 = -t5 + t5*beta;
     *out2 = -t0*divkit_softplusf(-ell + logf(-1.0f + 1.0f/beta));
 }
 
@@ -813,10 +810,10 @@ __device__ __forceinline__ void divkit_js_f64_hi(double ell, double p, double be
     *out2 = -beta*p*divkit_softplus(-ell + log(-1.0 + 1.0/beta));
 }
 
-__device__ __forceinline__ void divkit_js_f64_lo_log(double ell, double b, double beta, double *out0, double *out1, double *out2)
+__device__ __forceinline__ void divkit_js_f64_lo_log(double ell, double log_q, double beta, double *out0, double *out1, double *out2)
 {
-    const double t0 = beta*exp(b + ell);
-    const double t1 = exp(b);
+    const double t0 = beta*exp(ell + log_q);
+    const double t1 = exp(log_q);
     const double t2 = -beta + beta*exp(ell);
     const double t3 = -1.0 + beta;
     const double t4 = t1*divkit_softplus(ell + log(-beta/t3));
@@ -825,44 +822,42 @@ __device__ __forceinline__ void divkit_js_f64_lo_log(double ell, double b, doubl
     *out2 = -t0*divkit_softplus(-ell + log(-t3/beta));
 }
 
-__device__ __forceinline__ void divkit_js_f64_hi_log(double ell, double a, double beta, double *out0, double *out1, double *out2)
+__device__ __forceinline__ void divkit_js_f64_hi_log(double ell, double log_p, double beta, double *out0, double *out1, double *out2)
 {
-    const double t0 = beta*exp(a);
-    const double t1 = -ell;
-    const double t2 = exp(t1);
-    const double t3 = ell + log(t2 + beta - t2*beta);
-    const double t4 = exp(t1 + a);
-    const double t5 = t3*t4;
-    const double t6 = t4*divkit_softplus(ell + log(-beta/(-1.0 + beta)));
-    *out0 = -t5 + t0*ell + t5*beta - t0*t3;
-    *out1 = -t6 + t6*beta;
+    const double t0 = beta*exp(log_p);
+    const double t1 = exp(-ell);
+    const double t2 = ell + log(t1 + beta - t1*beta);
+    const double t3 = exp(log_p - ell);
+    const double t4 = t2*t3;
+    const double t5 = t3*divkit_softplus(ell + log(-beta/(-1.0 + beta)));
+    *out0 = -t4 + t0*ell + t4*beta - t0*t2;
+    *out1 = -t5 + t5*beta;
     *out2 = -t0*divkit_softplus(-ell + log(-1.0 + 1.0/beta));
 }
 
-__device__ __forceinline__ void divkit_js_f64_near_lo_log(double ell, double b, double beta, double *out0, double *out1)
+__device__ __forceinline__ void divkit_js_f64_near_lo_log(double ell, double log_q, double beta, double *out0, double *out1)
 {
-    const double t0 = exp(b);
+    const double t0 = exp(log_q);
     const double t1 = beta*exp(ell);
     const double t2 = t1 - beta;
     *out0 = divkit_xlog1py(t0*(-1.0 + beta), t2);
-    *out1 = -divkit_xlog1py(t0*t1, t2) + beta*ell*exp(b + ell);
+    *out1 = -divkit_xlog1py(t0*t1, t2) + beta*ell*exp(ell + log_q);
 }
 
-__device__ __forceinline__ void divkit_js_f64_near_hi_log(double ell, double a, double beta, double *out0, double *out1)
+__device__ __forceinline__ void divkit_js_f64_near_hi_log(double ell, double log_p, double beta, double *out0, double *out1)
 {
-    const double t0 = -ell;
-    const double t1 = exp(t0);
-    const double t2 = ell + log(t1 + beta - t1*beta);
-    const double t3 = t2*exp(t0 + a);
-    const double t4 = beta*exp(a);
-    *out0 = -t3 + t3*beta;
-    *out1 = t4*ell - t2*t4;
+    const double t0 = exp(-ell);
+    const double t1 = ell + log(t0 + beta - t0*beta);
+    const double t2 = t1*exp(log_p - ell);
+    const double t3 = beta*exp(log_p);
+    *out0 = -t2 + t2*beta;
+    *out1 = t3*ell - t1*t3;
 }
 
-__device__ __forceinline__ void divkit_js_f64_lo_exp(double ell, double b, double beta, double *out0, double *out1, double *out2)
+__device__ __forceinline__ void divkit_js_f64_lo_exp(double ell, double log_q, double beta, double *out0, double *out1, double *out2)
 {
-    const double t0 = beta*exp(b + ell);
-    const double t1 = exp(b);
+    const double t0 = beta*exp(ell + log_q);
+    const double t1 = exp(log_q);
     const double t2 = -beta + beta*exp(ell);
     const double t3 = -1.0 + beta;
     const double t4 = t1*divkit_softplus(ell + log(-beta/t3));
@@ -871,17 +866,16 @@ __device__ __forceinline__ void divkit_js_f64_lo_exp(double ell, double b, doubl
     *out2 = -t0*divkit_softplus(-ell + log(-t3/beta));
 }
 
-__device__ __forceinline__ void divkit_js_f64_hi_exp(double ell, double a, double beta, double *out0, double *out1, double *out2)
+__device__ __forceinline__ void divkit_js_f64_hi_exp(double ell, double log_p, double beta, double *out0, double *out1, double *out2)
 {
-    const double t0 = beta*exp(a);
-    const double t1 = -ell;
-    const double t2 = exp(t1);
-    const double t3 = ell + log(t2 + beta - t2*beta);
-    const double t4 = exp(t1 + a);
-    const double t5 = t3*t4;
-    const double t6 = t4*divkit_softplus(ell + log(-beta/(-1.0 + beta)));
-    *out0 = -t5 + t0*ell + t5*beta - t0*t3;
-    *out1 = -t6 + t6*beta;
+    const double t0 = beta*exp(log_p);
+    const double t1 = exp(-ell);
+    const double t2 = ell + log(t1 + beta - t1*beta);
+    const double t3 = exp(log_p - ell);
+    const double t4 = t2*t3;
+    const double t5 = t3*divkit_softplus(ell + log(-beta/(-1.0 + beta)));
+    *out0 = -t4 + t0*ell + t4*beta - t0*t2;
+    *out1 = -t5 + t5*beta;
     *out2 = -t0*divkit_softplus(-ell + log(-1.0 + 1.0/beta));
 }
 
