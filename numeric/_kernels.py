@@ -215,7 +215,6 @@ def from_logits_rows(fm: DivergenceForms, xt, xs, *, student: bool, teacher: boo
     n, v = xt.shape
     loss = np.empty(n, dtype=np.float64)
     step = max(1, CHUNK_ELEMENTS // max(v, 1))
-    lo_all = _fn(fm, which, "lo")
     for i0 in range(0, n, step):
         i1 = min(n, i0 + step)
         idx = np.arange(i1 - i0)
@@ -228,30 +227,33 @@ def from_logits_rows(fm: DivergenceForms, xt, xs, *, student: bool, teacher: boo
             q /= 1.0 + so_s
             if teacher:
                 p /= 1.0 + so_t
-            terms = [np.array(np.broadcast_to(t, ell.shape), dtype=np.float64)
-                     for t in lo_all(ell, q)]
-            if any(el.lo_only for el in _elements(fm, which)):
-                up = ell > 0
-                if up.any():
-                    a_up = (zt - lst)[up]
-                    for k, r in enumerate(_fn(fm, which, "hi_log")(ell[up], a_up)):
-                        terms[k][up] = r
-            _series_overwrite(fm, which, ell, q, terms)
-            sums = [np.sum(t, axis=-1) for t in terms]
-        ok = np.isfinite(sums[0])
-        for s_ in sums[1:]:
-            ok &= np.isfinite(s_)
-        if not ok.all():
-            bad = np.flatnonzero(~ok)
-            _check_logits(xt[i0:i1][bad], "teacher_logits")
-            _check_logits(xs[i0:i1][bad], "student_logits")
+        # each quantity on its own (its own generated function, its own fallback rows): the
+        # loss is the same number whether or not gradients are asked for
+        terms, sums = [], []
+        for w in which:
+            one = (w,)
             with np.errstate(all="ignore"):
-                fixed = _careful_terms(fm, which, zt[bad] - lst[bad], zs[bad] - lss[bad],
-                                       ell[bad])
-            terms = [np.array(t, dtype=np.float64, copy=True) for t in terms]
-            for k in range(len(which)):
-                terms[k][bad] = fixed[k]
-                sums[k][bad] = np.sum(fixed[k], axis=-1)
+                (term,) = _fn(fm, one, "lo")(ell, q)
+                term = np.array(np.broadcast_to(term, ell.shape), dtype=np.float64)
+                if getattr(fm, w).lo_only:
+                    up = ell > 0
+                    if up.any():
+                        (term[up],) = _fn(fm, one, "hi_log")(ell[up], (zt - lst)[up])
+                vals = [term]
+                _series_overwrite(fm, one, ell, q, vals)
+                term = vals[0]
+                total = np.sum(term, axis=-1)
+            bad = np.flatnonzero(~np.isfinite(total))
+            if bad.size:
+                _check_logits(xt[i0:i1][bad], "teacher_logits")
+                _check_logits(xs[i0:i1][bad], "student_logits")
+                with np.errstate(all="ignore"):
+                    (fixed,) = _careful_terms(fm, one, zt[bad] - lst[bad], zs[bad] - lss[bad],
+                                              ell[bad])
+                term[bad] = fixed
+                total[bad] = np.sum(fixed, axis=-1)
+            terms.append(term)
+            sums.append(total)
         loss[i0:i1] = np.maximum(sums[0], 0.0)
         # a row whose terms all vanish has r == 1 throughout: the minimum, gradient exactly 0
         flat = sums[0] == 0.0
