@@ -202,6 +202,33 @@ def _check_logits(x, name):
         )
 
 
+def _group_terms(fm, group, xt, xs, zt, zs, lst, lss, ell, q):
+    """Element terms and row sums of the quantities ``group`` for one chunk of rows: the fast
+    ``lo`` form (``hi`` where ``lo`` holds for ``ell <= 0`` only), the series near
+    ``ell = 0``, and the careful branches on rows whose sums are not finite."""
+    with np.errstate(all="ignore"):
+        terms = [np.array(np.broadcast_to(t, ell.shape), dtype=np.float64)
+                 for t in _fn(fm, group, "lo")(ell, q)]
+        if any(el.lo_only for el in _elements(fm, group)):
+            up = ell > 0
+            if up.any():
+                for k, r in enumerate(_fn(fm, group, "hi_log")(ell[up], (zt - lst)[up])):
+                    terms[k][up] = r
+        _series_overwrite(fm, group, ell, q, terms)
+        sums = [np.sum(t, axis=-1) for t in terms]
+    ok = np.logical_and.reduce([np.isfinite(s) for s in sums])
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        _check_logits(xt[bad], "teacher_logits")
+        _check_logits(xs[bad], "student_logits")
+        with np.errstate(all="ignore"):
+            fixed = _careful_terms(fm, group, zt[bad] - lst[bad], zs[bad] - lss[bad], ell[bad])
+        for k in range(len(group)):
+            terms[k][bad] = fixed[k]
+            sums[k][bad] = np.sum(fixed[k], axis=-1)
+    return terms, sums
+
+
 def from_logits_rows(fm: DivergenceForms, xt, xs, *, student: bool, teacher: bool,
                      gs_out=None, gt_out=None, grad_scale: float = 1.0):
     """Divergence per row (float64) and optionally gradients, for 2-D float arrays.
@@ -227,33 +254,16 @@ def from_logits_rows(fm: DivergenceForms, xt, xs, *, student: bool, teacher: boo
             q /= 1.0 + so_s
             if teacher:
                 p /= 1.0 + so_t
-        # each quantity on its own (its own generated function, its own fallback rows): the
-        # loss is the same number whether or not gradients are asked for
+        # the loss on its own (its own generated function and fallback rows), then the
+        # gradient terms together: the loss is the same number whether or not gradients
+        # are asked for
         terms, sums = [], []
-        for w in which:
-            one = (w,)
-            with np.errstate(all="ignore"):
-                (term,) = _fn(fm, one, "lo")(ell, q)
-                term = np.array(np.broadcast_to(term, ell.shape), dtype=np.float64)
-                if getattr(fm, w).lo_only:
-                    up = ell > 0
-                    if up.any():
-                        (term[up],) = _fn(fm, one, "hi_log")(ell[up], (zt - lst)[up])
-                vals = [term]
-                _series_overwrite(fm, one, ell, q, vals)
-                term = vals[0]
-                total = np.sum(term, axis=-1)
-            bad = np.flatnonzero(~np.isfinite(total))
-            if bad.size:
-                _check_logits(xt[i0:i1][bad], "teacher_logits")
-                _check_logits(xs[i0:i1][bad], "student_logits")
-                with np.errstate(all="ignore"):
-                    (fixed,) = _careful_terms(fm, one, zt[bad] - lst[bad], zs[bad] - lss[bad],
-                                              ell[bad])
-                term[bad] = fixed
-                total[bad] = np.sum(fixed, axis=-1)
-            terms.append(term)
-            sums.append(total)
+        for group in (("loss",), which[1:]):
+            if not group:
+                continue
+            t_g, s_g = _group_terms(fm, group, xt[i0:i1], xs[i0:i1], zt, zs, lst, lss, ell, q)
+            terms += t_g
+            sums += s_g
         loss[i0:i1] = np.maximum(sums[0], 0.0)
         # a row whose terms all vanish has r == 1 throughout: the minimum, gradient exactly 0
         flat = sums[0] == 0.0
