@@ -64,21 +64,30 @@ def _fn(fm: DivergenceForms, which: tuple[str, ...], branch: str):
 def _series_overwrite(fm, which, ell, weight, out, log_weight=False):
     """Replace the terms where ``|ell|`` is inside each element's series radius by
     ``weight * sum_k c_k ell^k`` (``exp(weight)`` when ``log_weight``), in place."""
+    masks: dict = {}
     for k, el in enumerate(_elements(fm, which)):
         if el.series is None:
             continue
         coeffs, radius = el.series
-        near = np.abs(ell) < radius
-        if not near.any():
+        if radius not in masks:
+            near = np.abs(ell) < radius
+            masks[radius] = (near, ell[near], None) if near.any() else None
+        hit = masks[radius]
+        if hit is None:
             continue
-        x = ell[near]
+        near, x, w = hit
+        if w is None:
+            w = weight[near]
+            w = np.exp(w) if log_weight else w
+            masks[radius] = (near, x, w)
         acc = np.full(x.shape, coeffs[-1])
-        for c in coeffs[-2::-1]:
-            acc = acc * x + c
-        w = weight[near]
-        out[k] = np.array(out[k], dtype=np.float64, copy=True) if not isinstance(out[k], np.ndarray) \
-            else out[k]
-        out[k][near] = (np.exp(w) if log_weight else w) * acc
+        for c in coeffs[-2::-1]:  # Horner, in place
+            acc *= x
+            acc += c
+        acc *= w
+        if not isinstance(out[k], np.ndarray) or out[k].shape != ell.shape:
+            out[k] = np.array(np.broadcast_to(out[k], ell.shape), dtype=np.float64)
+        out[k][near] = acc
 
 
 def _const(value) -> float:
