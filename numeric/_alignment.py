@@ -53,7 +53,7 @@ import numpy as np
 import sympy
 
 from numeric._compile import compile_numpy
-from numeric._forms import ELL, DivergenceForms
+from numeric._forms import ELL, DivergenceForms, const_float
 from theory import u
 
 __all__ = ["PolicyResult", "fdpo", "policy"]
@@ -117,12 +117,6 @@ def fdpo(fm: DivergenceForms, lpw, lpl, rlpw, rlpl, *, beta: float, grad: bool):
 
 
 # ---------------------------------------------------------------------- the inverse of f'
-def _const(value) -> float:
-    if value is sympy.oo:
-        return np.inf
-    if value is -sympy.oo:
-        return -np.inf
-    return float(value)
 
 
 def _as_float_array(x, shape):
@@ -135,8 +129,8 @@ class _Inverse:
     def __init__(self, fm: DivergenceForms):
         fd = fm.fdiv
         self.name = fd.name
-        self.a = _const(fd.df_at_zero)
-        self.b = _const(fd.slope_at_infinity)
+        self.a = const_float(fd.df_at_zero)
+        self.b = const_float(fd.slope_at_infinity)
         self.df1 = float(fm.df_at_one)
         self._h = _reward_fn(fm)
         self._h2 = compile_numpy([sympy.diff(fm.reward_slope, ELL)], [ELL], name="reward_curvature",

@@ -71,8 +71,8 @@ from numeric._series import taylor
 from theory import u
 
 __all__ = ["ELL", "P", "Q", "LOG_P", "LOG_Q", "ElementForm", "FamilyForms", "BoundForms",
-           "forms", "resolve", "resolve_family", "zero_mass_limit", "log_weighted", "NEAR_FACTOR",
-           "DivergenceForms"]
+           "forms", "resolve", "resolve_family", "zero_mass_limit", "const_float",
+           "log_weighted", "NEAR_FACTOR", "DivergenceForms"]
 
 #: log-ratio :math:`\ell = \log p - \log q`.
 ELL = sympy.Symbol("ell", real=True)
@@ -589,6 +589,15 @@ def log_weighted(expr, weight, log_weight, *, elementary=False):
 
 
 # --------------------------------------------------------------------------- run time
+def const_float(value) -> float:
+    """A sympy (or plain) number as a float, ``oo``/``-oo`` as ±inf."""
+    if value is sympy.oo:
+        return math.inf
+    if value is -sympy.oo:
+        return -math.inf
+    return float(value)
+
+
 def zero_mass_limit(expr_u: sympy.Expr, theta: dict, point: str) -> float:
     """:math:`\\lim_{u\\to 0^+} X(u)` (``point="zero"``) or :math:`\\lim_{u\\to\\infty} X(u)/u`
     (``"infinity"``) at parameter values, numerically with mpmath.
@@ -729,23 +738,22 @@ class BoundForms:
     def raw(self) -> BoundElement:
         return self._bind("raw")
 
+    def _variant(self, gname: str, anchor) -> str:
+        """``gname`` when its anchor constant (g(0+) or f'(∞)) is finite at these values,
+        else the form anchored at r = 1 (``gname + "_near"``)."""
+        if anchor is None:
+            return gname + "_near"
+        val = complex(sympy.N(anchor.subs(self._subs)))
+        ok = math.isfinite(val.real) and abs(val.imag) < 1e-300
+        return gname if ok else gname + "_near"
+
     @functools.cached_property
     def _student_variant(self) -> str:
-        ff = self.family_forms
-        if ff.g_at_zero is None:
-            return "grad_student_near"
-        val = complex(sympy.N(ff.g_at_zero.subs(self._subs)))
-        ok = math.isfinite(val.real) and abs(val.imag) < 1e-300
-        return "grad_student" if ok else "grad_student_near"
+        return self._variant("grad_student", self.family_forms.g_at_zero)
 
     @functools.cached_property
     def _teacher_variant(self) -> str:
-        ff = self.family_forms
-        if ff.df_at_infinity is None:
-            return "grad_teacher_near"
-        val = complex(sympy.N(ff.df_at_infinity.subs(self._subs)))
-        ok = math.isfinite(val.real) and abs(val.imag) < 1e-300
-        return "grad_teacher" if ok else "grad_teacher_near"
+        return self._variant("grad_teacher", self.family_forms.df_at_infinity)
 
     @functools.cached_property
     def grad_student(self) -> BoundElement:

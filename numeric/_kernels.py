@@ -23,7 +23,6 @@ From logits, per chunk of rows (two log-sum-exps, then one fused element pass):
 from __future__ import annotations
 
 import numpy as np
-import sympy
 
 from numeric._compile import compile_numpy
 from numeric._forms import ELL, LOG_P, LOG_Q, DivergenceForms, P, Q, log_weighted
@@ -90,13 +89,6 @@ def _series_overwrite(fm, which, ell, weight, out, log_weight=False):
         out[k][near] = acc
 
 
-def _const(value) -> float:
-    """A sympy or float constant as a float (``oo`` → inf)."""
-    if value is sympy.oo:
-        return np.inf
-    if value is -sympy.oo:
-        return -np.inf
-    return float(value)
 
 
 def _slug(fm: DivergenceForms) -> str:

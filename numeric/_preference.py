@@ -15,8 +15,7 @@ from scipy.special import expit
 
 from numeric._backend import as_numpy_input
 from numeric._compile import compile_numpy
-from numeric._forms import ELL, forms
-from numeric._kernels import _const
+from numeric._forms import ELL, const_float, forms
 
 __all__ = ["fdpg_gradient", "dphrl_loss", "d2o_loss", "nash_mirror_prox",
            "online_mirror_descent"]
@@ -87,8 +86,8 @@ def _element(fm, form, ell: np.ndarray) -> np.ndarray:
 def _reward(fm, ell: np.ndarray) -> np.ndarray:
     """f'(e^ell) elementwise, with f'(0+) at ell = -inf and f'(inf) at ell = +inf."""
     fn, hi, lo = _compiled(fm, "reward", lambda: (
-        compile_numpy([fm.reward], [ELL], name="reward"), _const(fm.fdiv.slope_at_infinity),
-        _const(fm.fdiv.df_at_zero)))
+        compile_numpy([fm.reward], [ELL], name="reward"), const_float(fm.fdiv.slope_at_infinity),
+        const_float(fm.fdiv.df_at_zero)))
     out = np.empty_like(ell)
     fin = np.isfinite(ell)
     with np.errstate(all="ignore"):
@@ -179,7 +178,7 @@ def fdpg_gradient(f, logits, log_target, *, samples=None, log_proposal=None, bas
         raise ValueError("log_target has a row with no mass (all -inf)")
     logpi = th2 - logsumexp(th2, axis=-1, keepdims=True)
     pi = np.exp(logpi)
-    slope_inf = _compiled(fm, "slope_inf", lambda: _const(fm.fdiv.slope_at_infinity))
+    slope_inf = _compiled(fm, "slope_inf", lambda: const_float(fm.fdiv.slope_at_infinity))
     if samples is None:
         logp = lt2 - logsumexp(lt2, axis=-1, keepdims=True)
         ell = logpi - logp
