@@ -116,14 +116,17 @@ def divergence(f, p, q, *, axis=-1, params=None):
         raise ValueError(f"p and q must have broadcastable shapes, got {p.shape} and {q.shape}")\
             from None
     ax = _axis(axis, p.ndim, "p")
-    for name, x in (("p", p), ("q", q)):
-        if not np.isfinite(x).all():
-            raise ValueError(f"{name} must be finite (probabilities), found NaN or inf")
-        if (x < 0).any():
-            raise ValueError(f"{name} must be nonnegative, found a negative entry")
-    p2, batch = _rows(p.astype(np.float64, copy=False), ax)
-    q2, _ = _rows(q.astype(np.float64, copy=False), ax)
-    out = _kernels.divergence_rows(fm, p2, q2)
+    if dt not in (np.float32, np.float64) or p.dtype != q.dtype:
+        p, q = p.astype(np.float64), q.astype(np.float64)
+    p2, batch = _rows(p, ax)
+    q2, _ = _rows(q, ax)
+    out = _kernels.divergence_rows(fm, p2, q2)  # None: a bad entry, named below
+    if out is None:
+        for name, x in (("p", p), ("q", q)):
+            if not np.isfinite(x).all():
+                raise ValueError(f"{name} must be finite (probabilities), found NaN or inf")
+            if (x < 0).any():
+                raise ValueError(f"{name} must be nonnegative, found a negative entry")
     return out.reshape(batch).astype(dt)
 
 

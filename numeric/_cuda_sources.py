@@ -581,7 +581,15 @@ def constants_layout(n_theta: int) -> dict:
 
 def kernel_constants(bound) -> np.ndarray:
     """The ``cst`` array of a row kernel for the parameter values of ``bound``
-    (:class:`numeric._forms.BoundForms`)."""
+    (:class:`numeric._forms.BoundForms`); computed once per bound (read-only)."""
+    cached = bound.__dict__.get("_kernel_constants")
+    if cached is None:
+        cached = bound.__dict__["_kernel_constants"] = _kernel_constants(bound)
+        cached.setflags(write=False)
+    return cached
+
+
+def _kernel_constants(bound) -> np.ndarray:
     ff = bound.family_forms
     layout = constants_layout(len(ff.theta))
     cst = np.zeros(layout["SIZE"], dtype=np.float64)

@@ -309,13 +309,43 @@ def from_logits_rows(fm: DivergenceForms, xt, xs, *, student: bool, teacher: boo
 
 
 def divergence_rows(fm: DivergenceForms, p, q):
-    r"""Row divergences :math:`\sum_i q_i f(p_i/q_i)` of 2-D float64 nonnegative arrays.
+    r"""Row divergences :math:`\sum_i q_i f(p_i/q_i)` of 2-D arrays (float64 results;
+    float32 input is read as is by the compiled path, which computes in float64), or None
+    when an entry is negative, NaN or infinite (checked on the way).
 
     Rows sum the standardised terms :math:`q F(r) \ge 0` plus the exact correction
     :math:`f'(1)\sum_i (p_i - q_i)` (zero for normalised rows); where that correction
     cancels most of the sum (unnormalised input, e.g. :math:`p \ll q` in mass), the row
-    sums :math:`q f(r)` directly instead.
+    sums :math:`q f(r)` directly instead. The compiled path (:mod:`numeric._cpu`) answers
+    where a C compiler is present, this module's numpy evaluation otherwise and for the
+    uneven rows.
     """
+    from numeric import _cpu
+
+    if _cpu.available() and p.dtype == q.dtype and p.dtype in (np.float32, np.float64):
+        std_sum, diff, status = _cpu.divergence_rows(fm, p, q)
+        if not status.all():
+            return None
+        total = std_sum + fm.df_at_one * diff if fm.df_at_one != 0.0 else std_sum
+        # rows no C form could evaluate, and rows whose standardised sum cancels against
+        # f'(1) sum(p - q) (unnormalised input): the numpy evaluation
+        redo = status == 2
+        if fm.df_at_one != 0.0:
+            with np.errstate(invalid="ignore"):
+                redo |= np.abs(total) < 1e-3 * std_sum
+        if redo.any():
+            total[redo] = _divergence_rows_numpy(
+                fm, p[redo].astype(np.float64), q[redo].astype(np.float64))
+        return total
+    for x in (p, q):
+        if not np.isfinite(x).all() or (x < 0).any():
+            return None
+    return _divergence_rows_numpy(fm, p.astype(np.float64, copy=False),
+                                  q.astype(np.float64, copy=False))
+
+
+def _divergence_rows_numpy(fm: DivergenceForms, p, q):
+    """:func:`divergence_rows` in numpy, float64 in and out."""
     n, v = p.shape
     out = np.empty(n, dtype=np.float64)
     df1 = fm.df_at_one
@@ -332,7 +362,7 @@ def divergence_rows(fm: DivergenceForms, p, q):
         if df1 != 0.0:
             total = total + df1 * diff
         # rows whose masses differ so much that the standardised sum cancels against
-        # f'(1) sum(p - q): sum q f(p/q) directly there
+        # f'(1) sum(p - q): sum q f(r) directly there
         std_sum = np.sum(terms, axis=-1)
         uneven = np.abs(total) < 1e-3 * std_sum
         if df1 != 0.0 and uneven.any():

@@ -1,0 +1,147 @@
+"""The compiled CPU path of ``numeric.divergence`` (numeric/_cpu.py) against mpmath.
+
+Rows longer than one block (256) with a tail, of every kind the kernel branches on: far
+apart, nearly equal (the Taylor region |log r| < 1/2), zero masses, tiny and subnormal
+entries, unnormalised rows; every catalog member and parameter values near the special
+ones. The reference is the definition sum_i q_i f(p_i/q_i) at 60 digits (mp_reference),
+the bound the one of tests/numeric/test_divergence.py (64 eps times the error scale).
+"""
+
+from __future__ import annotations
+
+import mp_reference as ref
+import mpmath
+import numpy as np
+import pytest
+import sympy
+
+import numeric
+from numeric import _cpu, _kernels
+from numeric import tolerances as tol
+from numeric._forms import forms
+from theory import fdiv
+
+pytestmark = pytest.mark.skipif(not _cpu.available(), reason="no C compiler")
+
+V = 300  # one full block and a tail
+
+MEMBERS = [(name, {}) for name in fdiv.names()] + [
+    ("js", {"beta": 2.0 ** -10}),
+    ("js", {"beta": 1.0 - 2.0 ** -24}),
+    ("alpha", {"alpha": 2.0}),
+    ("alpha", {"alpha": -1.0}),
+    ("alpha", {"alpha": 2.0 ** -40}),
+    ("power", {"alpha": 2.0}),
+    ("power", {"alpha": 1.0 - 2.0 ** -24}),
+]
+
+
+def _rows(seed=0):
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.full(V, 0.3), size=6)
+    q = rng.dirichlet(np.full(V, 0.3), size=6)
+    q[1] = p[1] * np.exp(0.4 * rng.uniform(-1, 1, V))  # |log r| < 1/2: the series
+    q[1] /= q[1].sum()
+    q[2] = p[2] * (1 + 1e-6 * rng.standard_normal(V))  # nearly equal, unnormalised
+    p[3, ::7] = 0.0  # zero masses in P, in Q, in both
+    q[3, ::5] = 0.0
+    p[4, :40] = 1e-310  # subnormal P, tiny Q
+    q[4, 40:80] = 1e-300
+    q[5, :40] = 5e-324  # the smallest subnormal Q: p/q is not a float
+    p[5, 40:80] *= 1e-3
+    return p, q
+
+
+P, Q = _rows()
+
+
+def _scale(fd, p, q, value):
+    """Error scale of a float evaluation (as in test_divergence.py): the size of the
+    terms plus the condition of D in its inputs, plus |D| itself (zero-mass terms) and
+    |f'(1)| sum(p + q) (the rounding of an unnormalised row's mass difference)."""
+    f = sympy.lambdify(ref.u, fd.f, "mpmath")
+    df = sympy.lambdify(ref.u, sympy.diff(fd.f, ref.u), "mpmath")
+    with mpmath.workdps(60):
+        df1 = df(mpmath.mpf(1))
+        total = abs(value) + abs(df1) * (mpmath.fsum(p) + mpmath.fsum(q)) * mpmath.mpf(2) ** -40
+        for a, b in zip(p, q, strict=True):
+            if a > 0 and b > 0:
+                a, b = mpmath.mpf(a), mpmath.mpf(b)
+                total += abs(b * f(a / b)) + a * abs(df(a / b) - df1) * (
+                    1 + abs(mpmath.log(a)) + abs(mpmath.log(b)))
+        return float(total)
+
+
+@pytest.mark.parametrize(("name", "params"), MEMBERS, ids=lambda x: str(x))
+def test_compiled_rows_against_mpmath(name, params):
+    """The compiled path and the numpy path (no compiler), each against mpmath."""
+    bound = forms(name, **params)
+    compiled = _kernels.divergence_rows(bound, P, Q)
+    numpy_path = _kernels._divergence_rows_numpy(bound, P, Q)
+    # the member at the exact binary value of the float parameter the kernel receives
+    fd = fdiv.get(name, **{k: sympy.Rational(v) for k, v in params.items()})
+    for i in range(P.shape[0]):
+        want = ref.divergence(fd, ref._exact(P[i]), ref._exact(Q[i]))
+        if mpmath.isinf(want) or abs(want) > np.finfo(np.float64).max:
+            # inf, or beyond the floats
+            assert compiled[i] == numpy_path[i] == float(want), (name, params, i)
+            continue
+        bound_i = 64 * tol.eps(np.float64) * _scale(fd, P[i], Q[i], want)
+        for path, got in (("compiled", compiled), ("numpy", numpy_path)):
+            err = abs(float(got[i]) - float(want))
+            assert err <= bound_i, (path, name, params, i, got[i], float(want), err, bound_i)
+
+
+@pytest.mark.parametrize(("name", "params"), MEMBERS[:12], ids=lambda x: str(x))
+def test_float32_input_is_read_as_is_and_computed_in_float64(name, params):
+    bound = forms(name, **params)
+    p32, q32 = P.astype(np.float32), Q.astype(np.float32)
+    s32, d32, st32 = _cpu.divergence_rows(bound, p32, q32)
+    s64, d64, st64 = _cpu.divergence_rows(bound, p32.astype(np.float64), q32.astype(np.float64))
+    # the same float64 arithmetic on the same values; only the order of the vectorised
+    # partial sums may differ
+    np.testing.assert_array_equal(st32, st64)
+    done = st32 == 1
+    np.testing.assert_allclose(s32[done], s64[done], rtol=1e-14, atol=0)
+    np.testing.assert_allclose(d32, d64, rtol=0, atol=4 * tol.eps(np.float64))
+    out = numeric.divergence(fdiv.family(name)(**params) if params else name, p32, q32)
+    assert out.dtype == np.float32
+
+
+def test_divergence_takes_the_numpy_path_without_a_compiler(monkeypatch):
+    calls = []
+    monkeypatch.setattr(_cpu, "available", lambda: False)
+    monkeypatch.setattr(_kernels, "_divergence_rows_numpy",
+                        lambda *a, _f=_kernels._divergence_rows_numpy: calls.append(1) or _f(*a))
+    out = numeric.divergence("js", P, Q)
+    assert calls and out.shape == (P.shape[0],) and np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize(("bad", "message"), [(np.nan, "finite"), (-1e-3, "nonnegative"),
+                                              (np.inf, "finite")])
+@pytest.mark.parametrize("which", ["p", "q"])
+def test_bad_entries_found_by_the_kernel_are_named(bad, message, which):
+    p, q = P[:2].copy(), Q[:2].copy()
+    (p if which == "p" else q)[1, 290] = bad
+    with pytest.raises(ValueError, match=f"{which} must be {message}"):
+        numeric.divergence("kl", p, q)
+
+
+def test_source_compiles_cleanly_with_warnings_as_errors():
+    from numeric.codegen._runtime import find_cc
+
+    cc = find_cc()
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    for name in ("kl", "js", "power", "softened_rkl"):
+        text = _cpu.kernel_source(forms(name).family_forms, "dk_prob")
+        with tempfile.TemporaryDirectory() as tmp:
+            src = Path(tmp) / "k.c"
+            src.write_text(text)
+            proc = subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
+                                   "-Wno-unused-function", "-Wno-unknown-pragmas",
+                                   "-c", str(src), "-o", str(Path(tmp) / "k.o")],
+                                  capture_output=True, text=True)
+            assert proc.returncode == 0, (name, proc.stderr)
