@@ -60,6 +60,7 @@ The p-n criterion (:func:`pn_criterion`) is divkit's own criterion built on this
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -181,6 +182,8 @@ class _MomentEngine:
         self.cache: dict = {}
         self._mellin = None
         self._mellin_done = False
+        self._log_mellin = None  # (log M, {(i, j): its derivatives}), see _log_moment
+        self._log_mellin_done = False
 
     def _mellin_transform(self):
         r""":math:`E[X^s(1-X)^r]` in Dummies (s, r) for the common positive truths."""
@@ -234,6 +237,61 @@ class _MomentEngine:
         self._mellin = m
         return m
 
+    def _log_moment(self, a: int, mlog: int, mlog1: int):
+        r""":math:`\partial_s^{m}\partial_r^{l} M(s, r)` at :math:`(a, 0)` from the
+        logarithm :math:`K = \log M` (None when K is not a plain sum of log-gammas, logs and
+        polynomials, e.g. a piecewise transform).
+
+        Differentiating the product of gamma functions in M directly makes sympy expand
+        products of polygammas at every order (seconds for the third log-moments of a Beta
+        truth); the derivatives of K are single polygammas, and
+        :math:`M(a+u, v) = M(a, 0)\exp(\sum_{i+j\ge1} K_{ij}u^iv^j/(i!j!))` gives the
+        wanted derivative as :math:`m!\,l!\,M(a,0)` times the coefficient of
+        :math:`u^mv^l` in the truncated exponential series.
+        """
+        expr, s, r = self._mellin
+        if not self._log_mellin_done:
+            self._log_mellin_done = True
+            # M > 0 near the real axis, so log M splits into log-gammas and logs
+            k = sympy.expand_log(sympy.log(expr), force=True)
+            k = k.replace(
+                lambda e: isinstance(e, sympy.log) and isinstance(e.args[0], sympy.gamma),
+                lambda e: sympy.loggamma(e.args[0].args[0]),
+            )
+            if not k.has(sympy.Piecewise) and not any(
+                e.args[0].has(sympy.gamma) for e in k.atoms(sympy.log)
+            ):
+                self._log_mellin = (k, {(0, 0): k})
+        if self._log_mellin is None:
+            return None
+        derivs = self._log_mellin[1]
+
+        def d(i, j):  # ∂_s^i ∂_r^j K, built up one derivative at a time
+            if (i, j) not in derivs:
+                derivs[i, j] = sympy.diff(d(i - 1, j), s) if i else sympy.diff(d(i, j - 1), r)
+            return derivs[i, j]
+
+        at = {s: a} if r is None else {s: a, r: 0}
+        poly = {}
+        for i in range(mlog + 1):
+            for j in range(mlog1 + 1):
+                if i + j:
+                    poly[i, j] = d(i, j).subs(at) / (sympy.factorial(i) * sympy.factorial(j))
+        series, term = {(0, 0): sympy.Integer(1)}, {(0, 0): sympy.Integer(1)}
+        for order in range(1, mlog + mlog1 + 1):
+            nxt: dict = {}
+            for (i1, j1), c1 in term.items():
+                for (i2, j2), c2 in poly.items():
+                    i, j = i1 + i2, j1 + j2
+                    if i <= mlog and j <= mlog1:
+                        nxt[i, j] = nxt.get((i, j), 0) + c1 * c2 / order
+            term = nxt
+            for key, c in term.items():
+                series[key] = series.get(key, 0) + c
+        coeff = series.get((mlog, mlog1), sympy.Integer(0))
+        base = expr.subs(at)
+        return base * coeff * sympy.factorial(mlog) * sympy.factorial(mlog1)
+
     def moment(self, a: int, mlog: int, mlog1: int) -> sympy.Expr:
         key = (a, mlog, mlog1)
         if key in self.cache:
@@ -252,13 +310,15 @@ class _MomentEngine:
             mel = self._mellin_transform() if self.continuous else None
             if mel is not None and (mlog1 == 0 or mel[2] is not None):
                 expr, s, r = mel
-                dv = sympy.diff(expr, s, mlog) if mlog else expr
-                if mlog1:
-                    dv = sympy.diff(dv, r, mlog1)
-                dv = dv.subs(s, a)
-                if r is not None:
-                    dv = dv.subs(r, 0)
-                val = _simplify_symbolic(sympy.expand_func(dv))
+                dv = self._log_moment(a, mlog, mlog1) if (mlog or mlog1) else None
+                if dv is None:
+                    dv = sympy.diff(expr, s, mlog) if mlog else expr
+                    if mlog1:
+                        dv = sympy.diff(dv, r, mlog1)
+                    dv = dv.subs(s, a)
+                    if r is not None:
+                        dv = dv.subs(r, 0)
+                val = _simplify_symbolic(_expand_gamma(dv))
             elif mlog == 0 and mlog1 == 0:
                 val = self._polynomial_moment(a)
             if val is None and self.numeric:
@@ -427,6 +487,38 @@ def cumulants_of_statistic(family: ExponentialFamily | str, truth) -> TruthCumul
     return TruthCumulants(mean, cov, sympy.ImmutableDenseNDimArray(third))
 
 
+def _expand_gamma(expr: sympy.Expr) -> sympy.Expr:
+    r"""``expand_func`` that keeps :math:`\psi^{(m)}` at non-integer rationals compact.
+
+    ``expand_func`` rewrites ``polygamma(0, 3/10)`` with Gauss' digamma theorem into a sum
+    of logs of nested radicals (hundreds of operations, whose numerical evaluation cancels
+    catastrophically: tens of seconds for a Beta(3/10, 7) truth). Here
+    :math:`\psi^{(m)}(f + k)` with :math:`0 < f < 1` and integer :math:`k` is first reduced
+    by the recurrence :math:`\psi^{(m)}(x+1) = \psi^{(m)}(x) + (-1)^m m!\,x^{-m-1}` to
+    :math:`\psi^{(m)}(f)`, which stays an atom, so shifted arguments still cancel exactly.
+    """
+    atoms: dict = {}
+
+    def reduce(e):
+        m, x = e.args
+        if not (m.is_Integer and m >= 0 and x.is_Rational and not x.is_Integer):
+            return e
+        k = sympy.floor(x)
+        f = x - k
+        key = (m, f)
+        if key not in atoms:
+            atoms[key] = sympy.Dummy(f"psi{m}")
+        sign = (-1) ** m * sympy.factorial(m)
+        shift = sum((sign / (f + j) ** (m + 1) for j in range(int(k))), sympy.Integer(0)) \
+            if k >= 0 else -sum((sign / (x + j) ** (m + 1) for j in range(int(-k))),
+                                sympy.Integer(0))
+        return atoms[key] + shift
+
+    protected = expr.replace(lambda e: isinstance(e, sympy.polygamma), reduce)
+    out = sympy.expand_func(protected)
+    return out.xreplace({d: sympy.polygamma(m, f) for (m, f), d in atoms.items()})
+
+
 def _simplify_symbolic(expr: sympy.Expr) -> sympy.Expr:
     """``simplify`` for expressions with free symbols; numeric constants are left as built
     (simplify on polygamma/log constants of a numeric truth such as Beta(3/10, 7) runs for
@@ -527,9 +619,16 @@ def _numeric_projection(fam: ExponentialFamily, eta: tuple) -> tuple:
     r"""Solve :math:`\nabla\psi(\theta)=\eta` numerically: damped Newton on the convex
     :math:`\psi(\theta)-\eta\cdot\theta`, kept inside :math:`\Theta`."""
     th = list(fam.theta)
-    obj = fam.log_partition - sum(e * t for e, t in zip(eta, th, strict=True))
-    f_obj = sympy.lambdify(th, obj, modules="mpmath")
-    f_grad = sympy.lambdify(th, [sympy.diff(obj, t) for t in th], modules="mpmath")
+    # η enters as symbols bound to its value: lambdify would otherwise re-evaluate the
+    # (polygamma) expressions of η at every Newton step
+    eta_syms = [sympy.Dummy(f"eta{i}") for i in range(len(eta))]
+    eta_m = _mp_values(eta, _DPS + 20)
+    obj = fam.log_partition - sum(e * t for e, t in zip(eta_syms, th, strict=True))
+    f_obj = functools.partial(sympy.lambdify([*eta_syms, *th], obj, modules="mpmath"),
+                              *eta_m)
+    f_grad = functools.partial(
+        sympy.lambdify([*eta_syms, *th], [sympy.diff(obj, t) for t in th], modules="mpmath"),
+        *eta_m)
     f_hess = sympy.lambdify(th, fam.hessian.tolist(), modules="mpmath")
     dom = sympy.lambdify(th, fam.natural_domain, modules="mpmath") \
         if fam.natural_domain is not sympy.true else (lambda *a: True)
@@ -619,12 +718,19 @@ def _coefficients(fam: ExponentialFamily, theta, cum: TruthCumulants, order: int
                        (*cum.cov, *sympy.flatten(cum.third.tolist()))):
                 raise ValueError("cumulants must be numeric when θ* is computed numerically")
 
+            entries = (*cum.cov, *sympy.flatten(cum.third.tolist()))
+            values = dict(zip(entries, _mp_values(entries, _DPS + 20), strict=True))
+            lambdas: dict = {}
+
             def num(v):
-                return mpmath.mpf(sympy.N(v, _DPS + 20))
+                return values[v]
 
             def deriv(*idx):
-                fn = sympy.lambdify(fam.theta, fam.derivative(*idx), modules="mpmath")
-                return fn(*th_m)
+                key = tuple(sorted(idx))
+                if key not in lambdas:
+                    lambdas[key] = sympy.lambdify(fam.theta, fam.derivative(*key),
+                                                  modules="mpmath")
+                return lambdas[key](*th_m)
 
             c1, c2 = _contract(fam.dim, deriv, num, cum, order, mpmath.inverse)
             return (sympy.Float(c1, _DPS),
@@ -639,6 +745,65 @@ def _coefficients(fam: ExponentialFamily, theta, cum: TruthCumulants, order: int
 
     return _contract(fam.dim, deriv_sym, lambda v: v, cum, order,
                      lambda m: inv(sympy.Matrix(m)))
+
+
+def _mp_tree(expr: sympy.Expr, memo: dict):
+    """mpmath value of a numeric sympy expression at the current working precision.
+
+    Each distinct subexpression (a ``polygamma(1, 3/10)`` that occurs in every cumulant) is
+    evaluated once; functions and constants go through sympy's own evalf, one at a time.
+    """
+    if expr in memo:
+        return memo[expr]
+    if expr.is_Rational:
+        val = mpmath.mpf(expr.p) / expr.q
+    elif expr.is_Float:
+        val = mpmath.mpf(expr._mpf_)
+    elif expr.is_Add:
+        val = mpmath.fsum(_mp_tree(a, memo) for a in expr.args)
+    elif expr.is_Mul:
+        val = mpmath.fprod(_mp_tree(a, memo) for a in expr.args)
+    elif expr.is_Pow and expr.exp.is_Integer:
+        val = _mp_tree(expr.base, memo) ** int(expr.exp)
+    else:  # a function value, a constant, a radical: sympy's evalf, 10 guard digits
+        val = mpmath.mpmathify(expr.evalf(mpmath.mp.dps + 10))
+    if not isinstance(val, mpmath.mpf):
+        raise ValueError(f"{expr} is not a real number")
+    memo[expr] = val
+    return val
+
+
+def _mp_values(exprs, dps: int) -> list:
+    """Real numeric sympy expressions as mpmath numbers correct to ``dps`` digits.
+
+    Fixed-precision evaluation (:func:`_mp_tree`) at ``dps + 20`` and ``dps + 40`` digits;
+    an entry where the two disagree beyond ``dps`` digits (cancellation) is evaluated by
+    ``sympy.N`` instead, whose adaptive precision is reliable but slow (seconds per entry on
+    the long polygamma expressions of a numeric truth: it re-evaluates every special
+    function at each precision it tries).
+    """
+    out = []
+    rows = []
+    for extra in (20, 40):
+        memo: dict = {}
+        with mpmath.workdps(dps + extra):
+            row = []
+            for e in exprs:
+                try:
+                    row.append(_mp_tree(sympy.sympify(e), memo))
+                except (ValueError, TypeError):
+                    row.append(None)
+            rows.append(row)
+    with mpmath.workdps(dps):
+        tol = mpmath.mpf(10) ** -dps
+        for e, lo, hi in zip(exprs, *rows, strict=True):
+            if lo is not None and hi is not None and (
+                lo == hi or abs(lo - hi) <= tol * abs(hi)
+            ):
+                out.append(+hi)
+            else:
+                out.append(mpmath.mpf(sympy.N(e, dps)))
+    return out
 
 
 def _contract(p, deriv, conv, cum, order, inverse):
