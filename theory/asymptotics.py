@@ -60,14 +60,18 @@ The p-n criterion (:func:`pn_criterion`) is divkit's own criterion built on this
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import mpmath
 import sympy
 import sympy.stats as sst
+from sympy.polys.fields import FracElement, FracField
+from sympy.polys.matrices import DomainMatrix
 from sympy.stats.rv import RandomSymbol
 
 from theory import expfam as _expfam
@@ -543,9 +547,20 @@ def _cumulants_of_member(fam: ExponentialFamily, params: Mapping) -> TruthCumula
     theta = fam.to_natural(params)
     sub = dict(zip(fam.theta, theta, strict=True))
     p = fam.dim
+    keys = [k for n_ in (1, 2, 3) for k in itertools.combinations_with_replacement(range(p), n_)]
+    # rational functions of the parameters (categorical: polynomials in the probabilities)
+    # are reduced in a field; ``simplify`` of the substituted derivatives takes seconds each
+    converted = _to_field([fam.derivative(*k) for k in keys], bind=sub)
+    if converted is not None:
+        vals = {k: v.as_expr() for k, v in zip(keys, converted[1], strict=True)}
+        vals = {k: _simplify_symbolic(v) if v.atoms(sympy.Function) else v
+                for k, v in vals.items()}
+    else:
+        vals = {k: sympy.simplify(fam.derivative(*k).subs(sub, simultaneous=True))
+                for k in keys}
 
     def d(*idx):
-        return sympy.simplify(fam.derivative(*idx).subs(sub, simultaneous=True))
+        return vals[tuple(sorted(idx))]
 
     mean = tuple(d(i) for i in range(p))
     cov = sympy.Matrix(p, p, lambda i, j: d(i, j))
@@ -736,15 +751,197 @@ def _coefficients(fam: ExponentialFamily, theta, cum: TruthCumulants, order: int
             return (sympy.Float(c1, _DPS),
                     None if c2 is None else sympy.Float(c2, _DPS))
     sub = dict(zip(fam.theta, theta, strict=True))
+    derivs: dict = {}
 
     def deriv_sym(*idx):
-        return fam.derivative(*idx).subs(sub, simultaneous=True)
+        key = tuple(sorted(idx))
+        if key not in derivs:
+            derivs[key] = fam.derivative(*key).subs(sub, simultaneous=True)
+        return derivs[key]
+
+    fast = None
+    if fam.inverse_mean_map is not None:
+        fast = _conjugate_coefficients(fam, cum, order)
+    if fast is None:
+        fast = _field_coefficients(fam.dim, deriv_sym, cum, order)
+    if fast is not None:
+        return fast
 
     def inv(m):
         return m.inv() if m.shape[0] > 1 else sympy.Matrix([[1 / m[0, 0]]])
 
     return _contract(fam.dim, deriv_sym, lambda v: v, cum, order,
                      lambda m: inv(sympy.Matrix(m)))
+
+
+def _to_field(exprs, bind: Mapping | None = None):
+    r"""``(field, elements)``: the expressions as elements of :math:`\mathbb Q(g_1,\dots,g_m)`,
+    or None when one contains a Float.
+
+    The generators are every subexpression that is not a sum, a product, an integer power
+    or a rational number (symbols, ``log(2)``, ``polygamma(1, k)``, ``sqrt(x)``), taken as
+    independent. The conversion runs bottom-up over the expression tree, each distinct
+    subexpression once, so the intermediate results stay in lowest terms; ``sfield`` and
+    ``cancel`` first expand the whole expression, which for the fourth derivatives of a
+    categorical log-partition at θ* does not finish in minutes.
+
+    ``bind`` maps symbols to expressions substituted during the conversion (θ ↦ θ*), which
+    spares a ``subs`` on the long unsimplified expressions; a generator containing a bound
+    symbol (``exp(theta1)``) is rebuilt with ``xreplace`` and converted in turn.
+    """
+    exprs = [sympy.sympify(e) for e in exprs]
+    bind = {k: sympy.sympify(v) for k, v in (bind or {}).items()}
+    gens: dict = {}
+    alias: dict = {}
+    seen: set = set()
+
+    def scan(e):
+        if e in seen or e.is_Rational:
+            return True
+        seen.add(e)
+        if e in bind:
+            return scan(bind[e])
+        if e.is_Float:
+            return False
+        if e.is_Add or e.is_Mul:
+            return all(scan(a) for a in e.args)
+        if e.is_Pow and e.exp.is_Integer:
+            return scan(e.base)
+        if e.has(sympy.Float):
+            return False
+        if bind and e.free_symbols & bind.keys():
+            alias[e] = e.xreplace(bind)
+            return scan(alias[e])
+        gens[e] = None
+        return True
+
+    if not all(scan(e) for e in exprs):
+        return None
+    symbols = sorted(gens, key=sympy.default_sort_key) or [sympy.Dummy("g")]
+    field_ = FracField(tuple(symbols), sympy.QQ)
+    memo = dict(zip(symbols, field_.gens, strict=True))
+
+    def conv(e):
+        if e in memo:
+            return memo[e]
+        if e.is_Rational:
+            val = field_(e)
+        elif e in bind:
+            val = conv(bind[e])
+        elif e in alias:
+            val = conv(alias[e])
+        elif e.is_Add:
+            val = field_.zero
+            for a in e.args:
+                val += conv(a)
+        elif e.is_Mul:
+            val = field_.one
+            for a in e.args:
+                val *= conv(a)
+        else:  # integer power
+            val = conv(e.base) ** int(e.exp)
+        memo[e] = val
+        return val
+
+    try:
+        return field_, [conv(e) for e in exprs]
+    except ZeroDivisionError:
+        return None
+
+
+def _conjugate_coefficients(fam: ExponentialFamily, cum: TruthCumulants, order: int):
+    r"""c1 and c2 from the closed-form inverse mean map :math:`\theta(\eta)`, in a field of
+    rational functions (None where the conversion fails).
+
+    :math:`\nabla\varphi = \theta(\eta)` for the conjugate :math:`\varphi = \psi^*`, so
+    :math:`\varphi_{ij} = \partial_j\theta_i`, :math:`\varphi_{ijk} = \partial_{jk}\theta_i`,
+    :math:`\varphi_{ijkl} = \partial_{jkl}\theta_i` at :math:`\eta^*`, and
+
+    .. math:: c_1 = \tfrac12\varphi_{ij}\kappa_{ij},\qquad
+              c_2 = \tfrac13\varphi_{ijk}\kappa_{ijk}
+              + \tfrac38\varphi_{ijkl}\kappa_{ij}\kappa_{kl}
+
+    directly, without the inverse-function rule: these derivatives are small (for the
+    categorical family :math:`\partial_j\theta_i = \delta_{ij}/\eta_i + 1/\eta_K`) where
+    the tensors of ψ at θ* are long rational functions of the class probabilities.
+    """
+    p = fam.dim
+    rng = range(p)
+    inv, eta = fam.inverse_mean_map, fam.eta
+    sub = dict(zip(eta, cum.mean, strict=True))
+    derivs: dict = {}
+
+    def d(key):  # ∂_{key[1:]} θ_{key[0]} in the eta symbols (φ is symmetric: sorted keys)
+        if key not in derivs:
+            # log(a/b) -> log(a) - log(b) changes θ by a locally constant (possibly
+            # imaginary) term at most, so every derivative is unchanged, and much shorter
+            derivs[key] = (sympy.expand_log(inv[key[0]], force=True) if len(key) == 1
+                           else sympy.diff(d(key[:-1]), eta[key[-1]]))
+        return derivs[key]
+
+    keys = [k for n_ in range(2, 5 if order == 2 else 3)
+            for k in itertools.combinations_with_replacement(rng, n_)]
+    cum_entries = list(dict.fromkeys((*cum.cov, *sympy.flatten(cum.third.tolist()))))
+    exprs = [d(k) for k in keys] + cum_entries
+    converted = _to_field(exprs, bind=sub)
+    if converted is None:
+        return None
+    elems = converted[1]
+    phi = dict(zip(keys, elems[: len(keys)], strict=True))
+    values = dict(zip(cum_entries, elems[len(keys):], strict=True))
+
+    def ph(*idx):
+        return phi[tuple(sorted(idx))]
+
+    k2 = [[values[cum.cov[i, j]] for j in rng] for i in rng]
+    dot = functools.partial(_dot, zero=converted[0].zero)
+    c1 = dot((ph(i, j), k2[i][j]) for i in rng for j in rng) / 2
+    if order == 1:
+        return c1.as_expr(), None
+    # sums over index tuples by symmetry: each sorted (multi)set once, times its count
+    pairs = [(i, j, 1 if i == j else 2) for i, j in itertools.combinations_with_replacement(
+        rng, 2)]
+    s3 = dot((ph(*idx) * _multiplicity(idx), values[cum.third[idx]])
+              for idx in itertools.combinations_with_replacement(rng, 3))
+    s4 = dot((k2[i][j] * w, dot((ph(i, j, k, m) * v, k2[k][m]) for k, m, v in pairs))
+              for i, j, w in pairs)
+    c2 = s3 / 3 + s4 * 3 / 8
+    return c1.as_expr(), c2.as_expr()
+
+
+def _field_coefficients(p, deriv_sym, cum: TruthCumulants, order: int):
+    r"""c1 and c2 from the tensors of ψ at θ* (:func:`_contract`) in a field of rational
+    functions, or None where the conversion fails (Floats).
+
+    Used when θ* has no closed form (Gamma or Beta model, symbolic truth: θ* is a pair of
+    symbols). The inputs (derivatives of ψ at θ*, cumulants of T) become elements of
+    :math:`\mathbb Q(g_1,\dots,g_m)` over their generators (symbols, and atoms such as
+    ``polygamma(1, theta1_star)`` taken as independent), so every sum of the contraction is
+    reduced to lowest terms as it is formed instead of ending as one nested expression for
+    ``simplify`` (Gamma model, Gamma(k, 1) truth: 1.6 s instead of 3 s). Without it, the
+    contraction for a categorical family is a nest of 5e3 (3 classes) to 6e5 (5 classes)
+    operations that ``cancel`` does not finish in minutes.
+    """
+    rng = range(p)
+    keys = [k for n_ in range(2, 5 if order == 2 else 3)
+            for k in itertools.combinations_with_replacement(rng, n_)]
+    cum_entries = list(dict.fromkeys((*cum.cov, *sympy.flatten(cum.third.tolist()))))
+    exprs = [deriv_sym(*k) for k in keys] + cum_entries
+    converted = _to_field(exprs)
+    if converted is None:
+        return None
+    field_, elems = converted
+    table = dict(zip(keys, elems[: len(keys)], strict=True))
+    values = dict(zip(cum_entries, elems[len(keys):], strict=True))
+    domain = field_.to_domain()
+
+    def inverse(m):
+        inv = DomainMatrix(m, (p, p), domain).inv().to_list()
+        return {(i, j): inv[i][j] for i in rng for j in rng}
+
+    c1, c2 = _contract(p, lambda *idx: table[tuple(sorted(idx))], values.__getitem__,
+                       cum, order, inverse)
+    return c1.as_expr(), None if c2 is None else c2.as_expr()
 
 
 def _mp_tree(expr: sympy.Expr, memo: dict):
@@ -806,8 +1003,56 @@ def _mp_values(exprs, dps: int) -> list:
     return out
 
 
+def _multiplicity(idx) -> int:
+    """Number of distinct orderings of an index tuple."""
+    out = math.factorial(len(idx))
+    for c in collections.Counter(idx).values():
+        out //= math.factorial(c)
+    return out
+
+
+def _dot(pairs, *, zero):
+    """Σ x·y over the pairs, skipping zero factors; ``zero`` is the number type's zero
+    (what an empty sum returns: an int 0 would turn ``0 / 3`` into a float)."""
+    pairs = [(x, y) for x, y in pairs if x != 0 and y != 0]
+    if pairs and isinstance(zero, FracElement):
+        return _frac_dot(pairs)
+    total = zero
+    for x, y in pairs:
+        total += x * y
+    return total
+
+
+def _frac_dot(pairs):
+    """Σ x·y for rational functions with one reduction to lowest terms at the end.
+
+    Adding fractions one by one takes a polynomial gcd per addition (the bulk of the time
+    of the categorical contractions); here the products are formed without reduction,
+    brought to the least common multiple of their (few distinct) denominators, added as
+    polynomials, and the sum is reduced once.
+    """
+    field_ = pairs[0][0].field
+    terms = []
+    for x, y in pairs:
+        x, y = field_(x), field_(y)
+        terms.append((x.numer * y.numer, x.denom * y.denom))
+    dens = list(dict.fromkeys(d for _, d in terms))
+    lcm = dens[0]
+    for d in dens[1:]:
+        lcm = lcm.lcm(d)
+    quotients = {d: lcm.exquo(d) for d in dens}
+    numer = field_.ring.zero
+    for n_, d in terms:
+        numer += n_ * quotients[d]
+    return field_.new(numer, lcm)
+
+
 def _contract(p, deriv, conv, cum, order, inverse):
-    """The tensor contractions of the module docstring, generic in the number type."""
+    """The tensor contractions of the module docstring, generic in the number type.
+
+    Every contraction is done one index at a time, so the work is O(p^4) products (p^6
+    for the naive sums over all indices at once).
+    """
     rng = range(p)
     hess = [[deriv(i, j) for j in rng] for i in rng]
     if p == 1:
@@ -816,35 +1061,43 @@ def _contract(p, deriv, conv, cum, order, inverse):
         mat = inverse(hess if inverse is not mpmath.inverse else mpmath.matrix(hess))
         a = [[mat[i, j] for j in rng] for i in rng]
     k2 = [[conv(cum.cov[i, j]) for j in rng] for i in rng]
-    c1 = sum(a[i][j] * k2[j][i] for i in rng for j in rng) / 2
+    dot = functools.partial(_dot, zero=hess[0][0] * 0)
+    c1 = dot((a[i][j], k2[j][i]) for i in rng for j in rng) / 2
     if order == 1:
         return c1, None
-    k3 = {idx: conv(cum.third[idx]) for idx in itertools.product(rng, repeat=3)}
-    psi3 = {idx: deriv(*idx) for idx in itertools.product(rng, repeat=3)}
+    idx3 = list(itertools.product(rng, repeat=3))
+    psi3 = {idx: deriv(*idx) for idx in idx3}
     psi4 = {idx: deriv(*idx) for idx in itertools.product(rng, repeat=4)}
-    # S3 = phi_ijk kappa_ijk = -psi_abc (A (x) A (x) A kappa3)_abc
-    s3 = 0
-    for (x, y, z), ps in psi3.items():
-        if ps == 0:
-            continue
-        s3 -= ps * sum(a[x][i] * a[y][j] * a[z][k] * k3[i, j, k]
-                       for i, j, k in itertools.product(rng, repeat=3))
+    # S3 = phi_ijk kappa_ijk = -psi_abc (A (x) A (x) A kappa3)_abc; A applied per axis
+    t = {idx: conv(cum.third[idx]) for idx in idx3}
+    for axis in range(3):
+        t = {idx: dot((a[idx[axis]][i], t[idx[:axis] + (i,) + idx[axis + 1:]])
+                       for i in rng)
+             for idx in idx3}
+    s3 = -dot((psi3[idx], t[idx]) for idx in idx3)
     # B = A kappa2 A
-    bm = [[sum(a[i][x] * k2[x][y] * a[y][j] for x in rng for y in rng) for j in rng]
-          for i in rng]
-    term1 = -sum(ps * bm[x][y] * bm[z][w] for (x, y, z, w), ps in psi4.items() if ps != 0)
-    v = [sum(psi3[x, y, c] * bm[x][y] for x in rng for y in rng) for c in rng]
-    term3 = sum(v[c] * a[c][e] * v[e] for c in rng for e in rng)
-    term2 = 0  # A_ad W_ad with W_ad = psi_abc psi_def B_be B_cf
+    ak = [[dot((a[i][x], k2[x][j]) for x in rng) for j in rng] for i in rng]
+    bm = [[dot((ak[i][y], a[y][j]) for y in rng) for j in rng] for i in rng]
+    term1 = -dot((ps, bm[x][y] * bm[z][w]) for (x, y, z, w), ps in psi4.items())
+    v = [dot((psi3[x, y, c], bm[x][y]) for x in rng for y in rng) for c in rng]
+    term3 = dot((v[c], dot((a[c][e], v[e]) for e in rng)) for c in rng)
+    # A_ad W_ad with W_ad = psi_abc G_dbc, G_dbc = psi_def B_be B_cf = (B psi_d B)_bc
+    h = {(e, b, cc): dot((bm[b][bb], psi3[e, bb, cc]) for bb in rng)
+         for e, b, cc in idx3}
+    g = {(e, b, c): dot((bm[c][cc], h[e, b, cc]) for cc in rng) for e, b, c in idx3}
+    term2 = hess[0][0] * 0
     for x, e in itertools.product(rng, repeat=2):
-        if a[x][e] == 0:
-            continue
-        w = sum(psi3[x, b, c] * psi3[e, bb, cc] * bm[b][bb] * bm[c][cc]
-                for b, c, bb, cc in itertools.product(rng, repeat=4))
-        term2 += a[x][e] * w
+        if a[x][e] != 0:
+            term2 += a[x][e] * dot((psi3[x, b, c], g[e, b, c]) for b in rng for c in rng)
     s4 = term1 + 2 * term2 + term3
     c2 = s3 / 3 + s4 * 3 / 8
     return c1, c2
+
+
+def _is_rational_function(expr: sympy.Expr) -> bool:
+    """A ratio of polynomials in its (one or more) free symbols, without Floats."""
+    return bool(expr.free_symbols) and not expr.has(sympy.Float) and \
+        expr.is_rational_function()
 
 
 def _simplify(expr: sympy.Expr) -> sympy.Expr:
@@ -855,6 +1108,8 @@ def _simplify(expr: sympy.Expr) -> sympy.Expr:
     """
     if expr.is_Rational or expr.is_Float:
         return expr
+    if _is_rational_function(expr):
+        return sympy.factor(expr)  # what simplify would end with, without its search
     if expr.is_number and sympy.count_ops(expr) > 30:
         return sympy.cancel(expr)
     if sympy.count_ops(expr) > 200:
@@ -938,7 +1193,9 @@ class RiskExpansion:
         val = self.c1 / nv
         if terms == 2:
             val += self.c2 / nv**2
-        return sympy.simplify(val) if not val.has(sympy.Float) else val
+        if val.has(sympy.Float):
+            return val
+        return sympy.factor(val) if _is_rational_function(val) else sympy.simplify(val)
 
     def latex(self) -> str:
         r"""LaTeX of :math:`E\,\mathrm{KL} = c_1/n + c_2/n^2 + O(n^{-3})`."""
