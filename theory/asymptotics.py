@@ -60,13 +60,18 @@ The p-n criterion (:func:`pn_criterion`) is divkit's own criterion built on this
 
 from __future__ import annotations
 
+import collections
+import functools
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import mpmath
 import sympy
 import sympy.stats as sst
+from sympy.polys.fields import FracElement, FracField
+from sympy.polys.matrices import DomainMatrix
 from sympy.stats.rv import RandomSymbol
 
 from theory import expfam as _expfam
@@ -181,6 +186,8 @@ class _MomentEngine:
         self.cache: dict = {}
         self._mellin = None
         self._mellin_done = False
+        self._log_mellin = None  # (log M, {(i, j): its derivatives}), see _log_moment
+        self._log_mellin_done = False
 
     def _mellin_transform(self):
         r""":math:`E[X^s(1-X)^r]` in Dummies (s, r) for the common positive truths."""
@@ -234,6 +241,61 @@ class _MomentEngine:
         self._mellin = m
         return m
 
+    def _log_moment(self, a: int, mlog: int, mlog1: int):
+        r""":math:`\partial_s^{m}\partial_r^{l} M(s, r)` at :math:`(a, 0)` from the
+        logarithm :math:`K = \log M` (None when K is not a plain sum of log-gammas, logs and
+        polynomials, e.g. a piecewise transform).
+
+        Differentiating the product of gamma functions in M directly makes sympy expand
+        products of polygammas at every order (seconds for the third log-moments of a Beta
+        truth); the derivatives of K are single polygammas, and
+        :math:`M(a+u, v) = M(a, 0)\exp(\sum_{i+j\ge1} K_{ij}u^iv^j/(i!j!))` gives the
+        wanted derivative as :math:`m!\,l!\,M(a,0)` times the coefficient of
+        :math:`u^mv^l` in the truncated exponential series.
+        """
+        expr, s, r = self._mellin
+        if not self._log_mellin_done:
+            self._log_mellin_done = True
+            # M > 0 near the real axis, so log M splits into log-gammas and logs
+            k = sympy.expand_log(sympy.log(expr), force=True)
+            k = k.replace(
+                lambda e: isinstance(e, sympy.log) and isinstance(e.args[0], sympy.gamma),
+                lambda e: sympy.loggamma(e.args[0].args[0]),
+            )
+            if not k.has(sympy.Piecewise) and not any(
+                e.args[0].has(sympy.gamma) for e in k.atoms(sympy.log)
+            ):
+                self._log_mellin = (k, {(0, 0): k})
+        if self._log_mellin is None:
+            return None
+        derivs = self._log_mellin[1]
+
+        def d(i, j):  # ∂_s^i ∂_r^j K, built up one derivative at a time
+            if (i, j) not in derivs:
+                derivs[i, j] = sympy.diff(d(i - 1, j), s) if i else sympy.diff(d(i, j - 1), r)
+            return derivs[i, j]
+
+        at = {s: a} if r is None else {s: a, r: 0}
+        poly = {}
+        for i in range(mlog + 1):
+            for j in range(mlog1 + 1):
+                if i + j:
+                    poly[i, j] = d(i, j).subs(at) / (sympy.factorial(i) * sympy.factorial(j))
+        series, term = {(0, 0): sympy.Integer(1)}, {(0, 0): sympy.Integer(1)}
+        for order in range(1, mlog + mlog1 + 1):
+            nxt: dict = {}
+            for (i1, j1), c1 in term.items():
+                for (i2, j2), c2 in poly.items():
+                    i, j = i1 + i2, j1 + j2
+                    if i <= mlog and j <= mlog1:
+                        nxt[i, j] = nxt.get((i, j), 0) + c1 * c2 / order
+            term = nxt
+            for key, c in term.items():
+                series[key] = series.get(key, 0) + c
+        coeff = series.get((mlog, mlog1), sympy.Integer(0))
+        base = expr.subs(at)
+        return base * coeff * sympy.factorial(mlog) * sympy.factorial(mlog1)
+
     def moment(self, a: int, mlog: int, mlog1: int) -> sympy.Expr:
         key = (a, mlog, mlog1)
         if key in self.cache:
@@ -252,13 +314,15 @@ class _MomentEngine:
             mel = self._mellin_transform() if self.continuous else None
             if mel is not None and (mlog1 == 0 or mel[2] is not None):
                 expr, s, r = mel
-                dv = sympy.diff(expr, s, mlog) if mlog else expr
-                if mlog1:
-                    dv = sympy.diff(dv, r, mlog1)
-                dv = dv.subs(s, a)
-                if r is not None:
-                    dv = dv.subs(r, 0)
-                val = _simplify_symbolic(sympy.expand_func(dv))
+                dv = self._log_moment(a, mlog, mlog1) if (mlog or mlog1) else None
+                if dv is None:
+                    dv = sympy.diff(expr, s, mlog) if mlog else expr
+                    if mlog1:
+                        dv = sympy.diff(dv, r, mlog1)
+                    dv = dv.subs(s, a)
+                    if r is not None:
+                        dv = dv.subs(r, 0)
+                val = _simplify_symbolic(_expand_gamma(dv))
             elif mlog == 0 and mlog1 == 0:
                 val = self._polynomial_moment(a)
             if val is None and self.numeric:
@@ -427,6 +491,38 @@ def cumulants_of_statistic(family: ExponentialFamily | str, truth) -> TruthCumul
     return TruthCumulants(mean, cov, sympy.ImmutableDenseNDimArray(third))
 
 
+def _expand_gamma(expr: sympy.Expr) -> sympy.Expr:
+    r"""``expand_func`` that keeps :math:`\psi^{(m)}` at non-integer rationals compact.
+
+    ``expand_func`` rewrites ``polygamma(0, 3/10)`` with Gauss' digamma theorem into a sum
+    of logs of nested radicals (hundreds of operations, whose numerical evaluation cancels
+    catastrophically: tens of seconds for a Beta(3/10, 7) truth). Here
+    :math:`\psi^{(m)}(f + k)` with :math:`0 < f < 1` and integer :math:`k` is first reduced
+    by the recurrence :math:`\psi^{(m)}(x+1) = \psi^{(m)}(x) + (-1)^m m!\,x^{-m-1}` to
+    :math:`\psi^{(m)}(f)`, which stays an atom, so shifted arguments still cancel exactly.
+    """
+    atoms: dict = {}
+
+    def reduce(e):
+        m, x = e.args
+        if not (m.is_Integer and m >= 0 and x.is_Rational and not x.is_Integer):
+            return e
+        k = sympy.floor(x)
+        f = x - k
+        key = (m, f)
+        if key not in atoms:
+            atoms[key] = sympy.Dummy(f"psi{m}")
+        sign = (-1) ** m * sympy.factorial(m)
+        shift = sum((sign / (f + j) ** (m + 1) for j in range(int(k))), sympy.Integer(0)) \
+            if k >= 0 else -sum((sign / (x + j) ** (m + 1) for j in range(int(-k))),
+                                sympy.Integer(0))
+        return atoms[key] + shift
+
+    protected = expr.replace(lambda e: isinstance(e, sympy.polygamma), reduce)
+    out = sympy.expand_func(protected)
+    return out.xreplace({d: sympy.polygamma(m, f) for (m, f), d in atoms.items()})
+
+
 def _simplify_symbolic(expr: sympy.Expr) -> sympy.Expr:
     """``simplify`` for expressions with free symbols; numeric constants are left as built
     (simplify on polygamma/log constants of a numeric truth such as Beta(3/10, 7) runs for
@@ -451,9 +547,20 @@ def _cumulants_of_member(fam: ExponentialFamily, params: Mapping) -> TruthCumula
     theta = fam.to_natural(params)
     sub = dict(zip(fam.theta, theta, strict=True))
     p = fam.dim
+    keys = [k for n_ in (1, 2, 3) for k in itertools.combinations_with_replacement(range(p), n_)]
+    # rational functions of the parameters (categorical: polynomials in the probabilities)
+    # are reduced in a field; ``simplify`` of the substituted derivatives takes seconds each
+    converted = _to_field([fam.derivative(*k) for k in keys], bind=sub)
+    if converted is not None:
+        vals = {k: v.as_expr() for k, v in zip(keys, converted[1], strict=True)}
+        vals = {k: _simplify_symbolic(v) if v.atoms(sympy.Function) else v
+                for k, v in vals.items()}
+    else:
+        vals = {k: sympy.simplify(fam.derivative(*k).subs(sub, simultaneous=True))
+                for k in keys}
 
     def d(*idx):
-        return sympy.simplify(fam.derivative(*idx).subs(sub, simultaneous=True))
+        return vals[tuple(sorted(idx))]
 
     mean = tuple(d(i) for i in range(p))
     cov = sympy.Matrix(p, p, lambda i, j: d(i, j))
@@ -527,9 +634,16 @@ def _numeric_projection(fam: ExponentialFamily, eta: tuple) -> tuple:
     r"""Solve :math:`\nabla\psi(\theta)=\eta` numerically: damped Newton on the convex
     :math:`\psi(\theta)-\eta\cdot\theta`, kept inside :math:`\Theta`."""
     th = list(fam.theta)
-    obj = fam.log_partition - sum(e * t for e, t in zip(eta, th, strict=True))
-    f_obj = sympy.lambdify(th, obj, modules="mpmath")
-    f_grad = sympy.lambdify(th, [sympy.diff(obj, t) for t in th], modules="mpmath")
+    # η enters as symbols bound to its value: lambdify would otherwise re-evaluate the
+    # (polygamma) expressions of η at every Newton step
+    eta_syms = [sympy.Dummy(f"eta{i}") for i in range(len(eta))]
+    eta_m = _mp_values(eta, _DPS + 20)
+    obj = fam.log_partition - sum(e * t for e, t in zip(eta_syms, th, strict=True))
+    f_obj = functools.partial(sympy.lambdify([*eta_syms, *th], obj, modules="mpmath"),
+                              *eta_m)
+    f_grad = functools.partial(
+        sympy.lambdify([*eta_syms, *th], [sympy.diff(obj, t) for t in th], modules="mpmath"),
+        *eta_m)
     f_hess = sympy.lambdify(th, fam.hessian.tolist(), modules="mpmath")
     dom = sympy.lambdify(th, fam.natural_domain, modules="mpmath") \
         if fam.natural_domain is not sympy.true else (lambda *a: True)
@@ -619,20 +733,39 @@ def _coefficients(fam: ExponentialFamily, theta, cum: TruthCumulants, order: int
                        (*cum.cov, *sympy.flatten(cum.third.tolist()))):
                 raise ValueError("cumulants must be numeric when θ* is computed numerically")
 
+            entries = (*cum.cov, *sympy.flatten(cum.third.tolist()))
+            values = dict(zip(entries, _mp_values(entries, _DPS + 20), strict=True))
+            lambdas: dict = {}
+
             def num(v):
-                return mpmath.mpf(sympy.N(v, _DPS + 20))
+                return values[v]
 
             def deriv(*idx):
-                fn = sympy.lambdify(fam.theta, fam.derivative(*idx), modules="mpmath")
-                return fn(*th_m)
+                key = tuple(sorted(idx))
+                if key not in lambdas:
+                    lambdas[key] = sympy.lambdify(fam.theta, fam.derivative(*key),
+                                                  modules="mpmath")
+                return lambdas[key](*th_m)
 
             c1, c2 = _contract(fam.dim, deriv, num, cum, order, mpmath.inverse)
             return (sympy.Float(c1, _DPS),
                     None if c2 is None else sympy.Float(c2, _DPS))
     sub = dict(zip(fam.theta, theta, strict=True))
+    derivs: dict = {}
 
     def deriv_sym(*idx):
-        return fam.derivative(*idx).subs(sub, simultaneous=True)
+        key = tuple(sorted(idx))
+        if key not in derivs:
+            derivs[key] = fam.derivative(*key).subs(sub, simultaneous=True)
+        return derivs[key]
+
+    fast = None
+    if fam.inverse_mean_map is not None:
+        fast = _conjugate_coefficients(fam, cum, order)
+    if fast is None:
+        fast = _field_coefficients(fam.dim, deriv_sym, cum, order)
+    if fast is not None:
+        return fast
 
     def inv(m):
         return m.inv() if m.shape[0] > 1 else sympy.Matrix([[1 / m[0, 0]]])
@@ -641,8 +774,285 @@ def _coefficients(fam: ExponentialFamily, theta, cum: TruthCumulants, order: int
                      lambda m: inv(sympy.Matrix(m)))
 
 
+def _to_field(exprs, bind: Mapping | None = None):
+    r"""``(field, elements)``: the expressions as elements of :math:`\mathbb Q(g_1,\dots,g_m)`,
+    or None when one contains a Float.
+
+    The generators are every subexpression that is not a sum, a product, an integer power
+    or a rational number (symbols, ``log(2)``, ``polygamma(1, k)``, ``sqrt(x)``), taken as
+    independent. The conversion runs bottom-up over the expression tree, each distinct
+    subexpression once, so the intermediate results stay in lowest terms; ``sfield`` and
+    ``cancel`` first expand the whole expression, which for the fourth derivatives of a
+    categorical log-partition at θ* does not finish in minutes.
+
+    ``bind`` maps symbols to expressions substituted during the conversion (θ ↦ θ*), which
+    spares a ``subs`` on the long unsimplified expressions; a generator containing a bound
+    symbol (``exp(theta1)``) is rebuilt with ``xreplace`` and converted in turn.
+    """
+    exprs = [sympy.sympify(e) for e in exprs]
+    bind = {k: sympy.sympify(v) for k, v in (bind or {}).items()}
+    gens: dict = {}
+    alias: dict = {}
+    seen: set = set()
+
+    def scan(e):
+        if e in seen or e.is_Rational:
+            return True
+        seen.add(e)
+        if e in bind:
+            return scan(bind[e])
+        if e.is_Float:
+            return False
+        if e.is_Add or e.is_Mul:
+            return all(scan(a) for a in e.args)
+        if e.is_Pow and e.exp.is_Integer:
+            return scan(e.base)
+        if e.has(sympy.Float):
+            return False
+        if bind and e.free_symbols & bind.keys():
+            alias[e] = e.xreplace(bind)
+            return scan(alias[e])
+        gens[e] = None
+        return True
+
+    if not all(scan(e) for e in exprs):
+        return None
+    symbols = sorted(gens, key=sympy.default_sort_key) or [sympy.Dummy("g")]
+    field_ = FracField(tuple(symbols), sympy.QQ)
+    memo = dict(zip(symbols, field_.gens, strict=True))
+
+    def conv(e):
+        if e in memo:
+            return memo[e]
+        if e.is_Rational:
+            val = field_(e)
+        elif e in bind:
+            val = conv(bind[e])
+        elif e in alias:
+            val = conv(alias[e])
+        elif e.is_Add:
+            val = field_.zero
+            for a in e.args:
+                val += conv(a)
+        elif e.is_Mul:
+            val = field_.one
+            for a in e.args:
+                val *= conv(a)
+        else:  # integer power
+            val = conv(e.base) ** int(e.exp)
+        memo[e] = val
+        return val
+
+    try:
+        return field_, [conv(e) for e in exprs]
+    except ZeroDivisionError:
+        return None
+
+
+def _conjugate_coefficients(fam: ExponentialFamily, cum: TruthCumulants, order: int):
+    r"""c1 and c2 from the closed-form inverse mean map :math:`\theta(\eta)`, in a field of
+    rational functions (None where the conversion fails).
+
+    :math:`\nabla\varphi = \theta(\eta)` for the conjugate :math:`\varphi = \psi^*`, so
+    :math:`\varphi_{ij} = \partial_j\theta_i`, :math:`\varphi_{ijk} = \partial_{jk}\theta_i`,
+    :math:`\varphi_{ijkl} = \partial_{jkl}\theta_i` at :math:`\eta^*`, and
+
+    .. math:: c_1 = \tfrac12\varphi_{ij}\kappa_{ij},\qquad
+              c_2 = \tfrac13\varphi_{ijk}\kappa_{ijk}
+              + \tfrac38\varphi_{ijkl}\kappa_{ij}\kappa_{kl}
+
+    directly, without the inverse-function rule: these derivatives are small (for the
+    categorical family :math:`\partial_j\theta_i = \delta_{ij}/\eta_i + 1/\eta_K`) where
+    the tensors of ψ at θ* are long rational functions of the class probabilities.
+    """
+    p = fam.dim
+    rng = range(p)
+    inv, eta = fam.inverse_mean_map, fam.eta
+    sub = dict(zip(eta, cum.mean, strict=True))
+    derivs: dict = {}
+
+    def d(key):  # ∂_{key[1:]} θ_{key[0]} in the eta symbols (φ is symmetric: sorted keys)
+        if key not in derivs:
+            # log(a/b) -> log(a) - log(b) changes θ by a locally constant (possibly
+            # imaginary) term at most, so every derivative is unchanged, and much shorter
+            derivs[key] = (sympy.expand_log(inv[key[0]], force=True) if len(key) == 1
+                           else sympy.diff(d(key[:-1]), eta[key[-1]]))
+        return derivs[key]
+
+    keys = [k for n_ in range(2, 5 if order == 2 else 3)
+            for k in itertools.combinations_with_replacement(rng, n_)]
+    cum_entries = list(dict.fromkeys((*cum.cov, *sympy.flatten(cum.third.tolist()))))
+    exprs = [d(k) for k in keys] + cum_entries
+    converted = _to_field(exprs, bind=sub)
+    if converted is None:
+        return None
+    elems = converted[1]
+    phi = dict(zip(keys, elems[: len(keys)], strict=True))
+    values = dict(zip(cum_entries, elems[len(keys):], strict=True))
+
+    def ph(*idx):
+        return phi[tuple(sorted(idx))]
+
+    k2 = [[values[cum.cov[i, j]] for j in rng] for i in rng]
+    dot = functools.partial(_dot, zero=converted[0].zero)
+    c1 = dot((ph(i, j), k2[i][j]) for i in rng for j in rng) / 2
+    if order == 1:
+        return c1.as_expr(), None
+    # sums over index tuples by symmetry: each sorted (multi)set once, times its count
+    pairs = [(i, j, 1 if i == j else 2) for i, j in itertools.combinations_with_replacement(
+        rng, 2)]
+    s3 = dot((ph(*idx) * _multiplicity(idx), values[cum.third[idx]])
+              for idx in itertools.combinations_with_replacement(rng, 3))
+    s4 = dot((k2[i][j] * w, dot((ph(i, j, k, m) * v, k2[k][m]) for k, m, v in pairs))
+              for i, j, w in pairs)
+    c2 = s3 / 3 + s4 * 3 / 8
+    return c1.as_expr(), c2.as_expr()
+
+
+def _field_coefficients(p, deriv_sym, cum: TruthCumulants, order: int):
+    r"""c1 and c2 from the tensors of ψ at θ* (:func:`_contract`) in a field of rational
+    functions, or None where the conversion fails (Floats).
+
+    Used when θ* has no closed form (Gamma or Beta model, symbolic truth: θ* is a pair of
+    symbols). The inputs (derivatives of ψ at θ*, cumulants of T) become elements of
+    :math:`\mathbb Q(g_1,\dots,g_m)` over their generators (symbols, and atoms such as
+    ``polygamma(1, theta1_star)`` taken as independent), so every sum of the contraction is
+    reduced to lowest terms as it is formed instead of ending as one nested expression for
+    ``simplify`` (Gamma model, Gamma(k, 1) truth: 1.6 s instead of 3 s). Without it, the
+    contraction for a categorical family is a nest of 5e3 (3 classes) to 6e5 (5 classes)
+    operations that ``cancel`` does not finish in minutes.
+    """
+    rng = range(p)
+    keys = [k for n_ in range(2, 5 if order == 2 else 3)
+            for k in itertools.combinations_with_replacement(rng, n_)]
+    cum_entries = list(dict.fromkeys((*cum.cov, *sympy.flatten(cum.third.tolist()))))
+    exprs = [deriv_sym(*k) for k in keys] + cum_entries
+    converted = _to_field(exprs)
+    if converted is None:
+        return None
+    field_, elems = converted
+    table = dict(zip(keys, elems[: len(keys)], strict=True))
+    values = dict(zip(cum_entries, elems[len(keys):], strict=True))
+    domain = field_.to_domain()
+
+    def inverse(m):
+        inv = DomainMatrix(m, (p, p), domain).inv().to_list()
+        return {(i, j): inv[i][j] for i in rng for j in rng}
+
+    c1, c2 = _contract(p, lambda *idx: table[tuple(sorted(idx))], values.__getitem__,
+                       cum, order, inverse)
+    return c1.as_expr(), None if c2 is None else c2.as_expr()
+
+
+def _mp_tree(expr: sympy.Expr, memo: dict):
+    """mpmath value of a numeric sympy expression at the current working precision.
+
+    Each distinct subexpression (a ``polygamma(1, 3/10)`` that occurs in every cumulant) is
+    evaluated once; functions and constants go through sympy's own evalf, one at a time.
+    """
+    if expr in memo:
+        return memo[expr]
+    if expr.is_Rational:
+        val = mpmath.mpf(expr.p) / expr.q
+    elif expr.is_Float:
+        val = mpmath.mpf(expr._mpf_)
+    elif expr.is_Add:
+        val = mpmath.fsum(_mp_tree(a, memo) for a in expr.args)
+    elif expr.is_Mul:
+        val = mpmath.fprod(_mp_tree(a, memo) for a in expr.args)
+    elif expr.is_Pow and expr.exp.is_Integer:
+        val = _mp_tree(expr.base, memo) ** int(expr.exp)
+    else:  # a function value, a constant, a radical: sympy's evalf, 10 guard digits
+        val = mpmath.mpmathify(expr.evalf(mpmath.mp.dps + 10))
+    if not isinstance(val, mpmath.mpf):
+        raise ValueError(f"{expr} is not a real number")
+    memo[expr] = val
+    return val
+
+
+def _mp_values(exprs, dps: int) -> list:
+    """Real numeric sympy expressions as mpmath numbers correct to ``dps`` digits.
+
+    Fixed-precision evaluation (:func:`_mp_tree`) at ``dps + 20`` and ``dps + 40`` digits;
+    an entry where the two disagree beyond ``dps`` digits (cancellation) is evaluated by
+    ``sympy.N`` instead, whose adaptive precision is reliable but slow (seconds per entry on
+    the long polygamma expressions of a numeric truth: it re-evaluates every special
+    function at each precision it tries).
+    """
+    out = []
+    rows = []
+    for extra in (20, 40):
+        memo: dict = {}
+        with mpmath.workdps(dps + extra):
+            row = []
+            for e in exprs:
+                try:
+                    row.append(_mp_tree(sympy.sympify(e), memo))
+                except (ValueError, TypeError):
+                    row.append(None)
+            rows.append(row)
+    with mpmath.workdps(dps):
+        tol = mpmath.mpf(10) ** -dps
+        for e, lo, hi in zip(exprs, *rows, strict=True):
+            if lo is not None and hi is not None and (
+                lo == hi or abs(lo - hi) <= tol * abs(hi)
+            ):
+                out.append(+hi)
+            else:
+                out.append(mpmath.mpf(sympy.N(e, dps)))
+    return out
+
+
+def _multiplicity(idx) -> int:
+    """Number of distinct orderings of an index tuple."""
+    out = math.factorial(len(idx))
+    for c in collections.Counter(idx).values():
+        out //= math.factorial(c)
+    return out
+
+
+def _dot(pairs, *, zero):
+    """Σ x·y over the pairs, skipping zero factors; ``zero`` is the number type's zero
+    (what an empty sum returns: an int 0 would turn ``0 / 3`` into a float)."""
+    pairs = [(x, y) for x, y in pairs if x != 0 and y != 0]
+    if pairs and isinstance(zero, FracElement):
+        return _frac_dot(pairs)
+    total = zero
+    for x, y in pairs:
+        total += x * y
+    return total
+
+
+def _frac_dot(pairs):
+    """Σ x·y for rational functions with one reduction to lowest terms at the end.
+
+    Adding fractions one by one takes a polynomial gcd per addition (the bulk of the time
+    of the categorical contractions); here the products are formed without reduction,
+    brought to the least common multiple of their (few distinct) denominators, added as
+    polynomials, and the sum is reduced once.
+    """
+    field_ = pairs[0][0].field
+    terms = []
+    for x, y in pairs:
+        x, y = field_(x), field_(y)
+        terms.append((x.numer * y.numer, x.denom * y.denom))
+    dens = list(dict.fromkeys(d for _, d in terms))
+    lcm = dens[0]
+    for d in dens[1:]:
+        lcm = lcm.lcm(d)
+    quotients = {d: lcm.exquo(d) for d in dens}
+    numer = field_.ring.zero
+    for n_, d in terms:
+        numer += n_ * quotients[d]
+    return field_.new(numer, lcm)
+
+
 def _contract(p, deriv, conv, cum, order, inverse):
-    """The tensor contractions of the module docstring, generic in the number type."""
+    """The tensor contractions of the module docstring, generic in the number type.
+
+    Every contraction is done one index at a time, so the work is O(p^4) products (p^6
+    for the naive sums over all indices at once).
+    """
     rng = range(p)
     hess = [[deriv(i, j) for j in rng] for i in rng]
     if p == 1:
@@ -651,35 +1061,43 @@ def _contract(p, deriv, conv, cum, order, inverse):
         mat = inverse(hess if inverse is not mpmath.inverse else mpmath.matrix(hess))
         a = [[mat[i, j] for j in rng] for i in rng]
     k2 = [[conv(cum.cov[i, j]) for j in rng] for i in rng]
-    c1 = sum(a[i][j] * k2[j][i] for i in rng for j in rng) / 2
+    dot = functools.partial(_dot, zero=hess[0][0] * 0)
+    c1 = dot((a[i][j], k2[j][i]) for i in rng for j in rng) / 2
     if order == 1:
         return c1, None
-    k3 = {idx: conv(cum.third[idx]) for idx in itertools.product(rng, repeat=3)}
-    psi3 = {idx: deriv(*idx) for idx in itertools.product(rng, repeat=3)}
+    idx3 = list(itertools.product(rng, repeat=3))
+    psi3 = {idx: deriv(*idx) for idx in idx3}
     psi4 = {idx: deriv(*idx) for idx in itertools.product(rng, repeat=4)}
-    # S3 = phi_ijk kappa_ijk = -psi_abc (A (x) A (x) A kappa3)_abc
-    s3 = 0
-    for (x, y, z), ps in psi3.items():
-        if ps == 0:
-            continue
-        s3 -= ps * sum(a[x][i] * a[y][j] * a[z][k] * k3[i, j, k]
-                       for i, j, k in itertools.product(rng, repeat=3))
+    # S3 = phi_ijk kappa_ijk = -psi_abc (A (x) A (x) A kappa3)_abc; A applied per axis
+    t = {idx: conv(cum.third[idx]) for idx in idx3}
+    for axis in range(3):
+        t = {idx: dot((a[idx[axis]][i], t[idx[:axis] + (i,) + idx[axis + 1:]])
+                       for i in rng)
+             for idx in idx3}
+    s3 = -dot((psi3[idx], t[idx]) for idx in idx3)
     # B = A kappa2 A
-    bm = [[sum(a[i][x] * k2[x][y] * a[y][j] for x in rng for y in rng) for j in rng]
-          for i in rng]
-    term1 = -sum(ps * bm[x][y] * bm[z][w] for (x, y, z, w), ps in psi4.items() if ps != 0)
-    v = [sum(psi3[x, y, c] * bm[x][y] for x in rng for y in rng) for c in rng]
-    term3 = sum(v[c] * a[c][e] * v[e] for c in rng for e in rng)
-    term2 = 0  # A_ad W_ad with W_ad = psi_abc psi_def B_be B_cf
+    ak = [[dot((a[i][x], k2[x][j]) for x in rng) for j in rng] for i in rng]
+    bm = [[dot((ak[i][y], a[y][j]) for y in rng) for j in rng] for i in rng]
+    term1 = -dot((ps, bm[x][y] * bm[z][w]) for (x, y, z, w), ps in psi4.items())
+    v = [dot((psi3[x, y, c], bm[x][y]) for x in rng for y in rng) for c in rng]
+    term3 = dot((v[c], dot((a[c][e], v[e]) for e in rng)) for c in rng)
+    # A_ad W_ad with W_ad = psi_abc G_dbc, G_dbc = psi_def B_be B_cf = (B psi_d B)_bc
+    h = {(e, b, cc): dot((bm[b][bb], psi3[e, bb, cc]) for bb in rng)
+         for e, b, cc in idx3}
+    g = {(e, b, c): dot((bm[c][cc], h[e, b, cc]) for cc in rng) for e, b, c in idx3}
+    term2 = hess[0][0] * 0
     for x, e in itertools.product(rng, repeat=2):
-        if a[x][e] == 0:
-            continue
-        w = sum(psi3[x, b, c] * psi3[e, bb, cc] * bm[b][bb] * bm[c][cc]
-                for b, c, bb, cc in itertools.product(rng, repeat=4))
-        term2 += a[x][e] * w
+        if a[x][e] != 0:
+            term2 += a[x][e] * dot((psi3[x, b, c], g[e, b, c]) for b in rng for c in rng)
     s4 = term1 + 2 * term2 + term3
     c2 = s3 / 3 + s4 * 3 / 8
     return c1, c2
+
+
+def _is_rational_function(expr: sympy.Expr) -> bool:
+    """A ratio of polynomials in its (one or more) free symbols, without Floats."""
+    return bool(expr.free_symbols) and not expr.has(sympy.Float) and \
+        expr.is_rational_function()
 
 
 def _simplify(expr: sympy.Expr) -> sympy.Expr:
@@ -690,6 +1108,8 @@ def _simplify(expr: sympy.Expr) -> sympy.Expr:
     """
     if expr.is_Rational or expr.is_Float:
         return expr
+    if _is_rational_function(expr):
+        return sympy.factor(expr)  # what simplify would end with, without its search
     if expr.is_number and sympy.count_ops(expr) > 30:
         return sympy.cancel(expr)
     if sympy.count_ops(expr) > 200:
@@ -773,7 +1193,9 @@ class RiskExpansion:
         val = self.c1 / nv
         if terms == 2:
             val += self.c2 / nv**2
-        return sympy.simplify(val) if not val.has(sympy.Float) else val
+        if val.has(sympy.Float):
+            return val
+        return sympy.factor(val) if _is_rational_function(val) else sympy.simplify(val)
 
     def latex(self) -> str:
         r"""LaTeX of :math:`E\,\mathrm{KL} = c_1/n + c_2/n^2 + O(n^{-3})`."""

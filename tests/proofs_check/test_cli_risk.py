@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import pytest
 import sympy
 from sympy.stats import Gamma
 
 from proofs_check import _cli_risk
+from proofs_check.cli import main
 from theory import asymptotics
 from theory.parsing import ParseError
 
@@ -109,3 +111,58 @@ def test_errors_are_value_errors(capsys):
         call(capsys, family="gama", truth="Gamma(2, 1)")
     with pytest.raises(ValueError, match="key=value"):
         call(capsys, family="binomial:total_count", truth="Bernoulli(1/2)")
+
+
+# ------------------------------------------------------------------ issue 14 item 6: speed
+def timed_main(capsys, argv):
+    """``divkit`` with a 10 s budget (the command's own limit, so a slow run fails fast)."""
+    start = time.monotonic()
+    rc = main([*argv, "--json", "--time-limit", "10"])
+    elapsed = time.monotonic() - start
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    return json.loads(captured.out), elapsed
+
+
+@pytest.mark.parametrize("num_classes", [2, 3, 4, 5])
+def test_categorical_default_truth_answers_within_the_budget(capsys, num_classes):
+    # before: "time limit of 60 s exceeded" from num_classes = 3 on
+    doc, elapsed = timed_main(capsys, ["derive", "risk", "--family",
+                                       f"categorical:num_classes={num_classes}"])
+    assert elapsed < 10, elapsed
+    ps = [sympy.Symbol(f"p{i + 1}", positive=True) for i in range(num_classes - 1)]
+    probs = (*ps, 1 - sum(ps))
+    names = {str(s): s for s in ps}
+    # independent reference (tests/theory/test_asymptotics.py::categorical_c2): the
+    # per-class Taylor expansion of sum_x p_x log(p_x / p_hat_x) with multinomial moments
+    assert sympy.sympify(doc["c1"]) == sympy.Rational(num_classes - 1, 2)
+    c2 = sympy.sympify(doc["c2"], locals=names)
+    assert sympy.cancel(c2 - (5 * sum(1 / p for p in probs) - 6 * num_classes + 1) / 12) == 0
+
+
+def test_categorical_numeric_finite_truth(capsys):
+    # Binomial(2, 1/3) on {0, 1, 2} is the categorical member (4/9, 4/9, 1/9)
+    doc, elapsed = timed_main(capsys, ["derive", "risk", "--family", "categorical:num_classes=3",
+                                       "--truth", "Binomial(2, 1/3)"])
+    assert elapsed < 10, elapsed
+    assert doc["c1"] == "1"
+    assert sympy.Rational(doc["c2"]) == (5 * (sympy.Rational(9, 4) * 2 + 9) - 18 + 1) / 12
+
+
+def test_beta_truth_answers_quickly(capsys):
+    # before: 8 s from the shell, 6-7 s of it in the command
+    doc, elapsed = timed_main(capsys, ["derive", "risk", "--family", "beta",
+                                       "--truth", "Beta(0.3, 7)"])
+    assert elapsed < 10, elapsed
+    assert doc["c1_value"] == pytest.approx(1, rel=1e-15)
+    # from the finite-difference reference of tests/theory/test_asymptotics.py
+    # (beta_reference(0.3, 7): Taylor coefficients of the KL itself, 60 digits, h = 1e-10)
+    assert doc["c2_value"] == pytest.approx(6.669134468483957, rel=1e-14)
+
+
+def test_bad_categorical_truth_is_one_clear_line(capsys):
+    rc = main(["derive", "risk", "--family", "categorical:num_classes=3",
+               "--truth", "Bernoulli(1/3)", "--time-limit", "10"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and "boundary of the mean space" in err[0]
