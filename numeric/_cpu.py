@@ -20,10 +20,11 @@ it computes :math:`r = p/q` once and evaluates the standardised term :math:`q F(
   float or the term overflowed.
 
 Rows are summed with Neumaier's compensation, the standardised terms and
-:math:`\sum_i (p_i - q_i)` separately (the caller adds :math:`f'(1)\sum_i (p_i - q_i)`);
-rows run in parallel (OpenMP) where the compiler supports it. float32 input is read as is
-and computed in float64. Without a C compiler the numpy path of
-:mod:`numeric._kernels` answers; ``DIVKIT_NO_CC=1`` forces it.
+:math:`\sum_i (p_i - q_i)` separately (the caller adds :math:`f'(1)\sum_i (p_i - q_i)`).
+Rows are spread over threads: Python threads calling the C function, which runs without
+the GIL (no OpenMP runtime, which is not fork-safe); ``DIVKIT_NUM_THREADS`` sets the
+count. float32 input is read as is and computed in float64. Without a C compiler the
+numpy path of :mod:`numeric._kernels` answers; ``DIVKIT_NO_CC=1`` forces it.
 """
 
 from __future__ import annotations
@@ -86,9 +87,6 @@ void {NAME}_rows_{TAG}(long long rows, long long V, const {IN} *restrict p,
        1 done, 0 an entry is negative, NaN or infinite (the caller then raises), 2 a term
        no C form could evaluate (the caller evaluates the row in numpy). Blocks of
        DK_BLOCK elements in passes: ratios, logs, terms, the rare fixes, the sums. */
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static)
-#endif
     for (long long row = 0; row < rows; ++row) {{
         const {IN} *pr = p + row * V;
         const {IN} *qr = q + row * V;
@@ -167,9 +165,6 @@ _DIFF = """
 void {NAME}_diff_{TAG}(long long rows, long long V, const {IN} *restrict p,
     const {IN} *restrict q, const unsigned char *restrict sel, double *restrict diff)
 {{
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic)
-#endif
     for (long long row = 0; row < rows; ++row) {{
         if (!sel[row]) {{
             continue;
@@ -391,19 +386,56 @@ _lock = threading.Lock()
 
 @functools.lru_cache(maxsize=1)
 def _flags() -> tuple | None:
-    """The compiler flags (OpenMP when the compiler takes it), or None without a compiler."""
-    from numeric.codegen import compile_c
+    """The compiler flags, or None without a compiler (or with ``DIVKIT_NO_CC`` set)."""
     from numeric.codegen._runtime import C_FLAGS, find_cc
 
     if os.environ.get("DIVKIT_NO_CC") or find_cc() is None:
         return None
-    base = tuple(f for f in C_FLAGS if f != "-O2") + ("-O3", "-fopenmp-simd", "-fno-math-errno")
-    probe = "#include <omp.h>\nint dk_probe(void) { return omp_get_max_threads(); }\n"
+    # -fopenmp-simd: the simd pragmas only (no OpenMP runtime, which is not fork-safe);
+    # rows are spread over Python threads (ctypes releases the GIL)
+    return tuple(f for f in C_FLAGS if f != "-O2") + ("-O3", "-fopenmp-simd", "-fno-math-errno")
+
+
+def threads() -> int:
+    """Threads the compiled path uses: ``DIVKIT_NUM_THREADS``, else the CPUs this process
+    may run on."""
+    env = os.environ.get("DIVKIT_NUM_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError(f"DIVKIT_NUM_THREADS must be an integer, got {env!r}") from None
     try:
-        compile_c(probe, flags=base + ("-fopenmp",))
-        return base + ("-fopenmp",)
-    except Exception:
-        return base
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+#: Fewest elements per thread worth a thread.
+_MIN_ELEMENTS_PER_THREAD = 1 << 16
+
+
+def _run_rows(fn, rows: int, v: int, arrays, itemsizes):
+    """``fn(rows, V, *pointers)`` over row ranges in parallel threads; the pointer of
+    ``arrays[k]`` advances by ``itemsizes[k]`` bytes per row (0: the same for every row)."""
+    n = min(threads(), rows, max(1, rows * v // _MIN_ELEMENTS_PER_THREAD))
+    bounds = [rows * k // n for k in range(n + 1)]
+
+    def call(lo, hi):
+        if hi > lo:
+            fn(hi - lo, v, *[None if a is None else a.ctypes.data + lo * step
+                             for a, step in zip(arrays, itemsizes, strict=True)])
+
+    if n == 1:
+        call(0, rows)
+        return
+    workers = [threading.Thread(target=call, args=(bounds[k], bounds[k + 1]))
+               for k in range(1, n)]
+    for w in workers:
+        w.start()
+    call(bounds[0], bounds[1])
+    for w in workers:
+        w.join()
 
 
 def available() -> bool:
@@ -453,9 +485,9 @@ def divergence_rows(bound, p, q):
     diff = np.empty(rows, dtype=np.float64)
     spread = np.empty(rows, dtype=np.float64)
     status = np.empty(rows, dtype=np.uint8)
-    getattr(lib, f"dk_prob_rows_{tag}")(rows, v, p.ctypes.data, q.ctypes.data, cst.ctypes.data,
-                                        std_sum.ctypes.data, diff.ctypes.data, spread.ctypes.data,
-                                        status.ctypes.data)
+    row_bytes = v * p.itemsize
+    _run_rows(getattr(lib, f"dk_prob_rows_{tag}"), rows, v,
+              [p, q, cst, std_sum, diff, spread, status], [row_bytes, row_bytes, 0, 8, 8, 8, 1])
     # f'(1) sum(p - q) is added to the standardised sum: where the rounding error of the
     # blockwise sum (about 2^-50 sum |p - q|) times |f'(1)| could reach 2^-46 of the
     # result, the sum again, compensated per element
@@ -465,6 +497,6 @@ def divergence_rows(bound, p, q):
             sel = (status == 1) & (df1 * 2.0 ** -50 * spread > 2.0 ** -46 * np.abs(std_sum))
         if sel.any():
             sel8 = np.ascontiguousarray(sel, dtype=np.uint8)
-            getattr(lib, f"dk_prob_diff_{tag}")(rows, v, p.ctypes.data, q.ctypes.data,
-                                                sel8.ctypes.data, diff.ctypes.data)
+            _run_rows(getattr(lib, f"dk_prob_diff_{tag}"), rows, v, [p, q, sel8, diff],
+                      [row_bytes, row_bytes, 1, 8])
     return std_sum, diff, status

@@ -27,12 +27,12 @@ V = 300  # one full block and a tail
 
 MEMBERS = [(name, {}) for name in fdiv.names()] + [
     ("js", {"beta": 2.0 ** -10}),
-    ("js", {"beta": 1.0 - 2.0 ** -24}),
-    ("alpha", {"alpha": 2.0}),
-    ("alpha", {"alpha": -1.0}),
-    ("alpha", {"alpha": 2.0 ** -40}),
-    ("power", {"alpha": 2.0}),
     ("power", {"alpha": 1.0 - 2.0 ** -24}),
+    pytest.param("js", {"beta": 1.0 - 2.0 ** -24}, marks=pytest.mark.slow),
+    pytest.param("alpha", {"alpha": 2.0 ** -40}, marks=pytest.mark.slow),
+    pytest.param("alpha", {"alpha": 2.0}, marks=pytest.mark.slow),
+    pytest.param("alpha", {"alpha": -1.0}, marks=pytest.mark.slow),
+    pytest.param("power", {"alpha": 2.0}, marks=pytest.mark.slow),
 ]
 
 
@@ -58,17 +58,17 @@ P, Q = _rows()
 def _scale(fd, p, q, value):
     """Error scale of a float evaluation (as in test_divergence.py): the size of the
     terms plus the condition of D in its inputs, plus |D| itself (zero-mass terms) and
-    |f'(1)| sum(p + q) (the rounding of an unnormalised row's mass difference)."""
+    |f'(1)| sum(p + q) 2^-40 (the rounding of an unnormalised row's mass difference).
+    A bound, so float64 (where it is finite) is accurate enough."""
     f = sympy.lambdify(ref.u, fd.f, "mpmath")
     df = sympy.lambdify(ref.u, sympy.diff(fd.f, ref.u), "mpmath")
-    with mpmath.workdps(60):
+    with mpmath.workdps(30):
         df1 = df(mpmath.mpf(1))
-        total = abs(value) + abs(df1) * (mpmath.fsum(p) + mpmath.fsum(q)) * mpmath.mpf(2) ** -40
-        for a, b in zip(p, q, strict=True):
-            if a > 0 and b > 0:
-                a, b = mpmath.mpf(a), mpmath.mpf(b)
-                total += abs(b * f(a / b)) + a * abs(df(a / b) - df1) * (
-                    1 + abs(mpmath.log(a)) + abs(mpmath.log(b)))
+        live = (p > 0) & (q > 0)
+        total = abs(value) + abs(df1) * float(np.sum(p) + np.sum(q)) * mpmath.mpf(2) ** -40
+        for a, b in zip(p[live], q[live], strict=True):
+            r = mpmath.mpf(a) / mpmath.mpf(b)
+            total += abs(b * f(r)) + a * abs(df(r) - df1) * (1 + abs(np.log(a)) + abs(np.log(b)))
         return float(total)
 
 
@@ -92,7 +92,8 @@ def test_compiled_rows_against_mpmath(name, params):
             assert err <= bound_i, (path, name, params, i, got[i], float(want), err, bound_i)
 
 
-@pytest.mark.parametrize(("name", "params"), MEMBERS[:12], ids=lambda x: str(x))
+@pytest.mark.parametrize(("name", "params"), [("kl", {}), ("js", {}), ("power", {}),
+                                             ("softened_rkl", {})], ids=lambda x: str(x))
 def test_float32_input_is_read_as_is_and_computed_in_float64(name, params):
     bound = forms(name, **params)
     p32, q32 = P.astype(np.float32), Q.astype(np.float32)
@@ -145,3 +146,47 @@ def test_source_compiles_cleanly_with_warnings_as_errors():
                                    "-c", str(src), "-o", str(Path(tmp) / "k.o")],
                                   capture_output=True, text=True)
             assert proc.returncode == 0, (name, proc.stderr)
+
+
+def _child_divergence(queue):
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.ones(4096), size=64)
+    q = rng.dirichlet(np.ones(4096), size=64)
+    queue.put(float(numeric.divergence("kl", p, q).sum()))
+
+
+def test_threads_survive_fork(monkeypatch):
+    """Rows run on several threads in the parent, then in a forked child (no runtime
+    state that deadlocks after fork, as OpenMP's does)."""
+    import multiprocessing
+
+    monkeypatch.setenv("DIVKIT_NUM_THREADS", "3")
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.ones(4096), size=64)
+    q = rng.dirichlet(np.ones(4096), size=64)
+    want = float(numeric.divergence("kl", p, q).sum())
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_divergence, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive, "the forked child hung"
+    assert queue.get(timeout=5) == want
+
+
+def test_thread_count_does_not_change_the_result(monkeypatch):
+    bound = forms("js")
+    rng = np.random.default_rng(2)
+    p = rng.dirichlet(np.ones(5000), size=37)
+    q = rng.dirichlet(np.ones(5000), size=37)
+    monkeypatch.setenv("DIVKIT_NUM_THREADS", "1")
+    one = _kernels.divergence_rows(bound, p, q)
+    monkeypatch.setenv("DIVKIT_NUM_THREADS", "4")
+    four = _kernels.divergence_rows(bound, p, q)
+    np.testing.assert_array_equal(one, four)  # rows are independent: bit for bit
+    monkeypatch.setenv("DIVKIT_NUM_THREADS", "two")
+    with pytest.raises(ValueError, match="DIVKIT_NUM_THREADS"):
+        _kernels.divergence_rows(bound, p, q)

@@ -86,8 +86,12 @@ def test_row_kernel_source_for_a_user_defined_divergence():
         _cuda_sources.row_kernel_source("kl", target="opencl")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(codegen.find_nvcc() is None, reason="nvcc not installed on this machine")
 def test_generated_cuda_sources_compile_with_nvcc(regenerated):
+    # nvcc takes 20 s a source here: the slow tier; the default tier compiles the printers'
+    # sources with nvcc (test_codegen_printers.py) and every row kernel for the host
+    # through the CUDA emulation header (test_cuda_emulated.py)
     sources = [text for name, text in regenerated.items() if name.endswith(".cu")]
     assert codegen.nvcc_check(*sources)
 

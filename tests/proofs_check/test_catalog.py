@@ -75,13 +75,12 @@ def _violation_ball(claim: Claim, point: dict) -> flint.arb:
     return reference.ball(rhs - lhs, point, dps=40)
 
 
-def test_known_false_claims_are_violated_with_arb_checked_counterexamples(full_catalog_run):
-    _status, verdicts, _seconds = full_catalog_run
-    by_name = {v["claim"]: v for v in verdicts}
-    false = [e.name for e in catalog.entries() if "false" in e.tags]
-    assert len(false) >= 6
-    for name in false:
-        v = by_name[name]
+def _known_false_are_violated(verdicts):
+    false = {e.name for e in catalog.entries() if "false" in e.tags}
+    checked = [v for v in verdicts if v["claim"] in false]
+    assert len(checked) >= 6
+    for v in checked:
+        name = v["claim"]
         assert v["status"] == "violated", (name, v["detail"])
         assert v["counterexample"], name
         claim = catalog.get(name)
@@ -90,17 +89,24 @@ def test_known_false_claims_are_violated_with_arb_checked_counterexamples(full_c
         b = _violation_ball(claim, v["counterexample"])  # fresh evaluation with Arb
         assert b < 0, (name, b)
         assert abs(b.mid()) > b.rad(), (name, b)
+    return checked
 
 
-def test_full_catalog_verdicts_equal_expected(full_catalog_run):
-    status, verdicts, seconds = full_catalog_run
-    assert len(verdicts) == len(catalog.names())
-    assert seconds < 180
+def test_known_false_claims_are_violated_with_arb_checked_counterexamples(bounded_catalog_run):
+    checked = _known_false_are_violated(bounded_catalog_run[1])
+    assert any(isinstance(catalog.get(v["claim"]), Claim) for v in checked)  # an Arb ball
+
+
+@pytest.mark.slow
+def test_every_known_false_claim_is_violated(full_catalog_run):
+    checked = _known_false_are_violated(full_catalog_run[1])
+    assert len(checked) == sum("false" in e.tags for e in catalog.entries())
+
+
+def _verdicts_equal_expected(status, verdicts):
     wrong = [(v["claim"], v["status"], v["expected"], v["detail"][:200]) for v in verdicts
              if not v["ok"]]  # fmt: skip
     assert not wrong
-    reached = [v for v in verdicts if v["status"] in ("certified", "proved")]
-    assert len(reached) >= 8
     for v in verdicts:
         if v["status"] == "certified":
             assert v["engine"] == "certified"
@@ -109,6 +115,26 @@ def test_full_catalog_verdicts_equal_expected(full_catalog_run):
     assert status == (0 if all(v["ok"] for v in verdicts) else 1)
 
 
+def test_bounded_catalog_verdicts_equal_expected(bounded_catalog_run):
+    status, verdicts, _seconds = bounded_catalog_run
+    _verdicts_equal_expected(status, verdicts)
+    # every engine and every verdict of the catalog is exercised
+    assert {v["engine"] for v in verdicts} >= {"certified", "symbolic", "sampling", "callable",
+                                               "montecarlo", "power-law"}
+    assert {v["status"] for v in verdicts} == {"certified", "proved", "consistent", "violated"}
+
+
+@pytest.mark.slow
+def test_full_catalog_verdicts_equal_expected(full_catalog_run):
+    status, verdicts, seconds = full_catalog_run
+    assert len(verdicts) == len(catalog.names())
+    assert seconds < 180
+    _verdicts_equal_expected(status, verdicts)
+    reached = [v for v in verdicts if v["status"] in ("certified", "proved")]
+    assert len(reached) >= 8
+
+
+@pytest.mark.slow
 def test_every_kernel_validation_is_consistent(full_catalog_run):
     # every catalog f, numeric.divergence vs the 50-digit reference (nearly equal rows included)
     _status, verdicts, _s = full_catalog_run

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from proofs_check import catalog
 from proofs_check.cli import main
 
@@ -17,10 +19,10 @@ def test_table_for_a_few_claims(capsys):
 
 
 def test_json_has_one_object_per_claim(capsys):
-    status = main(["check", "--tag", "kkt", "--json"])
+    status = main(["check", "--tag", "asymptotics", "--json"])
     rows = json.loads(capsys.readouterr().out)
     assert status == 0
-    assert [r["claim"] for r in rows] == [e.name for e in catalog.select(tags=["kkt"])]
+    assert [r["claim"] for r in rows] == [e.name for e in catalog.select(tags=["asymptotics"])]
     for r in rows:
         assert {"status", "engine", "expected", "ok", "margin", "counterexample", "elapsed",
                 "source"} <= set(r)  # fmt: skip
@@ -47,6 +49,15 @@ def test_list(capsys):
     assert [r["name"] for r in rows] == catalog.names()
 
 
+def test_bounded_catalog_json(bounded_catalog_run):
+    status, verdicts, _seconds = bounded_catalog_run
+    assert isinstance(verdicts, list) and all(isinstance(v, dict) for v in verdicts)
+    names = [v["claim"] for v in verdicts]
+    assert len(set(names)) == len(names) and set(names) <= set(catalog.names())
+    assert status in (0, 1)
+
+
+@pytest.mark.slow
 def test_full_default_catalog_json(full_catalog_run):
     status, verdicts, seconds = full_catalog_run
     assert isinstance(verdicts, list)

@@ -184,6 +184,12 @@ FIXED = {
 SCALAR_FAMILIES = [n for n in expfam.names() if n != "diagonal_normal"]
 
 
+def _tiered(names, heavy):
+    """``names`` as parameters, those in ``heavy`` in the slow tier (``pytest -m slow``): the
+    default tier keeps the other families of the same test."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n in heavy else n for n in names]
+
+
 def test_names_cover_the_issue():
     assert set(expfam.names()) >= {
         "bernoulli", "binomial", "categorical", "poisson", "geometric", "exponential",
@@ -207,7 +213,7 @@ def test_log_density_matches_textbook(name):
             assert close(mp(expr.subs(x, pt)), ref(mp(pt)), mpmath.mpf(10) ** -45)
 
 
-@pytest.mark.parametrize("name", SCALAR_FAMILIES)
+@pytest.mark.parametrize("name", _tiered(SCALAR_FAMILIES, {"beta"}))
 @pytest.mark.parametrize("seed", [1, 2])
 def test_kl_closed_form_vs_numeric(name, seed):
     rng = random.Random(1000 * seed + len(name))
@@ -277,7 +283,8 @@ def test_renyi_symbolic_limit_is_kl():
     assert sympy.simplify(lim - fam.kl({"rate": l1}, {"rate": l2})) == 0
 
 
-@pytest.mark.parametrize("name", ["poisson", "gamma", "beta", "normal", "categorical"])
+@pytest.mark.parametrize("name", _tiered(["poisson", "gamma", "beta", "normal", "categorical"],
+                                         {"beta"}))
 @pytest.mark.parametrize("alpha", [sympy.Rational(1, 3), sympy.Rational(3, 2)])
 def test_renyi_bhattacharyya_hellinger_vs_numeric(name, alpha):
     rng = random.Random(23 + len(name))
@@ -347,7 +354,8 @@ def test_f_divergence_catalog_split():
     assert issubclass(expfam.NoClosedForm, ValueError)
 
 
-@pytest.mark.parametrize("name", ["bernoulli", "categorical", "poisson", "exponential", "normal"])
+@pytest.mark.parametrize("name", _tiered(["bernoulli", "categorical", "poisson", "exponential",
+                                          "normal"], {"normal"}))
 def test_f_divergence_closed_forms_vs_numeric(name):
     fdiv = pytest.importorskip("theory.fdiv")
     rng = random.Random(41 + len(name))
@@ -400,7 +408,7 @@ def test_f_divergence_infinite_when_mixture_leaves_domain():
     assert sym.subs({lp: 1, lq: 3}) == sympy.oo
 
 
-@pytest.mark.parametrize("name", SCALAR_FAMILIES)
+@pytest.mark.parametrize("name", _tiered(SCALAR_FAMILIES, {"beta"}))
 def test_mean_and_fisher_are_moments_of_T(name):
     rng = random.Random(77 + len(name))
     fixed = FIXED.get(name, {})
