@@ -395,20 +395,23 @@ def policy_from_reward(f, reward, ref_logp, *, beta, axis=-1, tol=None, max_iter
     beta = float(beta)
     if not (np.isfinite(beta) and beta > 0):
         raise ValueError(f"beta must be a finite positive number, got {beta}")
-    if not np.isfinite(r).all():
-        raise ValueError("reward must be finite")
-    if np.isnan(lr).any() or np.isposinf(lr).any():
-        raise ValueError("ref_logp must be finite or -inf (excluded action)")
     dt = _out_dtype(r, lr)
     ax = _axis(axis, r.ndim, "reward")
-    r2, batch = _rows(r.astype(np.float64), ax)
-    l2, _ = _rows(lr.astype(np.float64), ax)
-    if np.all(np.isneginf(l2), axis=-1).any():
+    r2, batch = _rows(np.asarray(r, dtype=np.float64), ax)
+    l2, _ = _rows(np.asarray(lr, dtype=np.float64), ax)
+    # one reduction each: a NaN propagates through max/min
+    if not (np.isfinite(r2.max()) and np.isfinite(r2.min())):
+        raise ValueError("reward must be finite")
+    lmax = float(l2.max())
+    if not lmax < np.inf:
+        raise ValueError("ref_logp must be finite or -inf (excluded action)")
+    if lmax == -np.inf:
         raise ValueError("ref_logp has a row with no support (all -inf)")
-    res = _alignment.policy(fm, r2, l2, beta=beta, tol=tol, max_iter=int(max_iter))
+    # (a row without support among others is refused where the reference is normalised)
+    res = _alignment.policy(fm, r2, l2, beta=beta, tol=tol, max_iter=int(max_iter), lmax=lmax)
     pol = res.policy.reshape(batch + (r2.shape[-1],))
     pol = np.moveaxis(pol, -1, ax) if ax != r.ndim - 1 else pol
-    return PolicyResult(policy=np.ascontiguousarray(pol).astype(dt),
+    return PolicyResult(policy=np.ascontiguousarray(pol).astype(dt, copy=False),
                         normalizer=res.normalizer.reshape(batch),
                         converged=res.converged.reshape(batch),
                         iterations=res.iterations)

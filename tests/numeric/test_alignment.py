@@ -337,11 +337,8 @@ def test_policy_random_rows_all_converge(name):
     _assert_kkt_float(fd, r, lref, 0.01, res)
 
 
-# softened_rkl is left out of the 10^5-row tier: on that sample 17 rows do not converge
-# (reported, NaN, converged False) and a few converged rows miss the KKT tolerance by 1.3x;
-# issue 13 stays open on it. Its 2*10^4-row check above passes.
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in STRICT if n != "softened_rkl"])
+@pytest.mark.parametrize("name", STRICT)
 def test_policy_1e5_random_rows_all_converge(name):
     fd = fdiv.get(name)
     rng = np.random.default_rng(7)
