@@ -81,8 +81,9 @@ _PREDICT_MAX = 0.3
 _LOOSE_FIRST = 0.03
 _LOOSE = 3e-3
 _STRICT_BELOW = 3e-2
-#: Warm start: first order while every predicted move of log u is below _PREDICT_LINEAR.
-_PREDICT_LINEAR = 1e-3
+#: Warm start: a Halley step (no logarithm) while every predicted move of log u is below
+#: _PREDICT_HALLEY.
+_PREDICT_HALLEY = 0.05
 #: A row with |P - 1| <= _TAYLOR_EPS after an exact evaluation takes its last Newton step
 #: without another one when no u moves by more than _TAYLOR_REL (relative): u there is the
 #: second-order Taylor expansion, whose error is of order _TAYLOR_REL^3 = 1e-15.
@@ -354,11 +355,21 @@ class _Inverse:
 
         slope = fm.reward_slope
         h = cheapest(_h_candidates(fm, fd), h_ok) or fm.reward
-        d1 = _d_ds(_in_e(h))
-        r1 = cheapest(_forms_of(1 / d1) + _forms_of(1 / slope), r1_ok) or 1 / slope
-        d2 = _d_ds(_in_e(1 / r1))
-        hm = cheapest(_forms_of(d2 * r1 / 2) + _forms_of(sympy.diff(slope, ELL) / (2 * slope)),
-                      hm_ok) or sympy.diff(slope, ELL) / (2 * slope)
+        # 1/h' = 1/(u f2(u)) and h''/(2h') = (1 + u f3(u)/f2(u))/2 from theory's f2 = f'',
+        # then from the derivatives of h, then the rewritten forms
+        e = sympy.exp(ELL)
+        try:
+            d2f = sympy.cancel(fd.d2f)
+            in_u = [sympy.cancel(1 / (u * d2f)).subs(u, e),
+                    sympy.cancel((1 + u * sympy.diff(d2f, u) / d2f) / 2).subs(u, e)]
+        except Exception:  # noqa: BLE001 - sympy may fail on exotic generators
+            in_u = [1 / slope, sympy.diff(slope, ELL) / (2 * slope)]
+        r1 = (cheapest(_forms_of(in_u[0]), r1_ok)
+              or cheapest(_forms_of(1 / _d_ds(_in_e(h))) + _forms_of(1 / slope), r1_ok)
+              or 1 / slope)
+        hm = (cheapest(_forms_of(in_u[1]), hm_ok)
+              or cheapest(_forms_of(_d_ds(_in_e(1 / r1)) * r1 / 2), hm_ok)
+              or sympy.diff(slope, ELL) / (2 * slope))
         fn = compile_numpy([_in_e(h), _in_e(r1), _in_e(hm)], [ELL, _E],
                            name="reward_inverse_terms")
         return fn, h
@@ -455,10 +466,10 @@ class _Inverse:
             exact = self.exact(t, np.log(uu))
             # an underflow to 0 is exact where t is within rounding of f'(0+)
             exact |= (uu == 0) & (np.abs(t - self.a) <= 16 * _EPS * np.abs(t))
-            # derivatives: no NaN, Φ' >= 0, finite for u up to 1e100 (Φ' ~ u^2 may overflow
-            # beyond, as h'(s) underflows: the normaliser then bisects)
+            # derivatives: no NaN, Φ' >= 0, finite for u in [1e-100, 1e100] (beyond, h'(s)
+            # may under- or overflow: the normaliser then bisects)
             slopes = ~np.isnan(du) & (du >= 0) & ~np.isnan(d2u)
-            slopes &= (np.isfinite(du) & np.isfinite(d2u)) | ~(uu <= 1e100)
+            slopes &= (np.isfinite(du) & np.isfinite(d2u)) | ~((uu <= 1e100) & (uu >= 1e-100))
         return bool(exact.all() and slopes.all())
 
     def _guess_table(self):
@@ -480,10 +491,10 @@ class _Inverse:
         with np.errstate(all="ignore"):
             return tuple(_writable(x, s.shape) for x in self.terms(s, np.exp(-s)))
 
-    def h_only(self, s):
-        """h(s) alone."""
+    def h_only(self, s, e=None):
+        """h(s) alone (``e``: exp(-s) when the caller has it)."""
         with np.errstate(all="ignore"):
-            return _writable(self._h_only(s, np.exp(-s))[0], s.shape)
+            return _writable(self._h_only(s, np.exp(-s) if e is None else e)[0], s.shape)
 
     def guess(self, t):
         """A starting point in s = log Φ(t) (within about 0.1 of the root)."""
@@ -636,7 +647,7 @@ class _Inverse:
             with np.errstate(all="ignore"):
                 if lo_all or self.clamp == "none":
                     uu, du, d2u = self.closed(t)
-                elif self.clamp == "clamp":
+                elif self.clamp == "clamp":  # (Φ, Φ', Φ'' finite at a)
                     above = t > a
                     uu, du, d2u = self.closed(np.maximum(t, a))
                     du *= above
@@ -662,12 +673,11 @@ class _Inverse:
                 d2u += 1.0
                 d2u *= r1
                 d2u *= du
-            if not lo_all:
-                above = t > a
-                uu *= above
-                du *= above
-                d2u *= above
-                ok |= ~above
+            if not lo_all:  # u = 0 at and below f'(0+)
+                below = t <= a
+                for x in (uu, du, d2u):
+                    np.copyto(x, 0.0, where=below)
+                ok |= below
             new_state = (s, r1, hm)
         if not hi_all:
             top = t >= b
@@ -703,6 +713,13 @@ def _blocks(n, K, rows=None):
     else:
         for start in range(0, rows.size, size):
             yield rows[start:start + size]
+
+
+def _rows_all(ok):
+    """ok.all(axis=-1) for a 2-d bool array, by counting."""
+    if ok.all():
+        return np.ones(ok.shape[0], dtype=bool)
+    return np.einsum("ij->i", (~ok).view(np.uint8)) == 0
 
 
 def _log_normaliser(lref, lmax):
@@ -783,8 +800,7 @@ class _Rows:
         for rows in _blocks(n, K):
             L = lref[rows]
             e, z, lz = _log_normaliser(L, lmax)
-            e /= z[:, None]
-            self.pref[rows] = e
+            pref = np.divide(e, z[:, None], out=self.pref[rows])
             self.lnorm[rows] = lz
             sigma = np.subtract(lz[:, None], L)  # -log pref
             smax = sigma.max()
@@ -806,24 +822,29 @@ class _Rows:
             # lam_lo: one action alone has mass 1 there (t_i = f'(1/pref_i)), every other
             # at most its own; so P(lam_lo) >= 1
             out = smax > inv.s_hi  # off the support, or f'(1/pref) beyond the finite range
-            hinv = inv.h_only(np.minimum(sigma, inv.s_hi) if out else sigma)
-            cand = rb - hinv
-            cand *= beta
+            # h(sigma) with exp(-sigma) = pref
+            hinv = (inv.h_only(np.minimum(sigma, inv.s_hi)) if out else
+                    inv.h_only(sigma, pref))
+            # (where f'(1/pref) rounds to f'(inf), that action cannot have mass 1 alone)
+            at_b = (hinv >= inv.b) if np.isfinite(inv.b) and hinv.max() >= inv.b else None
+            cand = np.subtract(rb, hinv, out=hinv)
             if out:
                 cand[sigma > inv.s_hi] = -np.inf
-            if np.isfinite(inv.b) and hinv.max() >= inv.b:
-                cand[hinv >= inv.b] = -np.inf
-            self.lam_lo[rows] = np.maximum(cand.max(axis=-1), lam_b)
+            if at_b is not None:
+                cand[at_b] = -np.inf
+            self.lam_lo[rows] = np.maximum(cand.max(axis=-1) * beta, lam_b)
 
     def t(self, rows, lam):
         return self.rb[rows] - (lam * (1.0 / self.beta))[:, None]
 
 
-def _newton_rows(P, dP, d2P, exact, sure, la, lo, hi, beta, tol, k0):
+def _newton_rows(P, dP, d2P, exact, sure, la, lo, hi, beta, tol, k0, probed):
     """One safeguarded step on lambda for rows with P(la) = P and its derivatives; ``exact``:
     P is exact (the row may converge), ``sure``: the sign of P - 1 is (the bracket may move);
-    None: all rows. Returns the next lambda, the bracket, and per row: done, good
-    (converged) and the accepted |P - 1| (floor)."""
+    None: all rows; ``probed``: the size of the row's last probe step, 0 if none (updated
+    in place).
+    Returns the next lambda, the bracket, and per row: done, good (converged) and the
+    accepted |P - 1| (floor)."""
     with np.errstate(all="ignore"):
         # Newton on B_k(P) = (1 - P^-k)/k with k making B_k(P(lam)) flat to second order
         # here (cubic convergence); k = 0 is log P
@@ -842,18 +863,35 @@ def _newton_rows(P, dP, d2P, exact, sure, la, lo, hi, beta, tol, k0):
     scale = np.maximum(np.abs(la), beta)
     with np.errstate(invalid="ignore"):
         stalled = np.abs(cand - la) <= 8 * _EPS * scale
-        inside = (cand >= lo) & (cand <= hi) & ~stalled
+        inside = (cand > lo) & (cand < hi) & ~stalled  # (P is known at lo and hi)
         # how close to 1 any float lambda can bring P (a few ulps of lambda)
         floor = np.maximum(_COLLAPSED_TOL, 16 * _EPS * scale * np.abs(dP))
     new = np.where(inside, cand, 0.5 * (lo + hi))
     collapsed = (hi - lo) <= 4 * _EPS * scale
-    good = (np.abs(err) <= tol) | ((stalled | collapsed) & (np.abs(err) <= floor))
+    # a Newton step below the float resolution of lambda is no proof that the root is there
+    # (P may be steep here and flat beyond, e.g. next to lam_b): it ends the iteration only
+    # for |P - 1| <= _COLLAPSED_TOL; else the row bisects until its bracket collapses
+    good = (np.abs(err) <= tol) | (stalled & (np.abs(err) <= _COLLAPSED_TOL))
+    good |= collapsed & (np.abs(err) <= floor)
     done = good | collapsed
+    # such a row probes towards the root, a few ulps of lambda and four times further after
+    # each probe that did not cross it (the bracket collapses where the root is within
+    # float resolution), and bisects once a probe would leave the bracket
+    stuck = stalled & ~done
+    if exact is not None:
+        stuck &= exact
+    step = np.maximum(np.maximum(2 * np.abs(cand - la), 2 * _EPS * scale), 4 * probed)
+    at = la + np.where(err > 0, step, -step)
+    probe = stuck & (at > lo) & (at < hi)
+    new = np.where(probe, at, new)
+    probed[:] = np.where(probe, step, 0.0)
     if exact is not None:
         good &= exact
         done &= exact
-        # an inexact row stays at its lambda while its elements converge
-        new = np.where(exact | ~stalled, new, la)
+        # a row whose P is approximate takes its Newton step, bisects where the sign of
+        # P - 1 is certain and the step is not below float resolution, and otherwise stays
+        # (its next evaluation is exact where |P - 1| is small)
+        new = np.where(exact | inside | (sure & ~stalled), new, la)
     return np.where(done, la, new), lo, hi, done, good, floor
 
 
@@ -876,7 +914,7 @@ def policy(fm: DivergenceForms, r, lref, *, beta: float, tol, max_iter: int,
     ib = 1.0 / beta
     lam = st.lam_lo.copy()
     lo, hi = st.lam_lo.copy(), np.full(n, -beta * inv.df1)
-    converged, allow = np.zeros(n, dtype=bool), np.zeros(n)
+    converged, allow, probed = np.zeros(n, dtype=bool), np.zeros(n), np.zeros(n)
     active = None  # a mask of the rows still iterating; None: all
     numeric_inv = inv.closed is None
     u_all = np.empty((n, K))
@@ -898,8 +936,11 @@ def policy(fm: DivergenceForms, r, lref, *, beta: float, tol, max_iter: int,
                 dt = dlam[rows] * (-ib)
                 with np.errstate(all="ignore"):
                     ds = dt[:, None] * r1_prev
-                    reach = np.abs(ds).max()
-                    if reach <= _PREDICT_LINEAR:  # first order: error ~ m ds^2/2
+                    reach = max(ds.max(), -ds.min())
+                    if reach <= _PREDICT_HALLEY:  # a Halley step: error ~ ds^3
+                        den = hm_prev * ds
+                        den += 1.0
+                        ds /= den
                         ds += s_prev
                         state = np.clip(ds, inv.s_lo, inv.s_hi, out=ds)
                     else:
@@ -921,15 +962,17 @@ def policy(fm: DivergenceForms, r, lref, *, beta: float, tol, max_iter: int,
                 d2P = np.einsum("ij,ij->i", PR, d2u) * (ib * ib)
             exact = sure = None
             if ok is not None:
-                exact = np.ones(la.shape, dtype=bool) if ok.all() else ok.all(axis=-1)
+                exact = _rows_all(ok)
                 strict = acc <= _ACCEPT
                 # P is within ~acc^3 (relative) of its value: the sign of P - 1 is certain
                 # where |P - 1| is well above that
                 sure = exact & (strict | (np.abs(P - 1.0) > 100 * acc**3))
                 exact &= strict
                 eps[rows] = np.abs(P - 1.0)
+            probing = probed[rows]
             nxt, lo[rows], hi[rows], done, good, floor = _newton_rows(
-                P, dP, d2P, exact, sure, la, lo[rows], hi[rows], beta, tol, inv.k)
+                P, dP, d2P, exact, sure, la, lo[rows], hi[rows], beta, tol, inv.k, probing)
+            probed[rows] = probing
             # rows a tiny step from the root: u there by second-order Taylor, no evaluation
             near = ~done & (np.abs(P - 1.0) <= _TAYLOR_EPS)
             if exact is not None:
@@ -961,22 +1004,30 @@ def policy(fm: DivergenceForms, r, lref, *, beta: float, tol, max_iter: int,
 
 def _taylor_finish(uu, du, d2u, PR, la, nxt, near, ib, tol):
     """The rows of ``near`` whose step to ``nxt`` moves every u = Φ(t) by at most _TAYLOR_REL
-    (relative) and whose P there, with u from the second-order Taylor expansion in t (error
-    ~ _TAYLOR_REL^3, below 1e-15 relative), is within ``tol`` of 1: their indices and u."""
+    (relative: |Φ'(t) dt| <= _TAYLOR_REL Φ(t)) and whose P there, with u from the
+    second-order Taylor expansion in t (error ~ _TAYLOR_REL^3, below 1e-15 relative), is
+    within ``tol`` of 1: their indices and their new u."""
     idx = np.flatnonzero(near)
-    dt = ((la[idx] - nxt[idx]) * ib)[:, None]  # t' - t
-    U = uu[idx]
-    d1 = du[idx] * dt
+    few = 2 * idx.size < near.size  # gather those rows, else work on the whole block
+    dt = ((la - nxt) * ib)[idx if few else slice(None)][:, None]  # t' - t
+    U, D1, D2 = (x[idx] for x in (uu, du, d2u)) if few else (uu, du, d2u)
     with np.errstate(all="ignore"):
-        small = np.all(np.abs(d1) <= _TAYLOR_REL * U, axis=-1)
-        d2 = d2u[idx] * dt
-        d2 *= dt
-        d2 *= 0.5
-        d2 += d1
-        d2 += U
-        P = np.einsum("ij,ij->i", PR[idx], d2)
-    fin = small & (np.abs(P - 1.0) <= tol)
-    return idx[fin], d2[fin]
+        small = _rows_all(np.abs(dt) * D1 <= _TAYLOR_REL * U)
+        if not few:
+            small &= near
+        if not small.any():
+            return idx[:0], None
+        sel = np.flatnonzero(small)
+        dt, U, D1, D2 = dt[sel], U[sel], D1[sel], D2[sel]
+        new = D2 * dt
+        new *= 0.5
+        new += D1
+        new *= dt
+        new += U
+        rows = idx[sel] if few else sel
+        P = np.einsum("ij,ij->i", PR[rows], new)
+    fin = np.abs(P - 1.0) <= tol
+    return rows[fin], new[fin]
 
 
 def _finish(inv, st, fm, u_all, s_all, lam, converged, allow, tol, it, lref):
