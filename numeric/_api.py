@@ -341,7 +341,8 @@ def policy_from_reward(f, reward, ref_logp, *, beta, axis=-1, tol=None, max_iter
     Where :math:`(r_i-\lambda)/\beta \le f'(0^+)` the optimal :math:`\pi_i` is 0
     (complementary slackness); :math:`(f')^{-1}` is ``f.policy_map`` when sympy found a
     closed form (a softmax when :math:`f' = c\log u + d`), otherwise an exact vectorised
-    numeric inverse of :math:`f'` (safeguarded model-Newton steps on :math:`\log u`).
+    numeric inverse of :math:`f'` (Halley steps on :math:`\log u` from a table of local
+    models, warm-started across iterations; bracketed steps on the stragglers only).
 
     Parameters
     ----------
@@ -364,7 +365,8 @@ def policy_from_reward(f, reward, ref_logp, *, beta, axis=-1, tol=None, max_iter
         1e-12 in :math:`\pi_i` (or to the rounding of the right side) wherever
         :math:`\pi_i > 0`, and has :math:`\pi_i = 0` only where the right side is at most
         :math:`f'(0^+)`. See :mod:`numeric._alignment` for the solvers (softmax for KL, one
-        pass; 2–6 iterations typically otherwise).
+        pass; otherwise 2–3.5 iterations per row on average, measured, the slowest rows up to
+        about 13, next to :math:`f'(\infty)`).
     max_iter : int
         Iterations of the safeguarded (Box–Cox) Newton/bisection on :math:`\lambda`.
 

@@ -399,6 +399,37 @@ def test_normaliser_step_below_resolution_is_no_convergence():
     assert lo[0] == -0.2 and hi[0] == 0.0 and -0.2 < nxt[0] < 0.0
 
 
+@pytest.mark.parametrize("name", STRICT)
+def test_policy_subnormal_reference_entry_with_the_top_reward(name):
+    """pi_ref = e^-720 (subnormal) on the action whose reward leads by 900 beta: where f'(inf)
+    is finite its t sits at f'(inf) to float resolution and it takes the mass the others
+    leave; otherwise (jeffreys: u = e^720 overflows) the row is reported, never returned
+    wrong (a bad share of that mass was once rescaled and marked converged)."""
+    r, lref = np.array([[0.0, 10.0, 1.0]]), np.array([[0.0, -720.0, -1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = numeric.policy_from_reward(name, r, lref, beta=0.01)
+    if name == "jeffreys":
+        assert not res.converged.any() and np.isnan(res.policy).all()
+        return
+    assert res.converged.all()
+    # KKT at 30 digits (u = pi/pi_ref reaches e^720 here): f'(u) = t where pi > 0
+    fd = fdiv.get(name)
+    df = sympy.lambdify(u, fd.df, "mpmath")
+    pi, lam = res.policy[0], float(res.normalizer[0])
+    assert abs(pi.sum() - 1.0) <= 1e-12
+    with mpmath.workdps(30):
+        lz = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(x)) for x in lref[0]))
+        for i in np.flatnonzero(pi > 0):
+            ratio = mpmath.exp(mpmath.log(mpmath.mpf(pi[i])) - (mpmath.mpf(lref[0, i]) - lz))
+            t = (mpmath.mpf(r[0, i]) - mpmath.mpf(lam)) / mpmath.mpf("0.01")
+            assert abs(mpmath.re(df(ratio)) - t) <= 1e-9 * (1 + abs(t)), (name, i)
+        for i in np.flatnonzero(pi == 0):  # slackness, or pi below the float range
+            t = (mpmath.mpf(r[0, i]) - mpmath.mpf(lam)) / mpmath.mpf("0.01")
+            pref = mpmath.exp(mpmath.mpf(lref[0, i]) - lz)
+            assert mpmath.re(df(mpmath.mpf("1e-300") / pref)) >= t, (name, i)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "params"), [
     ("alpha", {"alpha": 2}), ("alpha", {"alpha": 5}), ("alpha", {"alpha": -1}),
