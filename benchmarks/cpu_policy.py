@@ -5,7 +5,7 @@
 For every strictly convex catalog f: the median wall time of ``policy_from_reward`` on
 random rewards (N(0, 1)) and reference log-probabilities, beta = 0.1, its ratio to a plain
 numpy softmax of ``log pi_ref + r / beta`` (the closed form for KL) measured in the same
-run (interleaved with it), the outer iterations of the slowest row and the mean number per
+run (just before it), the outer iterations of the slowest row and the mean number per
 row (from untimed runs with ``max_iter`` = 1, 2, ...: the share of rows converged by then),
 and whether every row converged.
 """
@@ -74,13 +74,9 @@ def main(argv=None):
         if not fdiv.get(name).strictly_convex:
             continue
         numeric.policy_from_reward(name, r[:4], lref[:4], beta=beta)  # compile, cache
-        t_sm, t_p = [], []
-        for _ in range(args.repeat):  # interleaved: both see the same machine load
-            t_sm.append(_median_time(softmax, 1)[0])
-            t, res = _median_time(lambda n=name: numeric.policy_from_reward(n, r, lref,
-                                                                            beta=beta), 1)
-            t_p.append(t)
-        t_sm, t_p = float(np.median(t_sm)), float(np.median(t_p))
+        t_sm, _ = _median_time(softmax, args.repeat)
+        t_p, res = _median_time(lambda n=name: numeric.policy_from_reward(n, r, lref, beta=beta),
+                                args.repeat)
         mean = _mean_iterations(name, r, lref, beta, res.iterations)
         print(f"{name:<14}{1e3 * t_p:9.1f}{1e3 * t_sm:12.1f}{t_p / t_sm:8.1f}{res.iterations:7d}"
               f"{mean:7.2f}  {bool(res.converged.all())}")
