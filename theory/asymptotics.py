@@ -553,7 +553,11 @@ def _cumulants_of_member(fam: ExponentialFamily, params: Mapping) -> TruthCumula
     converted = _to_field([fam.derivative(*k) for k in keys], bind=sub)
     if converted is not None:
         vals = {k: v.as_expr() for k, v in zip(keys, converted[1], strict=True)}
-        vals = {k: _simplify_symbolic(v) if v.atoms(sympy.Function) else v
+        # a rational function of polygammas of the parameters (Gamma, Beta) is as simple as
+        # it gets; simplify would spend a second on the nine cumulants of a Beta member
+        vals = {k: _simplify_symbolic(v)
+                if any(not isinstance(f, sympy.polygamma) for f in v.atoms(sympy.Function))
+                else v
                 for k, v in vals.items()}
     else:
         vals = {k: sympy.simplify(fam.derivative(*k).subs(sub, simultaneous=True))
@@ -1100,6 +1104,18 @@ def _is_rational_function(expr: sympy.Expr) -> bool:
         expr.is_rational_function()
 
 
+def _is_rational_in_polygammas(expr: sympy.Expr) -> bool:
+    """A ratio of polynomials in symbols and polygammas of them (the coefficients of the
+    Gamma and Beta families), without Floats. simplify finds nothing on these beyond
+    lowest terms, and takes seconds to find it."""
+    if not expr.free_symbols or expr.has(sympy.Float):
+        return False
+    funcs = expr.atoms(sympy.Function)
+    if not funcs or any(not isinstance(f, sympy.polygamma) for f in funcs):
+        return False
+    return expr.xreplace({f: sympy.Dummy() for f in funcs}).is_rational_function()
+
+
 def _simplify(expr: sympy.Expr) -> sympy.Expr:
     """Simplify a coefficient, with effort bounded by its size.
 
@@ -1110,12 +1126,27 @@ def _simplify(expr: sympy.Expr) -> sympy.Expr:
         return expr
     if _is_rational_function(expr):
         return sympy.factor(expr)  # what simplify would end with, without its search
+    if _is_rational_in_polygammas(expr):
+        return _lowest_terms(expr)  # the same, with polygammas as independent atoms
     if expr.is_number and sympy.count_ops(expr) > 30:
         return sympy.cancel(expr)
     if sympy.count_ops(expr) > 200:
-        return sympy.cancel(expr)
+        return _lowest_terms(expr)
     simple = sympy.simplify(expr)
     return simple if expr.is_number else sympy.factor(simple)
+
+
+def _lowest_terms(expr: sympy.Expr) -> sympy.Expr:
+    """``cancel``: one ratio of polynomials in lowest terms, the polynomials taken over the
+    expression's atoms (symbols, ``polygamma(1, a)``, ``log(2)``); through
+    :func:`_to_field`, which is several times faster than ``cancel`` on the long polygamma
+    coefficients of the Gamma and Beta families. The numerator is expanded, the (short)
+    denominator factored: for a Beta member it is a power of the Fisher determinant."""
+    converted = _to_field([expr])
+    if converted is None:
+        return sympy.cancel(expr)
+    elem = converted[1][0]
+    return elem.numer.as_expr() / sympy.factor(elem.denom.as_expr())
 
 
 @dataclass(frozen=True, eq=False)
@@ -1195,7 +1226,13 @@ class RiskExpansion:
             val += self.c2 / nv**2
         if val.has(sympy.Float):
             return val
-        return sympy.factor(val) if _is_rational_function(val) else sympy.simplify(val)
+        if _is_rational_function(val):
+            return sympy.factor(val)
+        # simplify takes seconds per call on the long polygamma coefficients of a symbolic
+        # Gamma or Beta member (20 s for the six rows of `divkit derive risk --family beta`)
+        if _is_rational_in_polygammas(val) or sympy.count_ops(val) > 200:
+            return _lowest_terms(val)
+        return sympy.simplify(val)
 
     def latex(self) -> str:
         r"""LaTeX of :math:`E\,\mathrm{KL} = c_1/n + c_2/n^2 + O(n^{-3})`."""
@@ -1253,7 +1290,12 @@ def mle_risk(family, *, truth, order: int = 2) -> RiskExpansion:
         raise ValueError(f"order must be 1 or 2, got {order!r}")
     fam = _family(family)
     cum, desc, member = _truth_cumulants(fam, truth)
-    theta, implicit, eqs = _projection(fam, cum)
+    if member and fam.inverse_mean_map is None:
+        # a member of the model is its own projection: θ* is its natural parameter, in
+        # closed form, even where the mean map has no closed-form inverse (Gamma, Beta)
+        theta, eqs = fam.to_natural(truth), None
+    else:
+        theta, _implicit, eqs = _projection(fam, cum)
     c1, c2 = _coefficients(fam, theta, cum, order)
     c1 = _simplify(c1)
     c2 = _simplify(c2) if c2 is not None else None
