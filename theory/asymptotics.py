@@ -222,18 +222,16 @@ class _MomentEngine:
             m = g(a + s) * g(b + r) * g(a + b) / (g(a) * g(b) * g(a + b + s + r))
         elif name == "UniformDistribution":
             lo, hi = args
-            if lo.is_nonnegative and hi.is_positive and (hi <= 1) is sympy.true:
-                xs = self._xs
-                m = sympy.integrate(xs**s * (1 - xs) ** r, (xs, lo, hi)) / (hi - lo)
-                if m.has(sympy.Integral):
-                    m = None
+            if lo == 0 and hi == 1:  # Beta(1, 1)
+                m = g(1 + s) * g(1 + r) / g(2 + s + r)
             elif lo == 0 and hi.is_positive:
                 m = hi**s / (s + 1)
             elif lo.is_positive and hi.is_positive:
                 m = (hi ** (s + 1) - lo ** (s + 1)) / ((s + 1) * (hi - lo))
-        if m is not None and name != "BetaDistribution" and not (
-            name == "UniformDistribution" and m.has(r)
-        ):
+        # E[X^s (1-X)^r] on any other interval inside (0, 1) is a difference of two
+        # hypergeometric functions whose derivatives sympy leaves unevaluated; the
+        # (1-X) log-moments of such a truth come from quadrature (moment, numeric truths)
+        if m is not None and not m.has(r):
             # (1-X) log-moments are only available from Beta-type transforms
             m = (m, s, None)
         elif m is not None:
@@ -323,6 +321,8 @@ class _MomentEngine:
                     if r is not None:
                         dv = dv.subs(r, 0)
                 val = _simplify_symbolic(_expand_gamma(dv))
+                if val.has(sympy.Derivative, sympy.Subs, sympy.Integral):
+                    val = None  # not in closed form: quadrature below (numeric truths)
             elif mlog == 0 and mlog1 == 0:
                 val = self._polynomial_moment(a)
             if val is None and self.numeric:
