@@ -585,7 +585,8 @@ def _family(family) -> ExponentialFamily:
 
 
 def _truth_cumulants(fam: ExponentialFamily, truth):
-    """Return (cumulants, description, well_specified_flag)."""
+    """Return (cumulants, description, standard parameters when the truth is a member of
+    the model, else None)."""
     if truth is None:
         raise ValueError(
             "truth is required: a sympy.stats random symbol, explicit cumulants "
@@ -595,29 +596,78 @@ def _truth_cumulants(fam: ExponentialFamily, truth):
     if isinstance(truth, TruthCumulants):
         cum = truth
         desc = "explicit cumulants"
-        member = False
+        member = None
     elif isinstance(truth, Mapping) and set(truth) >= {"mean", "cov", "third"}:
         extra = set(truth) - {"mean", "cov", "third"}
         if extra:
             raise ValueError(f"cumulant dict has unknown keys {sorted(extra)}")
         cum = TruthCumulants.from_values(truth["mean"], truth["cov"], truth["third"])
         desc = "explicit cumulants"
-        member = False
+        member = None
     elif isinstance(truth, Mapping):
         cum = _cumulants_of_member(fam, truth)
         desc = f"{fam.name}({', '.join(f'{k}={v}' for k, v in truth.items())})"
-        member = True
+        member = truth
     else:
-        cum = cumulants_of_statistic(fam, truth)
         rvs = _random_symbols(truth)
         desc = ", ".join(f"{r} ~ {sst.pspace(r).distribution}" for r in rvs)
-        member = False
+        member = _member_parameters(fam, truth)
+        if member is not None:
+            cum = _cumulants_of_member(fam, member)
+        else:
+            cum = cumulants_of_statistic(fam, truth)
     if len(cum.mean) != fam.dim:
         raise ValueError(
             f"the truth's cumulants have dimension {len(cum.mean)}, the {fam.name} family "
             f"has p = {fam.dim}"
         )
     return cum, desc, member
+
+
+def _member_parameters(fam: ExponentialFamily, truth):
+    r"""Standard parameters of a symbolic random-symbol truth that is a member of the
+    model (``Beta("X", a, 2)`` for the Beta family, ``Exponential("X", lam)`` for Gamma),
+    else None.
+
+    Only where it matters: the mean map has no closed-form inverse and the truth has
+    symbolic parameters, so that θ* would otherwise stay implicit (two digamma equations)
+    and the contraction run on symbols θ*, for minutes. The truth is a member when its
+    log-density, minus :math:`\log h(x)`, is affine in :math:`T(x)` with coefficients θ
+    free of x, on the family's support; a normalised density of that form has constant
+    term :math:`-\psi(	heta)`.
+    """
+    if not isinstance(truth, RandomSymbol) or len(fam.variables) != 1 \
+            or fam.inverse_mean_map is not None:
+        return None
+    ps = sst.pspace(truth)
+    if not isinstance(ps, sst.crv.SingleContinuousPSpace) or fam.discrete:
+        return None
+    if not ps.distribution.free_symbols or ps.domain.set.closure != fam.support[0].closure:
+        return None
+    x = fam.variables[0]
+    try:
+        dens = sst.density(truth)(x)
+    except (NotImplementedError, ValueError, TypeError):
+        return None
+    if dens.has(sympy.Piecewise):
+        return None
+    logd = sympy.expand(sympy.expand_log(sympy.log(dens) - fam.log_base_measure, force=True))
+    taus = [sympy.Dummy(f"T{i}") for i in range(fam.dim)]
+    # log-type statistics first, so that T = x does not also replace the x inside log(x)
+    order = sorted(range(fam.dim), key=lambda i: fam.statistic[i] == x)
+    for i in order:
+        logd = logd.subs(fam.statistic[i], taus[i])
+    if logd.has(x):
+        return None
+    theta = [sympy.diff(logd, t) for t in taus]
+    if any(th.has(x, *taus) for th in theta):
+        return None
+    if fam.in_domain(theta) is sympy.false:
+        return None
+    try:
+        return fam.from_natural(theta)
+    except (ValueError, TypeError):
+        return None
 
 
 # ============================================================================ projection
@@ -1174,7 +1224,8 @@ class RiskExpansion:
         Dimension of the model.
     order : int
     well_specified : bool
-        True when the truth was given as a member of the family.
+        True when the truth is a member of the family: given by its parameters, or a
+        random symbol recognised as one (:func:`_member_parameters`).
     """
 
     family: ExponentialFamily
@@ -1290,10 +1341,10 @@ def mle_risk(family, *, truth, order: int = 2) -> RiskExpansion:
         raise ValueError(f"order must be 1 or 2, got {order!r}")
     fam = _family(family)
     cum, desc, member = _truth_cumulants(fam, truth)
-    if member and fam.inverse_mean_map is None:
+    if member is not None and fam.inverse_mean_map is None:
         # a member of the model is its own projection: θ* is its natural parameter, in
         # closed form, even where the mean map has no closed-form inverse (Gamma, Beta)
-        theta, eqs = fam.to_natural(truth), None
+        theta, eqs = fam.to_natural(member), None
     else:
         theta, _implicit, eqs = _projection(fam, cum)
     c1, c2 = _coefficients(fam, theta, cum, order)
@@ -1302,7 +1353,7 @@ def mle_risk(family, *, truth, order: int = 2) -> RiskExpansion:
     return RiskExpansion(
         family=fam, truth=desc, cumulants=cum, eta_star=cum.mean, theta_star=theta,
         theta_star_equations=eqs, c1=c1, c2=c2, p=fam.dim, order=order,
-        well_specified=member,
+        well_specified=member is not None,
     )
 
 

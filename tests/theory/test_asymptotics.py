@@ -30,6 +30,7 @@ from sympy.stats import (
     Exponential,
     FiniteRV,
     Gamma,
+    LogNormal,
     NegativeBinomial,
     Normal,
     Poisson,
@@ -237,13 +238,46 @@ def test_order_one_and_evaluate_and_latex():
 
 
 def test_implicit_projection_gamma_symbolic_truth():
+    # LogNormal(mu, 1) is outside the Gamma model: theta* solves two digamma equations
+    mu = sympy.Symbol("mu", real=True)
+    risk = asymptotics.mle_risk("gamma", truth=LogNormal("X", mu, 1))
+    assert risk.theta_star_equations is not None and not risk.well_specified
+    assert len(risk.theta_star_equations) == 2
+    # at mu = 0: solve the equations, compare with the Taylor coefficients of the KL
+    eqs = [sympy.lambdify(risk.theta_star, (e.lhs - e.rhs).subs(mu, 0), modules="mpmath")
+           for e in risk.theta_star_equations]
+    c1, c2 = (sympy.lambdify(risk.theta_star, c.subs(mu, 0), modules="mpmath")
+              for c in (risk.c1, risk.c2))
+    with mpmath.workdps(80):
+        sol = mpmath.findroot(lambda t1, t2: [f(t1, t2) for f in eqs], (2, -1))
+        ref1, ref2 = gamma_lognormal_reference()
+        assert abs(c1(*sol) - ref1) < mpmath.mpf(10) ** -18
+        assert abs(c2(*sol) - ref2) < mpmath.mpf(10) ** -18
+
+
+def test_symbolic_member_given_as_random_symbol_is_recognised():
+    # Gamma(k, 1) is the Gamma member (k, rate 1): its own projection, c1 = p/2 (before:
+    # implicit digamma equations in theta1_star, theta2_star and c1 in those symbols)
     k = sympy.Symbol("k", positive=True)
     risk = asymptotics.mle_risk("gamma", truth=Gamma("X", k, 1))
-    assert risk.theta_star_equations is not None
-    assert len(risk.theta_star_equations) == 2
-    # substituting the well-specified solution theta* = (k, -1) gives c1 = p/2 = 1
-    val = risk.c1.subs(dict(zip(risk.theta_star, (k, -1), strict=True))).subs(k, R(7, 3))
-    assert abs(sympy.N(val - 1, 40)) < 1e-35
+    assert risk.theta_star == (k, -1) and risk.theta_star_equations is None
+    assert risk.c1 == 1 and risk.well_specified
+    ref = gamma_reference(R(7, 3), 1)[1]
+    with mpmath.workdps(DPS):
+        assert abs(mpf(risk.c2.subs(k, R(7, 3))) - ref) < mpmath.mpf(10) ** -18 * ref
+    # Beta(a, b): the same coefficients as the member given by its parameters
+    a, b = sympy.symbols("a b", positive=True)
+    t0 = time.perf_counter()
+    via_rv = asymptotics.mle_risk("beta", truth=Beta("X", a, b))
+    elapsed = time.perf_counter() - t0
+    via_params = asymptotics.mle_risk("beta", truth={"concentration1": a, "concentration0": b})
+    assert via_rv.theta_star == (a, b) and via_rv.c1 == 1
+    assert sympy.expand(via_rv.c2 - via_params.c2) == 0
+    assert elapsed < 5, elapsed  # before: 19 s (Beta(a, 2): over 60 s)
+    # not a member: a Weibull density is not affine in (log x, x)
+    lam = sympy.Symbol("lam", positive=True)
+    assert asymptotics._member_parameters(
+        expfam.get("gamma"), sympy.stats.Weibull("W", lam, k)) is None
 
 
 def test_numeric_projection_gamma_misspecified():
@@ -523,6 +557,43 @@ def gamma_reference(a, b, dps=80, h_exp=14):
             lambda t1, t2: (mpmath.digamma(t1) - mpmath.log(-t2), -t1 / t2),
             lambda t1, t2: [[pg(1, t1), -1 / t2], [-1 / t2, t1 / t2**2]],
             (a, -b), lambda idx: cums[tuple(sorted(idx))], h_exp)
+
+
+def gamma_lognormal_reference(dps=80, h_exp=14):
+    """c1, c2 of the Gamma family under a LogNormal(0, 1) truth (kl_taylor_reference): the
+    moments of T = (log X, X) = (Y, e^Y), Y standard normal, from
+    E[Y^a e^(kY)] = e^(k^2/2) E[(Z + k)^a] (Z standard normal), theta* by Newton on the
+    moment equations."""
+    with mpmath.workdps(dps):
+        def raw(a, k):  # E[Y^a e^(kY)]
+            gauss = [1, 0, 1, 0, 3]  # E[Z^j]
+            return mpmath.exp(mpmath.mpf(k) ** 2 / 2) * mpmath.fsum(
+                math.comb(a, j) * mpmath.mpf(k) ** (a - j) * gauss[j] for j in range(a + 1))
+
+        mu = [raw(1, 0), raw(0, 1)]
+
+        def cum(idx):  # E[prod (T_i - mu_i)], T_0 = Y, T_1 = e^Y, by expanding the product
+            terms = {(0, 0): mpmath.mpf(1)}
+            for i in idx:
+                nxt: dict = {}
+                for (a, k), c in terms.items():
+                    step = (a + 1, k) if i == 0 else (a, k + 1)
+                    nxt[step] = nxt.get(step, 0) + c
+                    nxt[a, k] = nxt.get((a, k), 0) - c * mu[i]
+                terms = nxt
+            return mpmath.fsum(c * raw(a, k) for (a, k), c in terms.items())
+
+        def mean(t1, t2):
+            return (mpmath.digamma(t1) - mpmath.log(-t2), -t1 / t2)
+
+        def jac(t1, t2):
+            return [[mpmath.polygamma(1, t1), -1 / t2], [-1 / t2, t1 / t2**2]]
+
+        theta = mpmath.findroot(lambda x, y: [g - e for g, e in zip(mean(x, y), mu,
+                                                                    strict=True)],
+                                (2, -1), J=jac)
+        return kl_taylor_reference(lambda t1, t2: mpmath.loggamma(t1) - t1 * mpmath.log(-t2),
+                                   mean, jac, (theta[0], theta[1]), cum, h_exp)
 
 
 def beta_uniform_reference(lo, hi, dps=80, h_exp=14):
