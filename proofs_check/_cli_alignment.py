@@ -17,6 +17,8 @@ import json
 
 import sympy
 
+from proofs_check import _cli_budget
+
 __all__ = ["run"]
 
 
@@ -48,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
             payload[key] = entry
         print(json.dumps(payload, indent=2, ensure_ascii=False))
         return 0
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"alignment forms of {args.target}:  policy first, D_f(pi||pi_ref), "
@@ -57,5 +58,5 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("value", overflow="fold")
     for _key, label, value in rows:
         table.add_row(label, _fmt(value, args.latex))
-    Console(width=140).print(table)
+    _cli_budget.console(width=140).print(table)
     return 0

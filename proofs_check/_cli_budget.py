@@ -11,12 +11,17 @@ grow without bound; the budget turns that into a clear message.
 Defaults: ``derive`` 60 s and 4 GiB, ``check`` 1800 s and 8 GiB (the whole catalog takes
 well under a minute). Without ``os.fork`` (Windows) the command runs in-process with the
 memory and recursion errors still reported in one line, and no time limit.
+
+When the reader of the output goes away (``divkit ... | head``), the command stops
+quietly, without a traceback, with status ``EXIT_BROKEN_PIPE`` = 128 + SIGPIPE = 141: the
+status a shell reports for a Unix tool that SIGPIPE ended (``yes | head``).
 """
 
 from __future__ import annotations
 
 import argparse
 import codecs
+import errno
 import os
 import re
 import select
@@ -24,12 +29,15 @@ import signal
 import sys
 import time
 
-__all__ = ["DEFAULTS", "EXIT_BUDGET", "add_arguments", "parse_memory", "run_limited"]
+__all__ = ["DEFAULTS", "EXIT_BROKEN_PIPE", "EXIT_BUDGET", "add_arguments", "broken_pipe",
+           "console", "parse_memory", "run_limited"]
 
 #: Per command: (seconds, bytes).
 DEFAULTS = {"derive": (60.0, 4 * 2**30), "check": (1800.0, 8 * 2**30)}
 #: Exit status of a command stopped by its budget.
 EXIT_BUDGET = 3
+#: Exit status when the output's reader has gone (128 + SIGPIPE, as a shell reports it).
+EXIT_BROKEN_PIPE = 128 + int(getattr(signal, "SIGPIPE", 13))
 
 _UNITS = {"": 2**20, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
@@ -70,6 +78,45 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 def _fmt_bytes(n: int) -> str:
     return f"{n / 2**30:g} GiB" if n >= 2**30 else f"{n / 2**20:g} MiB"
+
+
+def broken_pipe() -> int:
+    """Stop writing after EPIPE: point stdout and stderr at the null device; the exit status.
+
+    The interpreter flushes ``sys.stdout`` and ``sys.stderr`` on exit; with their reader
+    gone that flush would print "Exception ignored ... BrokenPipeError". Whatever is still
+    buffered goes to the null device instead (the reader no longer wants it).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # captured or closed: nothing to do
+            continue
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, fd)
+            finally:
+                os.close(devnull)
+        except OSError:
+            pass
+    return EXIT_BROKEN_PIPE
+
+
+def console(**kwargs):
+    """A ``rich.console.Console(**kwargs)`` whose broken pipe reaches ``divkit``'s main.
+
+    rich answers EPIPE with ``SystemExit(1)``; the commands raise ``BrokenPipeError`` instead
+    so that every path ends with the same status, ``EXIT_BROKEN_PIPE``.
+    """
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(errno.EPIPE, "the reader of the output has gone")
+
+    return _Console(**kwargs)
 
 
 def _guarded(fn, args, command: str, memory_limit: int) -> int:
@@ -132,6 +179,7 @@ def run_limited(fn, args, *, command: str, time_limit: float | None = None,
                r_err: (sys.stderr, codecs.getincrementaldecoder("utf-8")("replace"))}
     deadline = time.monotonic() + time_limit if time_limit else None
     timed_out = False
+    pipe_broken = False
     try:
         while streams:
             wait = None if deadline is None else deadline - time.monotonic()
@@ -142,13 +190,20 @@ def run_limited(fn, args, *, command: str, time_limit: float | None = None,
             for fd in ready:
                 chunk = os.read(fd, 65536)
                 out, dec = streams[fd]
-                if not chunk:
-                    out.write(dec.decode(b"", final=True))
-                    del streams[fd]
-                    os.close(fd)
-                    continue
-                out.write(dec.decode(chunk))
-                out.flush()
+                try:
+                    if not chunk:
+                        out.write(dec.decode(b"", final=True))
+                        out.flush()
+                        del streams[fd]
+                        os.close(fd)
+                        continue
+                    out.write(dec.decode(chunk))
+                    out.flush()
+                except BrokenPipeError:  # the reader went away (| head): stop the command
+                    pipe_broken = True
+                    break
+            if pipe_broken:
+                break
     finally:
         if timed_out or streams:
             try:
@@ -158,6 +213,8 @@ def run_limited(fn, args, *, command: str, time_limit: float | None = None,
         for fd in list(streams):
             os.close(fd)
     _, status = os.waitpid(pid, 0)
+    if pipe_broken:
+        return broken_pipe()
     if timed_out:
         print(f"divkit {command}: error: time limit of {time_limit:g} s exceeded (raise it with "
               "--time-limit SECONDS)", file=sys.stderr)

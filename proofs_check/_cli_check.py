@@ -19,6 +19,8 @@ import json
 import sys
 import time
 
+from proofs_check import _cli_budget
+
 __all__ = ["add_arguments", "run"]
 
 _STYLE = {
@@ -62,16 +64,14 @@ def _check_one(entry, budget, seed):
 
 def run(args) -> int:
     """Run ``divkit check``; returns the exit status."""
-    from rich.console import Console
-
     from proofs_check import catalog
 
     if args.budget is not None and args.budget <= 0:
         raise ValueError(f"--budget must be positive seconds, got {args.budget}")
     entries = catalog.select(args.claims or None, args.tags or None)
-    out = Console(highlight=False, soft_wrap=False)
+    out = _cli_budget.console(highlight=False, soft_wrap=False)
     if not out.is_terminal:
-        out = Console(highlight=False, soft_wrap=False, width=150)
+        out = _cli_budget.console(highlight=False, soft_wrap=False, width=150)
     if args.list:
         return _list(entries, args.json, out)
     verdicts = []
@@ -83,7 +83,7 @@ def run(args) -> int:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    err = Console(stderr=True)
+    err = _cli_budget.console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True) as progress:  # fmt: skip
         task = progress.add_task("checking", total=len(entries))

@@ -30,6 +30,7 @@ import sys
 import sympy
 import sympy.stats as sst
 
+from proofs_check import _cli_budget
 from theory import asymptotics, expfam
 from theory.parsing import DEFAULT_FUNCTIONS, ParseError, parse_expression, parse_number
 
@@ -212,10 +213,9 @@ def run(args) -> int:
         print(r"c_2 = " + sympy.latex(risk.c2))
         print(risk.latex())
         return 0
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout, width=120, soft_wrap=True, highlight=False)
+    console = _cli_budget.console(file=sys.stdout, width=120, soft_wrap=True, highlight=False)
     console.print(f"model: {fam!r}   truth: {label}", markup=False)
     console.print(f"theta* = {tuple(_show(t) for t in risk.theta_star)}", markup=False)
     if risk.theta_star_equations is not None:

@@ -11,7 +11,8 @@ Subcommands
 
 Every command takes ``--time-limit SECONDS`` and ``--memory-limit SIZE`` (defaults: derive
 60 s / 4 GiB, check 1800 s / 8 GiB; 0 disables) and ends with one line on stderr and exit
-status 3 when one is exceeded (``_cli_budget``).
+status 3 when one is exceeded (``_cli_budget``). When the output's reader goes away
+(``divkit ... | head``) a command stops quietly with status 141 (128 + SIGPIPE).
 
 Each subcommand lives in its own module (``_cli_derive``, ``_cli_risk``, ``_cli_check``)
 that provides ``add_arguments(parser)`` and ``run(args) -> int``; this module only wires
@@ -63,10 +64,14 @@ def main(argv: list[str] | None = None) -> int:
 
     The command runs within ``--time-limit``/``--memory-limit`` (proofs_check._cli_budget).
     """
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    return _cli_budget.run_limited(_run, args, command=args.command,
-                                   time_limit=args.time_limit, memory_limit=args.memory_limit)
+    try:
+        parser = _build_parser()
+        args = parser.parse_args(argv)
+        return _cli_budget.run_limited(_run, args, command=args.command,
+                                       time_limit=args.time_limit,
+                                       memory_limit=args.memory_limit)
+    except BrokenPipeError:  # `divkit ... | head`: the reader is gone; stop quietly
+        return _cli_budget.broken_pipe()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -222,18 +222,16 @@ class _MomentEngine:
             m = g(a + s) * g(b + r) * g(a + b) / (g(a) * g(b) * g(a + b + s + r))
         elif name == "UniformDistribution":
             lo, hi = args
-            if lo.is_nonnegative and hi.is_positive and (hi <= 1) is sympy.true:
-                xs = self._xs
-                m = sympy.integrate(xs**s * (1 - xs) ** r, (xs, lo, hi)) / (hi - lo)
-                if m.has(sympy.Integral):
-                    m = None
+            if lo == 0 and hi == 1:  # Beta(1, 1)
+                m = g(1 + s) * g(1 + r) / g(2 + s + r)
             elif lo == 0 and hi.is_positive:
                 m = hi**s / (s + 1)
             elif lo.is_positive and hi.is_positive:
                 m = (hi ** (s + 1) - lo ** (s + 1)) / ((s + 1) * (hi - lo))
-        if m is not None and name != "BetaDistribution" and not (
-            name == "UniformDistribution" and m.has(r)
-        ):
+        # E[X^s (1-X)^r] on any other interval inside (0, 1) is a difference of two
+        # hypergeometric functions whose derivatives sympy leaves unevaluated; the
+        # (1-X) log-moments of such a truth come from quadrature (moment, numeric truths)
+        if m is not None and not m.has(r):
             # (1-X) log-moments are only available from Beta-type transforms
             m = (m, s, None)
         elif m is not None:
@@ -323,6 +321,8 @@ class _MomentEngine:
                     if r is not None:
                         dv = dv.subs(r, 0)
                 val = _simplify_symbolic(_expand_gamma(dv))
+                if val.has(sympy.Derivative, sympy.Subs, sympy.Integral):
+                    val = None  # not in closed form: quadrature below (numeric truths)
             elif mlog == 0 and mlog1 == 0:
                 val = self._polynomial_moment(a)
             if val is None and self.numeric:
@@ -553,7 +553,11 @@ def _cumulants_of_member(fam: ExponentialFamily, params: Mapping) -> TruthCumula
     converted = _to_field([fam.derivative(*k) for k in keys], bind=sub)
     if converted is not None:
         vals = {k: v.as_expr() for k, v in zip(keys, converted[1], strict=True)}
-        vals = {k: _simplify_symbolic(v) if v.atoms(sympy.Function) else v
+        # a rational function of polygammas of the parameters (Gamma, Beta) is as simple as
+        # it gets; simplify would spend a second on the nine cumulants of a Beta member
+        vals = {k: _simplify_symbolic(v)
+                if any(not isinstance(f, sympy.polygamma) for f in v.atoms(sympy.Function))
+                else v
                 for k, v in vals.items()}
     else:
         vals = {k: sympy.simplify(fam.derivative(*k).subs(sub, simultaneous=True))
@@ -581,7 +585,8 @@ def _family(family) -> ExponentialFamily:
 
 
 def _truth_cumulants(fam: ExponentialFamily, truth):
-    """Return (cumulants, description, well_specified_flag)."""
+    """Return (cumulants, description, standard parameters when the truth is a member of
+    the model, else None)."""
     if truth is None:
         raise ValueError(
             "truth is required: a sympy.stats random symbol, explicit cumulants "
@@ -591,29 +596,78 @@ def _truth_cumulants(fam: ExponentialFamily, truth):
     if isinstance(truth, TruthCumulants):
         cum = truth
         desc = "explicit cumulants"
-        member = False
+        member = None
     elif isinstance(truth, Mapping) and set(truth) >= {"mean", "cov", "third"}:
         extra = set(truth) - {"mean", "cov", "third"}
         if extra:
             raise ValueError(f"cumulant dict has unknown keys {sorted(extra)}")
         cum = TruthCumulants.from_values(truth["mean"], truth["cov"], truth["third"])
         desc = "explicit cumulants"
-        member = False
+        member = None
     elif isinstance(truth, Mapping):
         cum = _cumulants_of_member(fam, truth)
         desc = f"{fam.name}({', '.join(f'{k}={v}' for k, v in truth.items())})"
-        member = True
+        member = truth
     else:
-        cum = cumulants_of_statistic(fam, truth)
         rvs = _random_symbols(truth)
         desc = ", ".join(f"{r} ~ {sst.pspace(r).distribution}" for r in rvs)
-        member = False
+        member = _member_parameters(fam, truth)
+        if member is not None:
+            cum = _cumulants_of_member(fam, member)
+        else:
+            cum = cumulants_of_statistic(fam, truth)
     if len(cum.mean) != fam.dim:
         raise ValueError(
             f"the truth's cumulants have dimension {len(cum.mean)}, the {fam.name} family "
             f"has p = {fam.dim}"
         )
     return cum, desc, member
+
+
+def _member_parameters(fam: ExponentialFamily, truth):
+    r"""Standard parameters of a symbolic random-symbol truth that is a member of the
+    model (``Beta("X", a, 2)`` for the Beta family, ``Exponential("X", lam)`` for Gamma),
+    else None.
+
+    Only where it matters: the mean map has no closed-form inverse and the truth has
+    symbolic parameters, so that θ* would otherwise stay implicit (two digamma equations)
+    and the contraction run on symbols θ*, for minutes. The truth is a member when its
+    log-density, minus :math:`\log h(x)`, is affine in :math:`T(x)` with coefficients θ
+    free of x, on the family's support; a normalised density of that form has constant
+    term :math:`-\psi(	heta)`.
+    """
+    if not isinstance(truth, RandomSymbol) or len(fam.variables) != 1 \
+            or fam.inverse_mean_map is not None:
+        return None
+    ps = sst.pspace(truth)
+    if not isinstance(ps, sst.crv.SingleContinuousPSpace) or fam.discrete:
+        return None
+    if not ps.distribution.free_symbols or ps.domain.set.closure != fam.support[0].closure:
+        return None
+    x = fam.variables[0]
+    try:
+        dens = sst.density(truth)(x)
+    except (NotImplementedError, ValueError, TypeError):
+        return None
+    if dens.has(sympy.Piecewise):
+        return None
+    logd = sympy.expand(sympy.expand_log(sympy.log(dens) - fam.log_base_measure, force=True))
+    taus = [sympy.Dummy(f"T{i}") for i in range(fam.dim)]
+    # log-type statistics first, so that T = x does not also replace the x inside log(x)
+    order = sorted(range(fam.dim), key=lambda i: fam.statistic[i] == x)
+    for i in order:
+        logd = logd.subs(fam.statistic[i], taus[i])
+    if logd.has(x):
+        return None
+    theta = [sympy.diff(logd, t) for t in taus]
+    if any(th.has(x, *taus) for th in theta):
+        return None
+    if fam.in_domain(theta) is sympy.false:
+        return None
+    try:
+        return fam.from_natural(theta)
+    except (ValueError, TypeError):
+        return None
 
 
 # ============================================================================ projection
@@ -1100,6 +1154,18 @@ def _is_rational_function(expr: sympy.Expr) -> bool:
         expr.is_rational_function()
 
 
+def _is_rational_in_polygammas(expr: sympy.Expr) -> bool:
+    """A ratio of polynomials in symbols and polygammas of them (the coefficients of the
+    Gamma and Beta families), without Floats. simplify finds nothing on these beyond
+    lowest terms, and takes seconds to find it."""
+    if not expr.free_symbols or expr.has(sympy.Float):
+        return False
+    funcs = expr.atoms(sympy.Function)
+    if not funcs or any(not isinstance(f, sympy.polygamma) for f in funcs):
+        return False
+    return expr.xreplace({f: sympy.Dummy() for f in funcs}).is_rational_function()
+
+
 def _simplify(expr: sympy.Expr) -> sympy.Expr:
     """Simplify a coefficient, with effort bounded by its size.
 
@@ -1110,12 +1176,27 @@ def _simplify(expr: sympy.Expr) -> sympy.Expr:
         return expr
     if _is_rational_function(expr):
         return sympy.factor(expr)  # what simplify would end with, without its search
+    if _is_rational_in_polygammas(expr):
+        return _lowest_terms(expr)  # the same, with polygammas as independent atoms
     if expr.is_number and sympy.count_ops(expr) > 30:
         return sympy.cancel(expr)
     if sympy.count_ops(expr) > 200:
-        return sympy.cancel(expr)
+        return _lowest_terms(expr)
     simple = sympy.simplify(expr)
     return simple if expr.is_number else sympy.factor(simple)
+
+
+def _lowest_terms(expr: sympy.Expr) -> sympy.Expr:
+    """``cancel``: one ratio of polynomials in lowest terms, the polynomials taken over the
+    expression's atoms (symbols, ``polygamma(1, a)``, ``log(2)``); through
+    :func:`_to_field`, which is several times faster than ``cancel`` on the long polygamma
+    coefficients of the Gamma and Beta families. The numerator is expanded, the (short)
+    denominator factored: for a Beta member it is a power of the Fisher determinant."""
+    converted = _to_field([expr])
+    if converted is None:
+        return sympy.cancel(expr)
+    elem = converted[1][0]
+    return elem.numer.as_expr() / sympy.factor(elem.denom.as_expr())
 
 
 @dataclass(frozen=True, eq=False)
@@ -1143,7 +1224,8 @@ class RiskExpansion:
         Dimension of the model.
     order : int
     well_specified : bool
-        True when the truth was given as a member of the family.
+        True when the truth is a member of the family: given by its parameters, or a
+        random symbol recognised as one (:func:`_member_parameters`).
     """
 
     family: ExponentialFamily
@@ -1195,7 +1277,13 @@ class RiskExpansion:
             val += self.c2 / nv**2
         if val.has(sympy.Float):
             return val
-        return sympy.factor(val) if _is_rational_function(val) else sympy.simplify(val)
+        if _is_rational_function(val):
+            return sympy.factor(val)
+        # simplify takes seconds per call on the long polygamma coefficients of a symbolic
+        # Gamma or Beta member (20 s for the six rows of `divkit derive risk --family beta`)
+        if _is_rational_in_polygammas(val) or sympy.count_ops(val) > 200:
+            return _lowest_terms(val)
+        return sympy.simplify(val)
 
     def latex(self) -> str:
         r"""LaTeX of :math:`E\,\mathrm{KL} = c_1/n + c_2/n^2 + O(n^{-3})`."""
@@ -1253,14 +1341,19 @@ def mle_risk(family, *, truth, order: int = 2) -> RiskExpansion:
         raise ValueError(f"order must be 1 or 2, got {order!r}")
     fam = _family(family)
     cum, desc, member = _truth_cumulants(fam, truth)
-    theta, implicit, eqs = _projection(fam, cum)
+    if member is not None and fam.inverse_mean_map is None:
+        # a member of the model is its own projection: θ* is its natural parameter, in
+        # closed form, even where the mean map has no closed-form inverse (Gamma, Beta)
+        theta, eqs = fam.to_natural(member), None
+    else:
+        theta, _implicit, eqs = _projection(fam, cum)
     c1, c2 = _coefficients(fam, theta, cum, order)
     c1 = _simplify(c1)
     c2 = _simplify(c2) if c2 is not None else None
     return RiskExpansion(
         family=fam, truth=desc, cumulants=cum, eta_star=cum.mean, theta_star=theta,
         theta_star_equations=eqs, c1=c1, c2=c2, p=fam.dim, order=order,
-        well_specified=member,
+        well_specified=member is not None,
     )
 
 

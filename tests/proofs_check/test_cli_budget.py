@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -53,3 +57,25 @@ def test_usage_errors_still_name_the_problem(capsys):
 def test_limits_are_validated(bad):
     with pytest.raises(SystemExit):
         main(["derive", "kl", "--time-limit", bad, "--memory-limit", bad])
+
+
+# `divkit ... | head`: the reader goes away; no traceback, the status a shell gives a tool
+# that SIGPIPE ended (128 + 13). The pipe's read end is closed before the command starts,
+# so every write fails with EPIPE, deterministically.
+@pytest.mark.parametrize("argv", [
+    ["derive", "risk", "--family", "categorical:num_classes=2"],     # relayed by the parent
+    ["derive", "risk", "--family", "poisson", "--json",               # in-process, print()
+     "--time-limit", "0", "--memory-limit", "0"],
+    ["derive", "kl", "--time-limit", "0", "--memory-limit", "0"],     # in-process, rich
+])
+def test_a_closed_pipe_ends_the_command_quietly(argv):
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "proofs_check.cli", *argv],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
+    finally:
+        os.close(write_end)
+    assert proc.stderr == ""
+    assert proc.returncode == 141 == 128 + signal.SIGPIPE

@@ -166,3 +166,34 @@ def test_bad_categorical_truth_is_one_clear_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
     assert len(err) == 1 and "boundary of the mean space" in err[0]
+
+
+# `--family beta` (symbolic member) and `--truth "Uniform(1/5,1/2)"` hit the 60 s limit,
+# `--family gamma` took 20 s. Reference values: tests/theory/test_asymptotics.py
+# (gamma_reference, beta_reference, beta_uniform_reference: Taylor coefficients of the KL
+# itself by finite differences at 80 digits, h = 1e-14, against the truth's cumulants).
+@pytest.mark.parametrize("family, at, c2_ref", [
+    ("gamma", {"concentration": sympy.Rational(5, 2), "rate": 3},
+     5.21471785038942420940574104731),
+    ("beta", {"concentration1": sympy.Rational(5, 2), "concentration0": sympy.Rational(3, 2)},
+     5.31710167105817987311198795161),
+])
+def test_gamma_and_beta_default_truth_answer_within_the_budget(capsys, family, at, c2_ref):
+    doc, elapsed = timed_main(capsys, ["derive", "risk", "--family", family])
+    assert elapsed < 10, elapsed
+    names = {k: sympy.Symbol(k, positive=True) for k in at}
+    # a member is its own projection: theta* is the member's natural parameter, c1 = p/2
+    assert doc["theta_star_equations"] is None
+    assert doc["c1"] == "1"
+    c2 = sympy.sympify(doc["c2"], locals=names)
+    assert "polygamma" in doc["c2"] and c2.free_symbols <= set(names.values())
+    value = sympy.N(c2.subs({names[k]: v for k, v in at.items()}), 30)
+    assert float(value) == pytest.approx(c2_ref, rel=1e-14)
+
+
+def test_beta_uniform_truth_answers_within_the_budget(capsys):
+    doc, elapsed = timed_main(capsys, ["derive", "risk", "--family", "beta",
+                                       "--truth", "Uniform(1/5,1/2)"])
+    assert elapsed < 10, elapsed
+    assert doc["c1_value"] == pytest.approx(0.705738777587448577091615090246, rel=1e-14)
+    assert doc["c2_value"] == pytest.approx(3.32589154605371424530652293253, rel=1e-14)

@@ -30,6 +30,7 @@ from sympy.stats import (
     Exponential,
     FiniteRV,
     Gamma,
+    LogNormal,
     NegativeBinomial,
     Normal,
     Poisson,
@@ -237,13 +238,46 @@ def test_order_one_and_evaluate_and_latex():
 
 
 def test_implicit_projection_gamma_symbolic_truth():
+    # LogNormal(mu, 1) is outside the Gamma model: theta* solves two digamma equations
+    mu = sympy.Symbol("mu", real=True)
+    risk = asymptotics.mle_risk("gamma", truth=LogNormal("X", mu, 1))
+    assert risk.theta_star_equations is not None and not risk.well_specified
+    assert len(risk.theta_star_equations) == 2
+    # at mu = 0: solve the equations, compare with the Taylor coefficients of the KL
+    eqs = [sympy.lambdify(risk.theta_star, (e.lhs - e.rhs).subs(mu, 0), modules="mpmath")
+           for e in risk.theta_star_equations]
+    c1, c2 = (sympy.lambdify(risk.theta_star, c.subs(mu, 0), modules="mpmath")
+              for c in (risk.c1, risk.c2))
+    with mpmath.workdps(80):
+        sol = mpmath.findroot(lambda t1, t2: [f(t1, t2) for f in eqs], (2, -1))
+        ref1, ref2 = gamma_lognormal_reference()
+        assert abs(c1(*sol) - ref1) < mpmath.mpf(10) ** -18
+        assert abs(c2(*sol) - ref2) < mpmath.mpf(10) ** -18
+
+
+def test_symbolic_member_given_as_random_symbol_is_recognised():
+    # Gamma(k, 1) is the Gamma member (k, rate 1): its own projection, c1 = p/2 (before:
+    # implicit digamma equations in theta1_star, theta2_star and c1 in those symbols)
     k = sympy.Symbol("k", positive=True)
     risk = asymptotics.mle_risk("gamma", truth=Gamma("X", k, 1))
-    assert risk.theta_star_equations is not None
-    assert len(risk.theta_star_equations) == 2
-    # substituting the well-specified solution theta* = (k, -1) gives c1 = p/2 = 1
-    val = risk.c1.subs(dict(zip(risk.theta_star, (k, -1), strict=True))).subs(k, R(7, 3))
-    assert abs(sympy.N(val - 1, 40)) < 1e-35
+    assert risk.theta_star == (k, -1) and risk.theta_star_equations is None
+    assert risk.c1 == 1 and risk.well_specified
+    ref = gamma_reference(R(7, 3), 1)[1]
+    with mpmath.workdps(DPS):
+        assert abs(mpf(risk.c2.subs(k, R(7, 3))) - ref) < mpmath.mpf(10) ** -18 * ref
+    # Beta(a, b): the same coefficients as the member given by its parameters
+    a, b = sympy.symbols("a b", positive=True)
+    t0 = time.perf_counter()
+    via_rv = asymptotics.mle_risk("beta", truth=Beta("X", a, b))
+    elapsed = time.perf_counter() - t0
+    via_params = asymptotics.mle_risk("beta", truth={"concentration1": a, "concentration0": b})
+    assert via_rv.theta_star == (a, b) and via_rv.c1 == 1
+    assert sympy.expand(via_rv.c2 - via_params.c2) == 0
+    assert elapsed < 5, elapsed  # before: 19 s (Beta(a, 2): over 60 s)
+    # not a member: a Weibull density is not affine in (log x, x)
+    lam = sympy.Symbol("lam", positive=True)
+    assert asymptotics._member_parameters(
+        expfam.get("gamma"), sympy.stats.Weibull("W", lam, k)) is None
 
 
 def test_numeric_projection_gamma_misspecified():
@@ -446,56 +480,147 @@ _STENCIL = [(0, 0, 1, 0, 0), (1, -8, 0, 8, -1), (-1, 16, -30, 16, -1), (-1, 2, 0
 _DIVISOR = [1, 12, 12, 2, 1]
 
 
+def kl_taylor_reference(psi, mean, jac, theta_star, cum, h_exp=10):
+    """c1, c2 by definition, at the current mpmath precision: the Taylor coefficients of
+    f(eta_hat) = KL(g_theta* || g_theta(eta_hat)), with theta(eta_hat) solved by Newton
+    (mpmath.findroot) on the mean equations, taken by finite differences on a 5 x 5 grid of
+    step h = 10**-h_exp (error O(h^2)), against the moments of the sample mean of T (the
+    truth's cumulants ``cum(idx)``): c1 = f_ij k_ij / 2, c2 = f_ijk k_ijk / 6 +
+    f_ijkl k_ij k_kl / 8. No inverse-function rule, no tensors of psi."""
+    h = mpmath.mpf(10) ** -h_exp
+    eta = mean(*theta_star)
+
+    def kl(e1, e2):
+        t1, t2 = mpmath.findroot(
+            lambda x, y: [m - e for m, e in zip(mean(x, y), (e1, e2), strict=True)],
+            theta_star, J=jac)
+        return (psi(t1, t2) - psi(*theta_star) - eta[0] * (t1 - theta_star[0])
+                - eta[1] * (t2 - theta_star[1]))
+
+    grid = {(u, v): kl(eta[0] + u * h, eta[1] + v * h)
+            for u in range(-2, 3) for v in range(-2, 3)}
+
+    def deriv(idx):
+        i, j = idx.count(0), idx.count(1)
+        tot = mpmath.fsum(_STENCIL[i][u + 2] * _STENCIL[j][v + 2] * grid[u, v]
+                          for u in range(-2, 3) for v in range(-2, 3))
+        return tot / (_DIVISOR[i] * _DIVISOR[j] * h ** (i + j))
+
+    rng = range(2)
+    c1 = mpmath.fsum(deriv((i, j)) * cum((i, j)) for i in rng for j in rng) / 2
+    c2 = (mpmath.fsum(deriv(ix) * cum(ix) for ix in itertools.product(rng, repeat=3)) / 6
+          + mpmath.fsum(deriv((i, j, k, m)) * cum((i, j)) * cum((k, m))
+                        for i, j, k, m in itertools.product(rng, repeat=4)) / 8)
+    return c1, c2
+
+
+def _beta_psi(t1, t2):
+    return mpmath.loggamma(t1) + mpmath.loggamma(t2) - mpmath.loggamma(t1 + t2)
+
+
+def _beta_mean(t1, t2):
+    return (mpmath.digamma(t1) - mpmath.digamma(t1 + t2),
+            mpmath.digamma(t2) - mpmath.digamma(t1 + t2))
+
+
+def _beta_jac(t1, t2):
+    s = mpmath.polygamma(1, t1 + t2)
+    return [[mpmath.polygamma(1, t1) - s, -s], [-s, mpmath.polygamma(1, t2) - s]]
+
+
 def beta_reference(a, b, dps=60, h_exp=10):
-    """c1, c2 of the Beta family under a Beta(a, b) truth, by definition: the Taylor
-    coefficients of f(eta_hat) = KL(g_theta* || g_theta(eta_hat)), with theta(eta_hat) solved
-    by Newton (mpmath.findroot) on the digamma equations, taken by finite differences on
-    a 5 x 5 grid of step h = 10**-h_exp (error O(h^2)), against the moments of the sample mean of
-    T = (log X, log(1-X)), whose cumulants are polygammas:
-    c1 = f_ij k_ij / 2, c2 = f_ijk k_ijk / 6 + f_ijkl k_ij k_kl / 8."""
+    """c1, c2 of the Beta family under a Beta(a, b) truth (kl_taylor_reference); the
+    cumulants of T = (log X, log(1-X)) are polygammas, the derivatives of log B(a+s, b+r)."""
     with mpmath.workdps(dps):
-        a, b, h = mpmath.mpf(a), mpmath.mpf(b), mpmath.mpf(10) ** -h_exp
+        a, b = mpmath.mpf(a), mpmath.mpf(b)
         pg = mpmath.polygamma
 
-        def psi(t1, t2):
-            return mpmath.loggamma(t1) + mpmath.loggamma(t2) - mpmath.loggamma(t1 + t2)
-
-        def mean(t1, t2):
-            return (mpmath.digamma(t1) - mpmath.digamma(t1 + t2),
-                    mpmath.digamma(t2) - mpmath.digamma(t1 + t2))
-
-        def jac(t1, t2):
-            s = pg(1, t1 + t2)
-            return [[pg(1, t1) - s, -s], [-s, pg(1, t2) - s]]
-
-        eta = mean(a, b)
-
-        def kl(e1, e2):
-            t1, t2 = mpmath.findroot(
-                lambda x, y: [m - e for m, e in zip(mean(x, y), (e1, e2), strict=True)],
-                (a, b), J=jac)
-            return psi(t1, t2) - psi(a, b) - eta[0] * (t1 - a) - eta[1] * (t2 - b)
-
-        grid = {(u, v): kl(eta[0] + u * h, eta[1] + v * h)
-                for u in range(-2, 3) for v in range(-2, 3)}
-
-        def deriv(idx):
-            i, j = idx.count(0), idx.count(1)
-            tot = mpmath.fsum(_STENCIL[i][u + 2] * _STENCIL[j][v + 2] * grid[u, v]
-                              for u in range(-2, 3) for v in range(-2, 3))
-            return tot / (_DIVISOR[i] * _DIVISOR[j] * h ** (i + j))
-
-        def cum(idx):  # joint cumulants of (log X, log(1-X)): derivatives of log B(a+s, b+r)
+        def cum(idx):
             m = len(idx) - 1
             return ((pg(m, a) if set(idx) == {0} else 0) + (pg(m, b) if set(idx) == {1} else 0)
                     - pg(m, a + b))
 
-        rng = range(2)
-        c1 = mpmath.fsum(deriv((i, j)) * cum((i, j)) for i in rng for j in rng) / 2
-        c2 = (mpmath.fsum(deriv(ix) * cum(ix) for ix in itertools.product(rng, repeat=3)) / 6
-              + mpmath.fsum(deriv((i, j, k, m)) * cum((i, j)) * cum((k, m))
-                            for i, j, k, m in itertools.product(rng, repeat=4)) / 8)
-        return c1, c2
+        return kl_taylor_reference(_beta_psi, _beta_mean, _beta_jac, (a, b), cum, h_exp)
+
+
+def gamma_reference(a, b, dps=80, h_exp=14):
+    """c1, c2 of the Gamma family under a Gamma(a, rate b) truth (kl_taylor_reference);
+    the cumulants of T = (log X, X) are the derivatives at 0 of the cumulant generating
+    function log E[X^s e^(tX)] = log Gamma(a+s) - log Gamma(a) - (a+s) log(b-t) + a log b."""
+    with mpmath.workdps(dps):
+        a, b = mpmath.mpf(a), mpmath.mpf(b)
+        pg = mpmath.polygamma
+        cums = {(0, 0): pg(1, a), (0, 1): 1 / b, (1, 1): a / b**2, (0, 0, 0): pg(2, a),
+                (0, 0, 1): 0, (0, 1, 1): 1 / b**2, (1, 1, 1): 2 * a / b**3}
+        return kl_taylor_reference(
+            lambda t1, t2: mpmath.loggamma(t1) - t1 * mpmath.log(-t2),
+            lambda t1, t2: (mpmath.digamma(t1) - mpmath.log(-t2), -t1 / t2),
+            lambda t1, t2: [[pg(1, t1), -1 / t2], [-1 / t2, t1 / t2**2]],
+            (a, -b), lambda idx: cums[tuple(sorted(idx))], h_exp)
+
+
+def gamma_lognormal_reference(dps=80, h_exp=14):
+    """c1, c2 of the Gamma family under a LogNormal(0, 1) truth (kl_taylor_reference): the
+    moments of T = (log X, X) = (Y, e^Y), Y standard normal, from
+    E[Y^a e^(kY)] = e^(k^2/2) E[(Z + k)^a] (Z standard normal), theta* by Newton on the
+    moment equations."""
+    with mpmath.workdps(dps):
+        def raw(a, k):  # E[Y^a e^(kY)]
+            gauss = [1, 0, 1, 0, 3]  # E[Z^j]
+            return mpmath.exp(mpmath.mpf(k) ** 2 / 2) * mpmath.fsum(
+                math.comb(a, j) * mpmath.mpf(k) ** (a - j) * gauss[j] for j in range(a + 1))
+
+        mu = [raw(1, 0), raw(0, 1)]
+
+        def cum(idx):  # E[prod (T_i - mu_i)], T_0 = Y, T_1 = e^Y, by expanding the product
+            terms = {(0, 0): mpmath.mpf(1)}
+            for i in idx:
+                nxt: dict = {}
+                for (a, k), c in terms.items():
+                    step = (a + 1, k) if i == 0 else (a, k + 1)
+                    nxt[step] = nxt.get(step, 0) + c
+                    nxt[a, k] = nxt.get((a, k), 0) - c * mu[i]
+                terms = nxt
+            return mpmath.fsum(c * raw(a, k) for (a, k), c in terms.items())
+
+        def mean(t1, t2):
+            return (mpmath.digamma(t1) - mpmath.log(-t2), -t1 / t2)
+
+        def jac(t1, t2):
+            return [[mpmath.polygamma(1, t1), -1 / t2], [-1 / t2, t1 / t2**2]]
+
+        theta = mpmath.findroot(lambda x, y: [g - e for g, e in zip(mean(x, y), mu,
+                                                                    strict=True)],
+                                (2, -1), J=jac)
+        return kl_taylor_reference(lambda t1, t2: mpmath.loggamma(t1) - t1 * mpmath.log(-t2),
+                                   mean, jac, (theta[0], theta[1]), cum, h_exp)
+
+
+def beta_uniform_reference(lo, hi, dps=80, h_exp=14):
+    """theta*, c1, c2 of the Beta family under a Uniform(lo, hi) truth: the moments of
+    T = (log X, log(1-X)) by quadrature of the uniform density, theta* by Newton from the
+    method-of-moments start, then kl_taylor_reference (central moments of order 2 and 3
+    are the cumulants)."""
+    with mpmath.workdps(dps):
+        lo, hi = mpmath.mpf(lo), mpmath.mpf(hi)
+        stat = (mpmath.log, lambda x: mpmath.log(1 - x))
+
+        def expect(fn):
+            return mpmath.quad(fn, [lo, hi]) / (hi - lo)
+
+        mu = [expect(t) for t in stat]
+
+        def cum(idx):
+            return expect(lambda x: mpmath.fprod(stat[i](x) - mu[i] for i in idx))
+
+        m, v = (lo + hi) / 2, (hi - lo) ** 2 / 12
+        start = (m * (m * (1 - m) / v - 1), (1 - m) * (m * (1 - m) / v - 1))
+        theta = mpmath.findroot(
+            lambda x, y: [g - e for g, e in zip(_beta_mean(x, y), mu, strict=True)],
+            start, J=_beta_jac, maxsteps=200)
+        theta = (theta[0], theta[1])
+        return (theta, *kl_taylor_reference(_beta_psi, _beta_mean, _beta_jac, theta, cum,
+                                            h_exp))
 
 
 def test_beta_numeric_truth_is_fast_and_matches_reference():
@@ -514,4 +639,67 @@ def test_beta_numeric_truth_is_fast_and_matches_reference():
         # the cumulants of T keep full precision: kappa_12 = -trigamma(a + b), exactly
         k12 = mpf(risk.cumulants.cov[0, 1])
         assert abs(k12 + mpmath.polygamma(1, mpmath.mpf(73) / 10)) < mpmath.mpf(10) ** -45
+    assert elapsed < 5, elapsed
+
+
+# ------------------------------------------------------------------ symbolic Gamma and Beta
+# members, Uniform truth of the Beta model (`divkit derive risk --family beta` and
+# `--truth "Uniform(1/5,1/2)"` hit the 60 s limit, `--family gamma` took 20 s)
+def _symbolic_member(names):
+    return {k: sympy.Symbol(k, positive=True) for k in names}
+
+
+def test_gamma_symbolic_member_is_fast_and_matches_reference():
+    # before: theta* stayed implicit (two digamma equations in theta1_star, theta2_star)
+    # although a member of the model is its own projection, and c1 was not reduced to p/2
+    params = _symbolic_member(("concentration", "rate"))
+    a, b = params["concentration"], params["rate"]
+    t0 = time.perf_counter()
+    risk = asymptotics.mle_risk("gamma", truth=params)
+    elapsed = time.perf_counter() - t0
+    assert risk.theta_star == (a, -b) and risk.theta_star_equations is None
+    assert risk.c1 == 1
+    # the KL risk is invariant under rescaling x, so c2 does not depend on the rate
+    assert risk.c2.free_symbols == {a}
+    ref1, ref2 = gamma_reference(R(5, 2), 3)
+    with mpmath.workdps(DPS):
+        assert abs(ref1 - 1) < mpmath.mpf(10) ** -20
+        assert abs(mpf(risk.c2.subs({a: R(5, 2), b: 3})) - ref2) < mpmath.mpf(10) ** -18 * ref2
+    assert elapsed < 5, elapsed
+
+
+def test_beta_symbolic_member_is_fast_and_matches_reference():
+    params = _symbolic_member(("concentration1", "concentration0"))
+    a, b = params["concentration1"], params["concentration0"]
+    t0 = time.perf_counter()
+    risk = asymptotics.mle_risk("beta", truth=params)
+    elapsed = time.perf_counter() - t0
+    assert risk.theta_star == (a, b) and risk.theta_star_equations is None
+    assert risk.c1 == 1
+    # x -> 1 - x swaps the two parameters and keeps the risk
+    swapped = risk.c2.xreplace({a: b, b: a})
+    at = {a: R(5, 2), b: R(3, 2)}
+    ref1, ref2 = beta_reference(R(5, 2), R(3, 2), dps=80, h_exp=14)
+    with mpmath.workdps(DPS):
+        assert abs(mpf(risk.c2.subs(at)) - ref2) < mpmath.mpf(10) ** -18 * ref2
+        assert abs(mpf(swapped.subs(at)) - ref2) < mpmath.mpf(10) ** -18 * ref2
+    assert elapsed < 5, elapsed
+
+
+def test_beta_uniform_truth_is_fast_and_matches_reference():
+    # before: E[X^s (1-X)^r] over [1/5, 1/2] came from sympy.integrate as hypergeometric
+    # functions whose derivatives stayed unevaluated (Subs(Derivative(...))), and the
+    # contraction of those expressions ran for minutes
+    t0 = time.perf_counter()
+    risk = asymptotics.mle_risk("beta", truth=Uniform("U", R(1, 5), R(1, 2)))
+    elapsed = time.perf_counter() - t0
+    cum = risk.cumulants
+    for v in (*cum.mean, *cum.cov, *sympy.flatten(cum.third.tolist())):
+        assert v.is_number and not v.has(sympy.Derivative, sympy.Subs, sympy.hyper)
+    theta, ref1, ref2 = beta_uniform_reference(R(1, 5), R(1, 2))
+    with mpmath.workdps(DPS):
+        for got, want in zip(risk.theta_star, theta, strict=True):
+            assert abs(mpf(got) - want) < mpmath.mpf(10) ** -40 * want
+        assert abs(mpf(risk.c1) - ref1) < mpmath.mpf(10) ** -30 * ref1
+        assert abs(mpf(risk.c2) - ref2) < mpmath.mpf(10) ** -18 * ref2
     assert elapsed < 5, elapsed
