@@ -300,7 +300,8 @@ class _Inverse:
         self._h_only = compile_numpy([_in_e(self.h_form)], [ELL, _E], name="reward_inverse_h")
         self.s_lo, self.s_hi = self._finite_range()
         self.k = self._tail_exponent(fd)
-        self.closed, self.clamp = self._closed_inverse(fd)
+        self.closed, self.clamp = (self._closed_inverse(fd) if _closed_form_known(fm)
+                                   else (None, None))
         self.table = self._guess_table() if self.closed is None else None
 
     # -- generator facts
@@ -718,6 +719,21 @@ class _Inverse:
 
 
 _CACHE: dict[str, _Inverse] = {}
+
+
+def _closed_form_known(fm: DivergenceForms) -> bool:
+    """Whether ``f.policy_map`` (a ``sympy.solve``) may be asked for: a generator without
+    parameters, or a family at its default values (the catalog member, solved once). At any
+    other value the exact numeric inverse answers: solving f'(u) = t for one member can run
+    for hours (JS at beta = 3/10, alpha at a float made rational)."""
+    theta = tuple(getattr(fm, "theta", ()) or ())
+    family = getattr(fm, "family", None)
+    if not theta:
+        return True
+    if family is None:
+        return False
+    defaults = tuple(float(p.default) for p in family.parameters)
+    return theta == defaults
 
 
 def _inverse(fm: DivergenceForms) -> _Inverse:

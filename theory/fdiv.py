@@ -144,8 +144,18 @@ def _safe_limit(expr: sympy.Expr, point, direction: str = "+") -> sympy.Expr | N
 SOLVE_STACK_BUDGET = 200
 
 
+#: Largest denominator of a rational exponent handed to ``sympy.solve``: an exponent like
+#: 3333333333333333/10^16 (a float parameter made exact) makes it build polynomials of that
+#: degree and run for hours; such equations are left to the numeric inverse.
+SOLVE_MAX_DENOMINATOR = 1000
+
+
 def _bounded_solve(eq, var) -> list:
-    """``sympy.solve`` with a bounded recursion depth: [] when it cannot finish."""
+    """``sympy.solve`` with a bounded recursion depth: [] when it cannot finish (too deep,
+    or exponents with denominators beyond :data:`SOLVE_MAX_DENOMINATOR`)."""
+    for power in eq.atoms(sympy.Pow):
+        if any(r.q > SOLVE_MAX_DENOMINATOR for r in power.exp.atoms(sympy.Rational)):
+            return []
     old = sys.getrecursionlimit()
     sys.setrecursionlimit(len(inspect.stack(0)) + SOLVE_STACK_BUDGET)
     try:

@@ -466,3 +466,23 @@ def test_policy_issue_14_item_4_inputs():
     res = numeric.policy_from_reward("js", np.array([0.0, 1e300]), np.log([0.5, 0.5]), beta=0.1)
     assert bool(res.converged)
     tol.assert_close(res.policy, np.array([0.0, 1.0]), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("name", "param", "value"), [
+    ("js", "beta", 0.3), ("alpha", "alpha", 1 / 3), ("power", "alpha", 0.7)])
+def test_policy_at_a_non_default_parameter_value_is_fast_and_right(name, param, value):
+    """A family at a float parameter value: the numeric inverse, not sympy.solve on the
+    member (which ran for hours at beta = 3/10 and at alpha = float(1/3) made rational);
+    against the mpmath KKT solution of the member at the float's exact binary value."""
+    import time
+
+    r, lref = _extreme_rows(5)
+    beta = 0.05
+    start = time.perf_counter()
+    res = numeric.policy_from_reward(name, r, lref, beta=beta, params={param: value})
+    assert time.perf_counter() - start < 10
+    assert res.converged.all()
+    fd = fdiv.get(name, **{param: sympy.Rational(value)})
+    for i in range(r.shape[0]):
+        want, lam = _mp_policy(fd, r[i], lref[i], beta, res.normalizer[i], res.policy[i])
+        tol.assert_close(res.policy[i], np.array(want), rtol=1e-9, atol=1e-15)

@@ -396,3 +396,14 @@ def test_catalog_docs_are_regenerated():
 
     committed = (Path(__file__).resolve().parents[2] / "docs" / "catalog.md").read_text(encoding="utf-8")
     assert committed == fdiv.catalog_markdown(), "regenerate: python -m theory.fdiv > docs/catalog.md"
+
+
+def test_policy_map_gives_up_quickly_on_exponents_with_huge_denominators():
+    """alpha at float(1/3) made exact: sympy.solve would build polynomials of degree 10^16;
+    the closed form is declined (None: numeric kernels invert f' numerically)."""
+    import time
+
+    fd = fdiv.get("alpha", alpha=sympy.Rational(1 / 3))
+    start = time.perf_counter()
+    assert fd.policy_map is None
+    assert time.perf_counter() - start < 5
