@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import os
 import pathlib
 import sys
 import time
@@ -64,8 +63,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    threads = os.environ.get("OMP_NUM_THREADS", str(os.cpu_count()))
-    print(f"# {cpu_model()}; numpy {np.__version__}; OpenMP threads {threads}; compiled path "
+    print(f"# {cpu_model()}; numpy {np.__version__}; threads {_cpu.threads()}; compiled path "
           f"{'on' if _cpu.available() else 'off (no C compiler)'}; "
           f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"# best of {args.repeats}, calls interleaved; P, Q ~ Dirichlet(1) rows")

@@ -319,10 +319,12 @@ def _estrin(k: int) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _single_program(expr, args: tuple):
-    """Rewrite + cse of one element expression (a value-returning C function)."""
+    """cse of one element expression (a value-returning C function). No rewrite pass: the
+    forms are final (numeric._forms applied the passes), and the stability rewrites would
+    turn sqrt(r) - 1 back into expm1(log(r)/2), a log and an expm1 where a sqrt does."""
     from numeric.codegen._source import program
 
-    return program(expr, list(args))
+    return program(expr, list(args), passes=())
 
 
 def _arithmetic(expr) -> bool:
