@@ -310,8 +310,8 @@ def _estrin(k: int) -> str:
         if len(level) % 2:
             nxt.append(level[-1])
         if len(nxt) > 1:
-            lines.append(f"const double x{depth + 2} = {power} * {power};")
-            power = f"x{depth + 2}"
+            lines.append(f"const double x{2 ** (depth + 1)} = {power} * {power};")
+            power = f"x{2 ** (depth + 1)}"  # x2, x4, x8, ...
         level, depth = nxt, depth + 1
     lines.append(f"return {level[0]};")
     return "\n".join("    " + line for line in lines)
