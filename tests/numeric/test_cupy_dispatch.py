@@ -179,6 +179,7 @@ def test_float32_cupy_mask_batchmean_through_the_launcher(fake_cupy, monkeypatch
         ("divkit_js_f32_rows", (1,), (32,))]
 
 
+@pytest.mark.slow
 @needs_gxx
 def test_float64_other_axis_sum_and_none(fake_cupy):
     t, s = _inputs(5, 40, np.float64, seed=1)

@@ -161,7 +161,7 @@ def _peaky_reference(name):
     return ref.from_logits_arb(fdiv.get(name), t, s)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [pytest.param(np.float32, marks=pytest.mark.slow), np.float64])
 def test_peaky_row_js_gradient_keeps_its_accuracy(dtype):
     """The row where torch and Liger lose ~1 % of the JSD gradient in float32."""
     t, s = _peaky()
@@ -185,7 +185,7 @@ def _weird():
     return t, s
 
 
-@pytest.mark.parametrize("name", ["kl", "js"])
+@pytest.mark.parametrize("name", ["kl", pytest.param("js", marks=pytest.mark.slow)])
 def test_weird_shape_41x1271_with_mask_and_axis(name):
     t, s = _weird()
     fd = fdiv.get(name)

@@ -355,7 +355,7 @@ def test_f_divergence_catalog_split():
 
 
 @pytest.mark.parametrize("name", _tiered(["bernoulli", "categorical", "poisson", "exponential",
-                                          "normal"], {"normal"}))
+                                          "normal"], {"normal", "exponential"}))
 def test_f_divergence_closed_forms_vs_numeric(name):
     fdiv = pytest.importorskip("theory.fdiv")
     rng = random.Random(41 + len(name))
@@ -518,6 +518,7 @@ def test_bad_input():
                                  support=[sympy.S.Reals], discrete=False)
 
 
+@pytest.mark.slow
 def test_symbolic_dimension_diagonal_normal_matches_concrete():
     d = sympy.Symbol("d", integer=True, positive=True)
     fam = expfam.get("diagonal_normal", dim=d)
