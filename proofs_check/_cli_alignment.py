@@ -13,26 +13,13 @@ Parameter values go through the whitelist parser (theory.parsing).
 from __future__ import annotations
 
 import argparse
-import json
-
-import sympy
-
-from proofs_check import _cli_budget
 
 __all__ = ["run"]
 
 
-def _fmt(value, latex: bool) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, sympy.Basic):
-        return sympy.latex(value) if latex else sympy.sstr(value)
-    return str(value)
-
-
 def run(args: argparse.Namespace) -> int:
     """Execute ``divkit derive alignment NAME``; returns the exit status."""
-    from proofs_check._cli_derive import _params
+    from proofs_check._cli_derive import _params, render
     from theory import alignment, fdiv
 
     if args.expr is not None:
@@ -41,22 +28,6 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give a NAME: a catalog f-divergence (" + ", ".join(fdiv.names())
                          + ") or one of " + ", ".join(alignment.DERIVE_EXTRA))
     rows = alignment.derivations(args.target, **_params(args.param))
-    if args.json:
-        payload = {"name": args.target, "convention": "policy first: D_f(pi || pi_ref), u = pi/pi_ref"}
-        for key, _label, value in rows:
-            entry = {"text": _fmt(value, False)}
-            if isinstance(value, sympy.Basic):
-                entry["latex"] = sympy.latex(value)
-            payload[key] = entry
-        print(json.dumps(payload, indent=2, ensure_ascii=False))
-        return 0
-    from rich.table import Table
-
-    table = Table(title=f"alignment forms of {args.target}:  policy first, D_f(pi||pi_ref), "
-                        "u = pi/pi_ref")
-    table.add_column("quantity", style="bold")
-    table.add_column("value", overflow="fold")
-    for _key, label, value in rows:
-        table.add_row(label, _fmt(value, args.latex))
-    _cli_budget.console(width=140).print(table)
-    return 0
+    head = {"name": args.target, "convention": "policy first: D_f(pi || pi_ref), u = pi/pi_ref"}
+    return render(rows, head, f"alignment forms of {args.target}:  policy first, "
+                  "D_f(pi||pi_ref), u = pi/pi_ref", json_out=args.json, latex=args.latex)

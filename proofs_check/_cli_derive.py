@@ -119,8 +119,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise ValueError("give a catalog NAME or --f EXPR (see `divkit derive --list`)")
     rows = derived_quantities(d)
-    if args.json:
-        payload = {"name": d.name, "params": {k: sympy.sstr(v) for k, v in d.params.items()}}
+    head = {"name": d.name, "params": {k: sympy.sstr(v) for k, v in d.params.items()}}
+    return render(rows, head, f"{d.name}:  D_f(P||Q) = sum_i q_i f(p_i/q_i),  u = p/q",
+                  json_out=args.json, latex=args.latex)
+
+
+def render(rows, head: dict, title: str, *, json_out: bool, latex: bool) -> int:
+    """Print derived ``rows`` (key, label, value) as JSON (``head`` plus, per key, its text
+    and LaTeX) or as a rich table titled ``title``; returns the exit status 0. Shared by
+    ``divkit derive`` and ``divkit derive alignment``."""
+    if json_out:
+        payload = dict(head)
         for key, _label, value in rows:
             entry = {"text": _fmt(value, False)}
             if isinstance(value, sympy.Basic):
@@ -130,10 +139,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from rich.table import Table
 
-    table = Table(title=f"{d.name}:  D_f(P||Q) = sum_i q_i f(p_i/q_i),  u = p/q")
+    table = Table(title=title)
     table.add_column("quantity", style="bold")
     table.add_column("value", overflow="fold")
     for _key, label, value in rows:
-        table.add_row(label, _fmt(value, args.latex))
+        table.add_row(label, _fmt(value, latex))
     _cli_budget.console(width=140).print(table)
     return 0
