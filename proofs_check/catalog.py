@@ -97,15 +97,21 @@ def _relational(e: Entry, statement, domain, **kw) -> Claim:
 
 # ------------------------------------------------------------------ nonnegativity
 # Every catalog divergence gets the per-divergence claims below (the theory registry drives
-# them: a new entry in theory.fdiv is checked without touching this module); the tables
-# only record what the engines are known to reach for the existing ones.
-_PROVED_NONNEG = {"hellinger", "tv", "pearson", "neyman", "le_cam", "power"}
+# them: a new entry in theory.fdiv is checked without touching this module); what the
+# engines are known to reach for each generator is a fact of its registry entry
+# (theory.fdiv.facts), with defaults for a new one.
 
 
 def _catalog_names() -> list[str]:
     from theory import fdiv
 
     return fdiv.names()
+
+
+def _facts(name: str):
+    from theory import fdiv
+
+    return fdiv.facts(name)
 
 
 _NONNEG_NAMES = _catalog_names()
@@ -122,7 +128,7 @@ def _nonneg_builder(fname):
 for _n in _NONNEG_NAMES:
     register(
         f"nonneg_{_n}", tags=("nonnegativity", "fdiv", "two-point"),
-        expected="proved" if _n in _PROVED_NONNEG else "certified",
+        expected=_facts(_n)["nonneg_verdict"],
         source="Csiszár (1967), Studia Sci. Math. Hungar. 2; Liese & Vajda (2006), IEEE Trans. "
         "Inf. Theory 52(10), Thm. 1 (Jensen: D_f ≥ f(1) = 0)",
         description=f"D_{_n}(P‖Q) ≥ 0 for two-point P, Q",
@@ -332,18 +338,7 @@ def _logsum3(e):
 
 
 # ------------------------------------------------------------------ Fenchel–Young, KKT
-_FY_T_RANGES = {
-    "kl": (-3, 3), "reverse_kl": (-5, Rational(-1, 20)), "js": (-3, Rational(3, 10)),
-    "hellinger": (-3, Rational(9, 10)), "pearson": (-3, 3), "neyman": (-3, Rational(9, 10)),
-    "alpha": (-3, Rational(19, 10)), "jeffreys": (-2, 3), "le_cam": (-3, Rational(9, 10)),
-    "power": (-3, 3), "tv": (Rational(-1, 2), Rational(1, 2)),
-    "softened_rkl": (-3, Rational(-7, 10)),
-}  # fmt: skip
 _U_RANGE = (Rational(1, 10), 10)
-# numeric conjugates (no closed form) can only be sampled; quadratic generators give a
-# margin that sympy factors into a square
-_FY_EXPECTED = {"tv": "consistent", "softened_rkl": "consistent", "pearson": "proved",
-                "power": "proved"}  # fmt: skip
 
 
 def _fy_range(d):
@@ -374,7 +369,7 @@ def _fy_builder(fname):
         from theory import fdiv, t, u
 
         d = fdiv.get(fname)
-        lo, hi = _FY_T_RANGES[fname] if fname in _FY_T_RANGES else _fy_range(d)
+        lo, hi = _facts(fname)["fenchel_young_t_range"] or _fy_range(d)
         conj = d.conjugate
         if conj.expr is None:
             return CallableClaim(e.name, _fy_numeric(d, lo, hi), **_meta(e))
@@ -423,7 +418,7 @@ def _fy_numeric(d, lo, hi):
 for _n in _NONNEG_NAMES:
     register(
         f"fenchel_young_{_n}", tags=("fenchel-young", "conjugate"),
-        expected=_FY_EXPECTED.get(_n, "certified"),
+        expected=_facts(_n)["fenchel_young_verdict"],
         source="Rockafellar (1970), Convex Analysis, §12 (Fenchel's inequality); "
         "conjugates from theory.fdiv.FDivergence.conjugate",
         description=f"f(u) + f*(t) ≥ u·t for {_n}, u ∈ [1/10, 10], t in the conjugate's domain",
@@ -441,11 +436,9 @@ def _kkt_builder(fname):
     return build
 
 
-# f' not invertible (tv is not strictly convex) or without a closed-form inverse
-# (softened_rkl: sympy's solve finds none; its KKT map is checked numerically in
-# claimsets/alignment.py)
-_KKT_EXCLUDED = {"tv", "softened_rkl"}
-_KKT_NAMES = [n for n in _catalog_names() if n not in _KKT_EXCLUDED]
+# only where f' has a closed-form inverse (not tv, which is not strictly convex, nor
+# softened_rkl, whose KKT map is checked numerically in claimsets/alignment.py)
+_KKT_NAMES = [n for n in _catalog_names() if _facts(n)["policy_map_closed_form"]]
 for _n in _KKT_NAMES:
     register(
         f"kkt_map_{_n}", tags=("kkt", "alignment"), expected="proved",

@@ -38,6 +38,7 @@ import inspect
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import mpmath
 import sympy
@@ -56,6 +57,8 @@ __all__ = [
     "names",
     "renyi",
     "catalog_markdown",
+    "facts",
+    "FACT_DEFAULTS",
 ]
 
 #: Log-grid used for numeric checks: 1e-12 … 1e12, 40 points per decade.
@@ -1043,22 +1046,61 @@ class _Entry:
     options: dict         # structural options (bools), name -> default
     summary: str
     endpoints: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)
+
+
+#: What the claim engines and closed-form routines are known to reach for a catalog
+#: generator, with the value a new generator gets when its entry says nothing. The claim
+#: catalog and the tests read these through :func:`facts`, so a new entry is checked by every
+#: per-divergence claim without editing them; an entry records only what differs.
+FACT_DEFAULTS = MappingProxyType({
+    # verdict of the two-point claim D_f(P||Q) >= 0: "proved" where sympy decides it
+    "nonneg_verdict": "certified",
+    # verdict of Fenchel–Young f(u) + f*(t) >= u t: "consistent" where f* has no closed form
+    # (sampled only), "proved" where the margin factors into a square
+    "fenchel_young_verdict": "certified",
+    # the t-range of that claim; None: derived from f'(0+) and f'(inf)
+    "fenchel_young_t_range": None,
+    # f' has a closed-form inverse (the f-DPO policy map); False for tv (not strictly
+    # convex) and where sympy's solve finds none
+    "policy_map_closed_form": True,
+    # D_f between two Poisson members has a closed form (theory.expfam); None: not recorded
+    "expfam_closed_form": None,
+})
 
 
 _REGISTRY: dict[str, _Entry] = {}
 _REVERSE_NAMES = {"kl": "reverse_kl", "reverse_kl": "kl"}
 
-def _register(name: str, summary: str, *, params=None, options=None, endpoints=None):
+def _register(name: str, summary: str, *, params=None, options=None, endpoints=None,
+              facts=None):
     """Add a catalog family. ``params``: ``{name: (default, domain)}`` real parameters kept
     as symbols; ``options``: ``{name: default}`` structural switches (each value is its
-    own family); ``endpoints``: generators at singular parameter values given by hand."""
+    own family); ``endpoints``: generators at singular parameter values given by hand;
+    ``facts``: the entries of :data:`FACT_DEFAULTS` that differ for this generator."""
+    unknown = set(facts or {}) - set(FACT_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown catalog fact(s) {sorted(unknown)}; known: {list(FACT_DEFAULTS)}")
 
     def deco(fn):
         _REGISTRY[name] = _Entry(name, fn, dict(params or {}), dict(options or {}), summary,
-                                 dict(endpoints or {}))
+                                 dict(endpoints or {}), dict(facts or {}))
         return fn
 
     return deco
+
+
+def facts(name: str) -> MappingProxyType:
+    """What is known of the catalog generator ``name``: :data:`FACT_DEFAULTS` with the
+    entry's own values.
+
+    >>> facts("tv")["policy_map_closed_form"]
+    False
+    >>> facts("kl")["nonneg_verdict"]
+    'certified'
+    """
+    key, entry = _entry(name)
+    return MappingProxyType({**FACT_DEFAULTS, **entry.facts})
 
 
 def names() -> list[str]:
@@ -1135,13 +1177,15 @@ def get(name: str, **params) -> FDivergence:
 log = sympy.log
 
 
-@_register("kl", "Kullback–Leibler KL(P‖Q)")
+@_register("kl", "Kullback–Leibler KL(P‖Q)",
+           facts={"fenchel_young_t_range": (-3, 3), "expfam_closed_form": True})
 def _kl():
     """KL(P‖Q) = Σ p log(p/q). Kullback & Leibler (1951); f = u log u (Csiszár 1967)."""
     return u * log(u)
 
 
-@_register("reverse_kl", "reverse KL: KL(Q‖P)")
+@_register("reverse_kl", "reverse KL: KL(Q‖P)",
+           facts={"fenchel_young_t_range": (-5, sympy.Rational(-1, 20)), "expfam_closed_form": True})
 def _reverse_kl():
     """KL(Q‖P) = Σ q log(q/p); f = −log u, the reverse of kl. f-distill's "reverse-KL"."""
     return -log(u)
@@ -1149,7 +1193,8 @@ def _reverse_kl():
 
 @_register("js", "generalised Jensen–Shannon JSD_β, M = βP + (1−β)Q",
            params={"beta": (sympy.Rational(1, 2), sympy.Interval(0, 1))},
-           options={"normalized": False})
+           options={"normalized": False},
+           facts={"fenchel_young_t_range": (-3, sympy.Rational(3, 10)), "expfam_closed_form": False})
 def _js(beta, normalized):
     """Generalised JSD: β KL(P‖M) + (1−β) KL(Q‖M), M = βP + (1−β)Q (Lin 1991; Agarwal et al.
     2024 GKD; Liger-Kernel and TRL use the same β). f(u) = β u log u − (βu + 1 − β) log(βu + 1 − β).
@@ -1160,33 +1205,43 @@ def _js(beta, normalized):
     return f / (beta * (1 - beta)) if normalized else f
 
 
-@_register("hellinger", "squared Hellinger Σ(√p − √q)² = 2(1 − BC)")
+@_register("hellinger", "squared Hellinger Σ(√p − √q)² = 2(1 − BC)",
+           facts={"nonneg_verdict": "proved", "fenchel_young_t_range": (-3, sympy.Rational(9, 10)),
+                  "expfam_closed_form": True})
 def _hellinger():
     """Squared Hellinger distance H²(P,Q) = Σ (√p − √q)² = 2(1 − Σ√(pq)); f = (√u − 1)²
     (Hellinger 1909; Le Cam 1986). Some texts put a factor ½ in front."""
     return (sympy.sqrt(u) - 1) ** 2
 
 
-@_register("tv", "total variation ½Σ|p − q|")
+@_register("tv", "total variation ½Σ|p − q|",
+           facts={"nonneg_verdict": "proved", "fenchel_young_verdict": "consistent",
+                  "fenchel_young_t_range": (sympy.Rational(-1, 2), sympy.Rational(1, 2)),
+                  "policy_map_closed_form": False, "expfam_closed_form": False})
 def _tv():
     """Total variation TV(P,Q) = ½ Σ |p − q|; f = |u − 1|/2 (Csiszár 1967)."""
     return sympy.Abs(u - 1) / 2
 
 
-@_register("pearson", "Pearson χ²(P‖Q) = Σ (p − q)²/q")
+@_register("pearson", "Pearson χ²(P‖Q) = Σ (p − q)²/q",
+           facts={"nonneg_verdict": "proved", "fenchel_young_verdict": "proved",
+                  "fenchel_young_t_range": (-3, 3), "expfam_closed_form": True})
 def _pearson():
     """Pearson χ²(P‖Q) = Σ (p − q)²/q; f = (u − 1)² (Pearson 1900; Csiszár 1967)."""
     return (u - 1) ** 2
 
 
-@_register("neyman", "Neyman χ²(P‖Q) = Σ (p − q)²/p")
+@_register("neyman", "Neyman χ²(P‖Q) = Σ (p − q)²/p",
+           facts={"nonneg_verdict": "proved", "fenchel_young_t_range": (-3, sympy.Rational(9, 10)),
+                  "expfam_closed_form": True})
 def _neyman():
     """Neyman χ²(P‖Q) = Σ (p − q)²/p; f = (u − 1)²/u, the reverse of pearson (Neyman 1949)."""
     return (u - 1) ** 2 / u
 
 
 @_register("alpha", "Amari α-divergence (f-DPO form)",
-           params={"alpha": (sympy.Rational(1, 2), sympy.S.Reals)})
+           params={"alpha": (sympy.Rational(1, 2), sympy.S.Reals)},
+           facts={"fenchel_young_t_range": (-3, sympy.Rational(19, 10)), "expfam_closed_form": True})
 def _alpha(alpha):
     """Amari α-divergence in the f-DPO form f(u) = (u^{1−α} − (1−α)u − α)/(α(α − 1)), with
     f'(u) = (1 − u^{−α})/α and f''(u) = u^{−α−1} > 0 for every real α (Amari 1985; Wang et al.
@@ -1195,20 +1250,26 @@ def _alpha(alpha):
     return (u ** (1 - alpha) - (1 - alpha) * u - alpha) / (alpha * (alpha - 1))
 
 
-@_register("jeffreys", "Jeffreys KL(P‖Q) + KL(Q‖P)")
+@_register("jeffreys", "Jeffreys KL(P‖Q) + KL(Q‖P)",
+           facts={"fenchel_young_t_range": (-2, 3), "expfam_closed_form": True})
 def _jeffreys():
     """Jeffreys divergence KL(P‖Q) + KL(Q‖P); f = (u − 1) log u (Jeffreys 1946; f-distill "jf")."""
     return (u - 1) * log(u)
 
 
-@_register("le_cam", "triangular discrimination Σ (p − q)²/(p + q)")
+@_register("le_cam", "triangular discrimination Σ (p − q)²/(p + q)",
+           facts={"nonneg_verdict": "proved", "fenchel_young_t_range": (-3, sympy.Rational(9, 10)),
+                  "expfam_closed_form": False})
 def _le_cam():
     """Triangular discrimination (Le Cam) Δ(P,Q) = Σ (p − q)²/(p + q); f = (u − 1)²/(u + 1)
     (Le Cam 1986; Topsøe 2000). Le Cam's distance is often defined as Δ/2."""
     return (u - 1) ** 2 / (u + 1)
 
 
-@_register("softened_rkl", "f-distill softened reverse KL")
+@_register("softened_rkl", "f-distill softened reverse KL",
+           facts={"fenchel_young_verdict": "consistent",
+                  "fenchel_young_t_range": (-3, sympy.Rational(-7, 10)), "policy_map_closed_form": False,
+                  "expfam_closed_form": False})
 def _softened_rkl():
     """Softened reverse KL of f-distill (Xu, Nie & Vahdat 2025, Table 1, "sf"):
     f = (u + 1) log((u + 1)/(2u)), weighting h(u) = 1/(1 + u)."""
@@ -1216,7 +1277,9 @@ def _softened_rkl():
 
 
 @_register("power", "power divergence (u^α − 1)/(α − 1), Rényi's f-divergence",
-           params={"alpha": (2, sympy.Interval.open(0, sympy.oo))}, endpoints={"alpha": {1: u * log(u)}})
+           params={"alpha": (2, sympy.Interval.open(0, sympy.oo))}, endpoints={"alpha": {1: u * log(u)}},
+           facts={"nonneg_verdict": "proved", "fenchel_young_verdict": "proved",
+                  "fenchel_young_t_range": (-3, 3), "expfam_closed_form": True})
 def _power(alpha):
     """Power (Hellinger-α / Tsallis-type) divergence f = (u^α − 1)/(α − 1) for α > 0, α ≠ 1,
     with Σ q f(p/q) = (Σ p^α q^{1−α} − 1)/(α − 1); Rényi's R_α = log(1 + (α−1)D)/(α−1)

@@ -257,8 +257,6 @@ def _fdpg_kl(e):
 #: f-DPG example: K = 5 outcomes, policy logits and an EBM target.
 _FDPG_LOGITS = ["0.3", "-1.2", "0.8", "0.1", "-0.4"]
 _FDPG_LOG_TARGET = ["-1.5", "-0.7", "-2.0", "-1.1", "-1.3"]
-_FDPG_NAMES = ("kl", "reverse_kl", "js", "hellinger", "pearson", "neyman", "alpha", "jeffreys",
-               "le_cam", "tv", "softened_rkl", "power")
 
 
 def _mp_divergence_of_logits(f_mp, theta, log_target):
@@ -276,7 +274,7 @@ def _fdpg_exact_run(deadline):
     out = []
     th_f = np.array([float(x) for x in _FDPG_LOGITS])
     lt_f = np.array([float(x) for x in _FDPG_LOG_TARGET])
-    for i, name in enumerate(_FDPG_NAMES):
+    for i, name in enumerate(fdiv.names()):
         _deadline_guard(deadline, i)
         got = numeric.fdpg_gradient(name, th_f, lt_f)
         f_mp, _ = _mp_fns(fdiv.get(name))
