@@ -4,7 +4,7 @@ Run from the repository root::
 
     python docs/make_alignment_plot.py
 
-The four games of ``proofs_check._nash_rates.games()`` (generalised rock-paper-scissors with
+The four games of ``proofs_check.nash_rates.games()`` (generalised rock-paper-scissors with
 5 and 3 actions, random preferences with 8 and 12 actions), the equilibrium π* at 50 digits,
 KL(π*‖π_N) at 30 digits from the float64 iterates. Left: Nash-MP (η = 2, two queries per
 step) against the stated bound (1+2β)^(−N/2)·KL(π*‖π_0), with the fitted slope per query and
@@ -25,7 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from proofs_check import _nash_rates as nr  # noqa: E402
+from proofs_check import nash_rates as nr  # noqa: E402
 from proofs_check.claimsets.alignment import _STEPS, _linear_fit, _nash_md_fits  # noqa: E402
 
 OUT = pathlib.Path(__file__).with_name("alignment_rates.png")

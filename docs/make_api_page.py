@@ -12,9 +12,9 @@ MODULES = [
     "theory", "theory.fdiv", "theory.expfam", "theory.asymptotics", "theory.parsing",
     "theory.alignment",
     "theory.cauchy_schwarz",
-    "numeric", "numeric.codegen", "numeric.torch",
-    "proofs_check", "proofs_check.reference", "proofs_check.catalog",
-    "proofs_check.rates", "proofs_check.bounds",
+    "numeric", "numeric.codegen", "numeric.registry", "numeric.torch",
+    "proofs_check", "proofs_check.reference", "proofs_check.reference.nash", "proofs_check.catalog",
+    "proofs_check.rates", "proofs_check.nash_rates", "proofs_check.bounds",
 ]
 SYMBOLS = {
     "u": "the ratio symbol u = p/q (positive)",

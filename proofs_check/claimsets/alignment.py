@@ -8,7 +8,7 @@ References are independent of the code under test: objectives and divergences ar
 evaluated with mpmath at 50 digits from the generator (not through :mod:`numeric`), the
 Nash equilibrium is the 50-digit Newton fixed point of
 :meth:`theory.alignment.PreferenceGame.equilibrium`, and rates are fitted slopes with a
-99.9 % interval (:mod:`proofs_check._nash_rates`).
+99.9 % interval (:mod:`proofs_check.nash_rates`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sympy import Rational, log
 
 from proofs_check.catalog import Entry, register
 from proofs_check.claims import CallableClaim, Claim, ExpectationClaim
+from proofs_check.reference import nash
 
 _DPS = 50
 _TAG = "alignment"
@@ -482,7 +483,7 @@ def _f_d2o_bound(e):
 # ------------------------------------------------------------------ Nash-MP
 def _equilibrium_run(deadline):
     import numeric
-    from proofs_check import _nash_rates as nr
+    from proofs_check import nash_rates as nr
 
     out = []
     for i, (name, g) in enumerate(nr.games().items()):
@@ -514,7 +515,7 @@ def _equilibrium_run(deadline):
     g2 = PreferenceGame([["1/2", "7/10"], ["3/10", "1/2"]], ["1/3", "2/3"], beta="1/4")
     with mpmath.workdps(_DPS + 10):
         want = 1 / (1 + mpmath.exp(-(mpmath.log(mpmath.mpf(1) / 2) + mpmath.mpf(2) / 10 * 4)))
-        got = g2.equilibrium(dps=_DPS)[0]
+        got = nash.equilibrium(g2, dps=_DPS)[0]
         err2 = float(abs(got - want))
     tol = _tol("mp_closed_form")
     out.append((f"two actions: |pi*_1 - closed form| = {err2:.3g} > {tol}", 1 - err2 / tol))
@@ -536,7 +537,7 @@ _STEPS = {"nash_mp": 400, "omd": 400, "nash_md": 2000}
 
 def _linear_fit(game: str, method: str):
     """Fit of log KL per query over the linear window, or None when there is no such window."""
-    from proofs_check import _nash_rates as nr
+    from proofs_check import nash_rates as nr
 
     ks, kl = nr.curve(game, method, _STEPS[method])
     idx = nr.fit_window(list(kl), start=3)
@@ -548,7 +549,7 @@ def _linear_fit(game: str, method: str):
 
 def _linear_rate_margins(method, claimed, games, deadline):
     """Margin = claimed slope per query − upper end of the fitted interval (≥ 0: as fast)."""
-    from proofs_check import _nash_rates as nr
+    from proofs_check import nash_rates as nr
 
     out = []
     for i, name in enumerate(games):
@@ -567,7 +568,7 @@ def _linear_rate_margins(method, claimed, games, deadline):
 
 def _pointwise_bound(deadline):
     """KL(pi*||pi_k) <= (1 + 2 beta)^(-k) KL(pi*||pi_0) at every k >= 1 (while KL > 1e-24)."""
-    from proofs_check import _nash_rates as nr
+    from proofs_check import nash_rates as nr
 
     out = []
     for i, (name, g) in enumerate(nr.games().items()):
@@ -581,7 +582,7 @@ def _pointwise_bound(deadline):
 
 
 def _all_games():
-    from proofs_check import _nash_rates as nr
+    from proofs_check import nash_rates as nr
 
     return list(nr.games())
 
@@ -613,7 +614,7 @@ def _f_nash_rate(e):
 
 
 def _nash_md_fits(name):
-    from proofs_check import _nash_rates as nr
+    from proofs_check import nash_rates as nr
 
     ks, kl = nr.curve(name, "nash_md", _STEPS["nash_md"], 25)
     poly = ks >= 200
@@ -647,7 +648,7 @@ def _nash_md_rate(e):
           "half of 2000 steps at most −log(1+2β)")
 def _f_nash_md_linear(e):
     def run(deadline):
-        from proofs_check import _nash_rates as nr
+        from proofs_check import nash_rates as nr
 
         out = []
         for i, name in enumerate(_all_games()):

