@@ -110,7 +110,10 @@ void {NAME}_rows_{TAG}(long long rows, long long V, const {IN} *restrict p,
                 mb += fabs(pj - qj);
             }}
             for (int j = 0; j < n; ++j) {{
-                ell[j] = log(r[j]);
+                /* log1p of the exact difference where p and q are close (Sterbenz): the log
+                   of the rounded ratio loses all of ell when the rows differ by a few ulps */
+                const double pj = (double)pb[j], qj = (double)qb[j];
+                ell[j] = (pj < 2.0 * qj) & (qj < 2.0 * pj) ? log1p((pj - qj) / qj) : log(r[j]);
             }}
 {FORMS}
             /* the series on the gathered elements (contiguous: the loop vectorises) */
