@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 from scipy.optimize import linprog
@@ -467,3 +467,26 @@ def test_divergence_matches_geomloss():
         val = 2 * loss(*(torch.tensor(t) for t in (a, x, b, y))).item()
         gaps.append(abs(val - ours) / ours)
     assert gaps[1] < 1e-5 and gaps[1] < gaps[0] / 10, gaps
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(2, 12), log_gap=st.floats(-9, -1),
+       eps=st.sampled_from([0.05, 0.1, 1.0]), power=st.sampled_from([1, 2]))
+@example(seed=2, n=2, log_gap=-3.0, eps=0.01, power=1)   # a plan in blocks: singular Newton system
+def test_fuzz_nearly_equal_histograms(seed, n, log_gap, eps, power):
+    rng = np.random.default_rng(seed)
+    grid = np.sort(rng.normal(size=n))
+    cost = np.abs(grid[:, None] - grid[None, :]) ** power
+    a = rng.random(n) + 0.1
+    a /= a.sum()
+    b = a * np.exp(10.0**log_gap * rng.normal(size=n))
+    b /= b.sum()
+    kw = dict(epsilon=eps, tol=1e-12, max_iter=10**5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert float(numeric.sinkhorn_divergence(a, a, cost, **kw)) == 0.0
+        s = float(numeric.sinkhorn_divergence(a, b, cost, **kw))
+        assert s >= 0.0
+        perm = rng.permutation(n)
+        sp = float(numeric.sinkhorn_divergence(a[perm], b[perm], cost[np.ix_(perm, perm)], **kw))
+    assert abs(sp - s) <= 1e-12 * max(1.0, float(cost.max())), (sp, s)
