@@ -283,7 +283,7 @@ _NEWTON_PHASES = 3
 #: ... and only once the marginal error is below this (Newton's region, not the far field).
 _NEWTON_FROM = 1e-2
 #: Newton systems up to this many plan entries per problem are solved densely (else CG).
-_DENSE_NEWTON = 1 << 18
+_DENSE_NEWTON = 1 << 20
 
 
 def _plan_apply(xp, ops, prov, alpha, beta, vec, axis):
