@@ -110,7 +110,10 @@ void {NAME}_rows_{TAG}(long long rows, long long V, const {IN} *restrict p,
                 mb += fabs(pj - qj);
             }}
             for (int j = 0; j < n; ++j) {{
-                ell[j] = log(r[j]);
+                /* log p/q = log r - log(1 + d), r = (p/q)(1 + d) rounded: the rounding d of
+                   the ratio, exact from the fma residual r q - p, is all of ell when the rows
+                   differ by a few ulps (log r alone: TV and chi2 of rows 1 ulp apart 10 % off) */
+                ell[j] = log(r[j]) - fma(r[j], (double)qb[j], -(double)pb[j]) / (double)pb[j];
             }}
 {FORMS}
             /* the series on the gathered elements (contiguous: the loop vectorises) */

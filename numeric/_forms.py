@@ -206,8 +206,39 @@ def resolve_family(f, params=None):
         if p.name in params:
             exact = sympy.Rational(repr(fv)) if isinstance(v, float) else sympy.sympify(v)
             p.check(exact)
+        _check_supported(fam, p, fv)
         values.append(fv)
     return fam, tuple(values)
+
+
+#: Parameter ranges the float64 kernels are verified on (against 50-digit mpmath): beyond
+#: them the closed forms cancel catastrophically near r = 1 (alpha = 50: 7e5 relative error
+#: on rows 1e-3 apart) or every term overflows; such values are refused, not guessed.
+SUPPORTED_RANGES = {("alpha", "alpha"): (-30.0, 30.0), ("power", "alpha"): (0.0, 30.0)}
+#: A parameter closer than this (but not equal) to a special value of its family (an endpoint
+#: or a singular value) is refused: the forms derived there divide by the distance, which
+#: becomes a subnormal float with a few bits (alpha = 5e-324 gave NaN).
+MIN_SPECIAL_DISTANCE = 1e-300
+
+
+def _check_supported(fam, par, value: float) -> None:
+    lo_hi = SUPPORTED_RANGES.get((fam.name, par.name))
+    if lo_hi is not None and not lo_hi[0] <= value <= lo_hi[1]:
+        raise ValueError(
+            f"{fam.name}: parameter {par.name}={value!r} is outside the range the kernels "
+            f"support, [{lo_hi[0]:g}, {lo_hi[1]:g}] (beyond it float64 cannot hold the terms "
+            f"accurately); use a value in that range")
+    try:
+        specials = [float(t) for t in special_values(fam, par.name)]
+    except (TypeError, ValueError, AttributeError):  # pragma: no cover - exotic families
+        return
+    for t0 in specials:
+        if 0.0 < abs(value - t0) < MIN_SPECIAL_DISTANCE:
+            raise ValueError(
+                f"{fam.name}: parameter {par.name}={value!r} is within {MIN_SPECIAL_DISTANCE:g} "
+                f"of the special value {t0:g} but not equal to it, which float64 kernels cannot "
+                f"resolve; pass {par.name}={t0:g} itself or a value with |{par.name} - {t0:g}| "
+                f">= {MIN_SPECIAL_DISTANCE:g}")
 
 
 @functools.lru_cache(maxsize=256)
@@ -602,21 +633,28 @@ def zero_mass_limit(expr_u: sympy.Expr, theta: dict, point: str) -> float:
     """:math:`\\lim_{u\\to 0^+} X(u)` (``point="zero"``) or :math:`\\lim_{u\\to\\infty} X(u)/u`
     (``"infinity"``) at parameter values, numerically with mpmath.
 
-    Evaluated at :math:`u = 10^{\\mp 10^{20}}` and :math:`10^{\\mp 10^{21}}`
-    at 80 digits (mpmath's exponents are unbounded): power terms :math:`u^{s}` with
-    :math:`|s| \\ge 10^{-15}` have decayed or exploded, so two equal values are the limit
+    Evaluated at :math:`u = 10^{\\mp 10^{E}}` and :math:`10^{\\mp 10^{E+1}}`, :math:`E = 20 + k`,
+    :math:`k = \\max(0, \\lceil\\log_{10}(1/\\min_i|\\theta_i|)\\rceil)`, at 80 + k digits
+    (mpmath's exponents are unbounded): power terms :math:`u^{s}` with
+    :math:`|s| \\ge 10^{5-E}` have decayed or exploded, so two equal values are the limit
     and two values that grow are ±inf.
     """
     from theory.fdiv import _mp_function  # noqa: F401  (same lambdify conventions)
 
     fn = sympy.lambdify([u, *theta.keys()], expr_u if point == "zero" else expr_u / u,
                         modules="mpmath")
-    with mpmath.workdps(80):  # log u ~ 1e21 costs up to 22 digits to cancellation
+    # a power u^s with a small exponent (s = alpha = 1e-300 in a form derived near alpha = 0)
+    # decays only once |s log u| is large: the probe exponent grows with 1/min|theta|
+    # (and 1 - alpha must not round to 1: as many more digits as the parameter is small)
+    small = [abs(float(v)) for v in theta.values() if float(v) != 0.0]
+    k = max([0] + [math.ceil(-math.log10(x)) for x in small if x < 1])
+    e0 = 20 + k
+    with mpmath.workdps(80 + k):  # log u ~ 1e21 costs up to 22 digits to cancellation
         args = [mpmath.mpf(sympy.Rational(repr(float(v))) if isinstance(v, float) else v)
                 if not isinstance(v, sympy.Expr) else mpmath.mpf(sympy.N(v, 45))
                 for v in theta.values()]
         vals = []
-        for e in (20, 21):
+        for e in (e0, e0 + 1):
             x = mpmath.mpf(10) ** (-(10**e) if point == "zero" else 10**e)
             try:
                 y = fn(x, *args)
@@ -629,7 +667,7 @@ def zero_mass_limit(expr_u: sympy.Expr, theta: dict, point: str) -> float:
             vals.append(mpmath.mpf(y))
         a, b = vals
         if abs(b - a) <= mpmath.mpf(10) ** -25 * (1 + abs(b)):
-            return 0.0 if abs(b) < mpmath.mpf(10) ** -300 else float(b)
+            return 0.0 if abs(b) < mpmath.mpf(10) ** -(70 + k) else float(b)
         if abs(b) > abs(a) and abs(b) > 10**15:
             return math.inf if b > 0 else -math.inf
         return math.nan

@@ -141,7 +141,13 @@ def taylor(expr: sympy.Expr, var: sympy.Symbol, values: dict, *, terms: int = SE
     try:
         with mpmath.workdps(SERIES_DPS):
             c = _series(sympy.sympify(expr), var, vals, terms)
-            lead = next((k for k, x in enumerate(c) if abs(x) > mpmath.mpf(10) ** -30), None)
+            # the leading coefficient, relative to the largest: a form derived near a special
+            # parameter value has all its coefficients of the size of that small parameter
+            # (JS at beta = 1e-30: 5e-31 ell^2 + ...), which an absolute threshold took for
+            # zeros (the near-1 terms then vanished: 3e-4 relative error in the row)
+            big = max(abs(x) for x in c)
+            lead = next((k for k, x in enumerate(c) if abs(x) > mpmath.mpf(10) ** -30 * big),
+                        None) if big > 0 else None
             r = mpmath.mpf(radius)
             if lead is None:
                 return [0.0] * terms, float(r)

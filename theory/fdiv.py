@@ -32,10 +32,14 @@ returning the generator, with the source cited in its docstring.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import inspect
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -66,6 +70,73 @@ GRID_DECADES = (-12, 12)
 GRID_PER_DECADE = 40
 #: Working precision (decimal digits) of numeric checks.
 CHECK_DPS = 50
+#: Wall-clock bound (seconds) of validating a generator on construction (f(1) = 0 and
+#: convexity, and the standardised generator shown in an error): a generator that cannot
+#: be validated in time is refused with a ValueError that says so.
+VALIDATION_SECONDS = 1.5
+#: Grid of the numeric convexity check: 10^-30 … 10^30, 20 points per decade (f''(u) of
+#: "u*log(u) - u**2/10**15" turns negative beyond u = 5e14, outside 10^±12).
+CONVEXITY_DECADES = (-30, 30)
+CONVEXITY_PER_DECADE = 20
+#: Beyond the dense grid, f'' alone is checked at one point per decade out to 10^±this
+#: (u*log(u) - u**2/10**40: f'' < 0 beyond u = 5e39).
+CONVEXITY_FAR_DECADE = 300
+#: The numeric convexity check stops walking away from u = 1 where |f| or |f''| exceeds
+#: 2^(this many bits) (exp(exp(exp(u))) beyond u ≈ 10): mpmath would spend seconds there.
+CONVEXITY_MAX_BITS = 100_000
+
+
+class _Timeout(Exception):
+    """A validation step ran past its share of :data:`VALIDATION_SECONDS`."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Raise :class:`_Timeout` inside the block after ``seconds`` (SIGALRM, main thread only).
+
+    Elsewhere (another thread, a platform without ``setitimer``, or an outer timer already
+    running) the block runs unbounded; the callers then skip the symbolic steps that can
+    be slow (see :func:`_symbolic_is_cheap`) and bound the numeric loop by the clock.
+    """
+    usable = (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+              and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+              and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None))
+    if not usable or seconds <= 0:
+        if seconds <= 0:
+            raise _Timeout
+        yield False
+        return
+
+    def _raise(signum, frame):
+        raise _Timeout
+
+    old = signal.signal(signal.SIGALRM, _raise)
+    # re-armed every 50 ms: a signal that lands in a finaliser (where the exception is
+    # only reported, not raised) must not let the block run on unbounded
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
+    try:
+        yield True
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _short(expr, n: int | None = 200) -> str:
+    """``sympy.sstr(expr)``, clipped to ``n`` characters (``None``: not clipped)."""
+    try:
+        text = expr if isinstance(expr, str) else sympy.sstr(expr)
+    except ValueError:       # an integer beyond Python's str conversion limit
+        return "(an expression too large to print)"
+    return text if n is None or len(text) <= n else text[: n - 3] + "..."
+
+
+def _symbolic_is_cheap(expr: sympy.Expr) -> bool:
+    """Whether sympy's assumption queries and simplification on ``expr`` are safe to run
+    without a timer: small, and no rational exponents with huge denominators."""
+    if sympy.count_ops(expr) > 40:
+        return False
+    return not any(r.q > SOLVE_MAX_DENOMINATOR for power in expr.atoms(sympy.Pow)
+                   for r in power.exp.atoms(sympy.Rational))
 
 
 def _readability_cost(expr: sympy.Basic) -> int:
@@ -276,10 +347,12 @@ class FDivergence:
     Parameters
     ----------
     f : sympy expression in :data:`theory.u` (or a plain symbol named ``u``)
-        The generator. It must be convex on :math:`(0, \infty)` with :math:`f(1) = 0`;
-        both are checked on construction — symbolically where sympy decides it, otherwise
-        numerically on a log-grid :math:`10^{-12} \ldots 10^{12}` with mpmath at 50 digits.
-        :attr:`convexity_check` records which.
+        The generator. It must be convex on :math:`(0, \infty)` with :math:`f(1) = 0`
+        exactly; both are checked on construction, within :data:`VALIDATION_SECONDS` of
+        wall-clock time: first numerically on a log-grid :math:`10^{-30} \ldots 10^{30}`
+        with mpmath (secant slopes of f non-decreasing, and f'' ≥ 0 beyond its rounding at
+        90 digits where f'' has a closed form), then by sympy where that is cheap.
+        :attr:`convexity_check` records which decided.
     name : str, optional
         Display name; catalog entries carry their catalog name.
     params : mapping, optional
@@ -290,8 +363,9 @@ class FDivergence:
     Raises
     ------
     ValueError
-        If f(1) ≠ 0 or f is not convex; the message says which and shows the
-        standardised generator f(u) − f(1) − f'(1)(u − 1).
+        If f(1) ≠ 0 (or cannot be shown to be exactly 0), f is not convex, or the checks do
+        not finish in time; the message says which and, where it can be computed in time,
+        shows the standardised generator f(u) − f(1) − f'(1)(u − 1).
     TypeError
         If ``f`` is not a sympy expression.
 
@@ -320,24 +394,29 @@ class FDivergence:
             f = f.subs({s: u for s in plain})
         extra = sorted((s for s in f.free_symbols if s != u), key=str)
         self._f = f
-        self.name = name or f"f(u) = {sympy.sstr(f)}"
+        self.name = name or f"f(u) = {_short(f, None)}"
         self.params = dict(params or {})
         self.source = source
         if _convexity is not None:
             self.convexity_check = _convexity
             return
+        start = time.monotonic()
+
+        def left(share=1.0):
+            return share * VALIDATION_SECONDS - (time.monotonic() - start)
+
         failures = []
-        f1 = self._value_at_one(f)
+        f1 = self._value_at_one(f, seconds=left(0.25))
         if f1 is not None:
-            failures.append(f"f(1) = {f1} ≠ 0")
+            failures.append(f1 if isinstance(f1, str) else f"f(1) = {_short(f1)} ≠ 0")
         how = "not checked (f(1) ≠ 0)"
         if not failures:
-            convex, how = self._check_convex(extra)
+            convex, how = self._check_convex(extra, deadline=start + 0.85 * VALIDATION_SECONDS)
             if not convex:
                 failures.append(how)
         if failures:
-            msg = f"invalid generator {sympy.sstr(f)}: " + "; ".join(failures)
-            std = self._standardised_text(f)
+            msg = f"invalid generator {_short(f)}: " + "; ".join(failures)
+            std = self._standardised_text(f, seconds=min(left(), 0.2 * VALIDATION_SECONDS))
             if std is not None:
                 msg += f". The standardised generator f(u) - f(1) - f'(1)*(u - 1) is {std}"
             raise ValueError(msg)
@@ -380,89 +459,223 @@ class FDivergence:
         return cls(expr, name=name, params=values)
 
     @staticmethod
-    def _value_at_one(f: sympy.Expr):
-        """None when f(1) = 0, else the offending value.
+    def _value_at_one(f: sympy.Expr, *, seconds: float = VALIDATION_SECONDS / 4):
+        """None when f(1) = 0 exactly, else the offending value (or a message).
 
-        Exactly zero is required. Only when sympy cannot decide an exact (float-free)
-        constant such as log(6) - log(2) - log(3), f(1) = 0 is accepted numerically (below
-        1e-50 at 70 digits, where an exact zero evaluates to 0). A float constant such as
-        1e-60 is nonzero.
+        Exactly zero is required, shown by sympy: a nonzero constant however small
+        (1/10**60, the float 1e-60) is refused, and so is a constant that sympy cannot
+        reduce to 0 within ``seconds`` (the message then says so, with its numeric size).
+        Constants equal to 0 in disguise (log(6) - log(2) - log(3)) pass.
         """
-        v = _tidy(f.subs(u, 1))
+        v = f.subs(u, 1)
         if v.is_zero:
             return None
-        if v.is_number and not v.has(sympy.Float):
-            with mpmath.workdps(CHECK_DPS + 20):
-                num = sympy.N(v, CHECK_DPS + 20)
-            if num.is_number and abs(num) < sympy.Float(10) ** (-CHECK_DPS):
-                return None
+        if v.is_zero is False:
             return v
-        return v
+        try:
+            with _time_limit(max(seconds, 0.05)) as timed:
+                if timed or _symbolic_is_cheap(v):
+                    v = _tidy(v)
+                    if v.is_zero or sympy.expand_log(v, force=True).is_zero:
+                        return None
+                    if v.is_zero is False:
+                        return v
+        except _Timeout:
+            pass
+        try:
+            with mpmath.workdps(CHECK_DPS + 20):
+                num = mpmath.mpmathify(_mp_function(v)(mpmath.mpf(1)))
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            return v
+        if abs(num) >= mpmath.mpf(10) ** (-CHECK_DPS):
+            return v
+        return (f"f(1) = {_short(v)} could not be shown to be exactly 0 (numerically "
+                f"|f(1)| < 1e-{CHECK_DPS}); write the constant so that it cancels exactly")
 
     @staticmethod
-    def _standardised_text(f: sympy.Expr) -> str | None:
+    def _standardised_text(f: sympy.Expr, *, seconds: float = VALIDATION_SECONDS / 4
+                           ) -> str | None:
         try:
-            f1 = f.subs(u, 1)
-            d1 = sympy.diff(f, u).subs(u, 1)
-            if not (f1.is_zero and sympy.simplify(d1).is_zero):
-                return sympy.sstr(_tidy(f - f1 - d1 * (u - 1)))
-        except (TypeError, ValueError):  # pragma: no cover
+            with _time_limit(max(seconds, 0.05)) as timed:
+                f1 = f.subs(u, 1)
+                d1 = sympy.diff(f, u).subs(u, 1)
+                cheap = timed or _symbolic_is_cheap(f)
+                if f1.is_zero and (d1.is_zero or (cheap and sympy.simplify(d1).is_zero)):
+                    return None
+                std = f - f1 - d1 * (u - 1)
+                return _short(_tidy(std) if cheap else std)
+        except (TypeError, ValueError, _Timeout):
             return None
-        return None
 
-    def _check_convex(self, extra) -> tuple[bool, str]:
-        raw = sympy.diff(self._f, u, 2)
-        verdict = raw.is_nonnegative
-        d2 = raw if verdict is not None else _tidy(raw)
-        if verdict is None:
-            verdict = d2.is_nonnegative
-        if verdict is None and not d2.has(sympy.DiracDelta, sympy.Heaviside):
-            for form in (sympy.factor(d2), sympy.together(d2)):
-                verdict = form.is_nonnegative
-                if verdict is not None:
-                    break
-        if verdict is True:
-            return True, f"symbolic: f''(u) = {sympy.sstr(d2)} ≥ 0 on (0, oo)"
-        if verdict is False and not extra:
-            return False, f"f is not convex: f''(u) = {sympy.sstr(d2)} is negative on (0, oo)"
+    def _check_convex(self, extra, *, deadline: float | None = None) -> tuple[bool, str]:
+        """Convexity on (0, oo): the numeric check first (it refuses a generator whose f''
+        is negative somewhere on the grid), then sympy's proof where it is cheap."""
         if extra:
             names_ = ", ".join(map(str, extra))
             return False, (
                 f"convexity could not be decided symbolically with free parameter(s) {names_}; "
                 "substitute numeric values"
             )
-        return self._check_convex_numeric()
+        if deadline is None:
+            deadline = time.monotonic() + 0.85 * VALIDATION_SECONDS
+        d2 = None
+        try:   # f'' for the pointwise test (sympy's diff can hang in its assumption queries)
+            with _time_limit(min(0.2 * VALIDATION_SECONDS, deadline - time.monotonic())) as timed:
+                if timed or _symbolic_is_cheap(self._f):
+                    d2 = sympy.diff(self._f, u, 2)
+        except _Timeout:
+            d2 = None
+        try:
+            with _time_limit(deadline - time.monotonic()):
+                convex, how = self._check_convex_numeric(deadline=deadline, d2=d2)
+        except _Timeout:
+            return False, (f"convexity could not be checked within {VALIDATION_SECONDS} s "
+                           "(numeric check unfinished); simplify the generator")
+        if convex is False:
+            return False, how
+        try:
+            with _time_limit(deadline + 0.15 * VALIDATION_SECONDS - time.monotonic()) as timed:
+                if not (timed or _symbolic_is_cheap(self._f)):
+                    return bool(convex), how
+                raw = sympy.diff(self._f, u, 2)
+                verdict = raw.is_nonnegative
+                d2 = raw if verdict is not None else _tidy(raw)
+                if verdict is None:
+                    verdict = d2.is_nonnegative
+                if verdict is None and not d2.has(sympy.DiracDelta, sympy.Heaviside):
+                    for form in (sympy.factor(d2), sympy.together(d2)):
+                        verdict = form.is_nonnegative
+                        if verdict is not None:
+                            break
+        except _Timeout:
+            return bool(convex), how + " (the symbolic check did not finish in time)"
+        if verdict is True:
+            return True, f"symbolic: f''(u) = {_short(d2)} ≥ 0 on (0, oo)"
+        if verdict is False:
+            return False, f"f is not convex: f''(u) = {_short(d2)} is negative on (0, oo)"
+        return bool(convex), how
 
-    def _check_convex_numeric(self) -> tuple[bool, str]:
-        """Slopes of f between consecutive grid points must not decrease (kinks allowed)."""
+    def _check_convex_numeric(self, *, deadline: float | None = None,
+                              d2: sympy.Expr | None = None) -> tuple[bool, str]:
+        """Numeric convexity on a log-grid, walking out from u = 1.
+
+        Two tests at every grid point u_k (:data:`CONVEXITY_DECADES`,
+        :data:`CONVEXITY_PER_DECADE`): the secant slopes of f must not decrease (kinks
+        allowed: |u - 1|, max(...)), and where f'' has a closed form without Dirac deltas,
+        f''(u_k) must not be negative beyond its own rounding error — f'' is evaluated at
+        CHECK_DPS and at CHECK_DPS + 40 digits and a point fails when the more precise
+        value is below −100 times their difference (scale-aware: a sum of large terms that
+        cancels to 0 passes, 1/u − 2·10⁻¹⁵ at u = 10²⁰ fails, and so does
+        1/u − sin(u − 1)/10⁸ where the sine is positive at u ≈ 10⁹, which the secants of
+        f average away). The walk stops where |f| or |f''| exceeds 2^CONVEXITY_MAX_BITS
+        or mpmath overflows (the range checked is reported).
+        """
+        if deadline is None:
+            deadline = time.monotonic() + 0.85 * VALIDATION_SECONDS
         fn = _mp_function(self._f)
-        grid = _log_grid()
-        with mpmath.workdps(CHECK_DPS + 10):
-            vals = []
-            for x in grid:
+        d2fn = None
+        if d2 is not None and not d2.has(sympy.DiracDelta, sympy.Heaviside, sympy.Derivative,
+                                         sympy.Subs):
+            try:
+                d2fn = _mp_function(d2)
+            except (TypeError, ValueError, NameError, SyntaxError):  # pragma: no cover
+                d2fn = None
+        lo, hi = CONVEXITY_DECADES
+        per = CONVEXITY_PER_DECADE
+        ks = list(range(lo * per, hi * per + 1))
+        mid = ks.index(0)
+        grid, vals = {}, {}
+
+        def value(fun, x, dps):
+            with mpmath.workdps(dps):
+                y = mpmath.mpmathify(fun(x))
+            if isinstance(y, mpmath.mpc):
+                if abs(y.imag) > mpmath.mpf(10) ** (-CHECK_DPS) * (1 + abs(y.real)):
+                    raise ValueError(f"not real ({mpmath.nstr(y, 5)})")
+                y = y.real
+            return y
+
+        def huge(y):
+            return mpmath.isinf(y) or (y != 0 and mpmath.mag(y) > CONVEXITY_MAX_BITS)
+
+        stops = {}
+        for direction in (1, -1):
+            idx = mid if direction == 1 else mid - 1
+            while 0 <= idx < len(ks):
+                if time.monotonic() > deadline:
+                    return False, (f"convexity could not be checked within {VALIDATION_SECONDS} s "
+                                   "(numeric check unfinished); simplify the generator")
+                k = ks[idx]
+                with mpmath.workdps(CHECK_DPS + 50):
+                    x = mpmath.mpf(10) ** (mpmath.mpf(k) / per)
                 try:
-                    y = fn(x)
+                    if d2fn is not None:
+                        hi_p = value(d2fn, x, CHECK_DPS + 40)
+                        if huge(hi_p):
+                            break
+                        if not mpmath.isfinite(hi_p):
+                            return False, (f"f'' is not real and finite at u = "
+                                           f"{mpmath.nstr(x, 5)} ({hi_p})")
+                        if hi_p < 0:
+                            lo_p = value(d2fn, x, CHECK_DPS)
+                            if lo_p < 0 and -hi_p > 100 * abs(hi_p - lo_p):
+                                return False, (
+                                    f"f is not convex: f''(u) = {mpmath.nstr(hi_p, 6)} < 0 at "
+                                    f"u = {mpmath.nstr(x, 6)} (numeric check, "
+                                    f"{CHECK_DPS + 40} digits)")
+                    if d2fn is None or k % 4 == 0:    # with f'' checked, secants 4x sparser
+                        # 45 more digits than the check: secants 1e-31 wide near u = 1e-30
+                        y = value(fn, x, CHECK_DPS + 45)
+                        if huge(y):
+                            break
+                        if not mpmath.isfinite(y):
+                            return False, (f"f is not real and finite at u = "
+                                           f"{mpmath.nstr(x, 5)} ({y})")
+                        grid[k], vals[k] = x, y
+                except OverflowError:
+                    break
                 except (ValueError, ZeroDivisionError, TypeError) as exc:
                     return False, f"f cannot be evaluated at u = {mpmath.nstr(x, 5)}: {exc}"
-                y = mpmath.mpmathify(y)
-                if not (isinstance(y, mpmath.mpf) and mpmath.isfinite(y)):
-                    if isinstance(y, mpmath.mpc) and abs(y.imag) < mpmath.mpf(10) ** (-CHECK_DPS):
-                        y = y.real
-                    else:
-                        return False, f"f is not real and finite at u = {mpmath.nstr(x, 5)} ({y})"
-                vals.append(y)
-            slopes = [(vals[i + 1] - vals[i]) / (grid[i + 1] - grid[i]) for i in range(len(grid) - 1)]
+                idx += direction
+            stops[direction] = idx
+            if d2fn is None or 0 <= idx < len(ks):
+                continue   # f'' only, one point per decade beyond the dense grid, to 10^±300
+            for dec in range(hi + 1, CONVEXITY_FAR_DECADE + 1):
+                with mpmath.workdps(CHECK_DPS + 50):
+                    x = mpmath.mpf(10) ** (direction * dec)
+                try:
+                    hi_p = value(d2fn, x, CHECK_DPS + 40)
+                    if huge(hi_p) or not mpmath.isfinite(hi_p):
+                        break
+                    if hi_p < 0:
+                        lo_p = value(d2fn, x, CHECK_DPS)
+                        if lo_p < 0 and -hi_p > 100 * abs(hi_p - lo_p):
+                            return False, (
+                                f"f is not convex: f''(u) = {mpmath.nstr(hi_p, 6)} < 0 at "
+                                f"u = {mpmath.nstr(x, 6)} (numeric check, {CHECK_DPS + 40} "
+                                "digits)")
+                except (OverflowError, ValueError, ZeroDivisionError, TypeError):
+                    break
+        keys = sorted(grid)
+        if len(keys) < 3:
+            return None, ("f could not be evaluated numerically around u = 1 (beyond "
+                          f"2^{CONVEXITY_MAX_BITS} or an mpmath overflow)")
+        with mpmath.workdps(CHECK_DPS + 10):
+            slopes = [(vals[b] - vals[a]) / (grid[b] - grid[a])
+                      for a, b in zip(keys, keys[1:], strict=False)]
             tol = mpmath.mpf(10) ** (-(CHECK_DPS - 10))
             for i in range(len(slopes) - 1):
                 if slopes[i + 1] < slopes[i] - tol * (1 + abs(slopes[i]) + abs(slopes[i + 1])):
                     return False, (
                         "f is not convex: its slope decreases near u = "
-                        f"{mpmath.nstr(grid[i + 1], 6)} (numeric check, {CHECK_DPS} digits)"
+                        f"{mpmath.nstr(grid[keys[i + 1]], 6)} (numeric check, {CHECK_DPS} digits)"
                     )
-        n = len(grid)
+        what = (f"slopes of f non-decreasing on {len(keys)} points"
+                + (f" and f'' ≥ 0 on {stops[1] - stops[-1] - 1} points" if d2fn is not None
+                   else ""))
         return True, (
-            f"numeric: slopes of f non-decreasing on a {n}-point log-grid "
-            f"1e{GRID_DECADES[0]}…1e{GRID_DECADES[1]} at {CHECK_DPS} digits"
+            f"numeric: {what} of a log-grid {mpmath.nstr(grid[keys[0]], 3)}…"
+            f"{mpmath.nstr(grid[keys[-1]], 3)} at {CHECK_DPS}+ digits"
         )
 
     # ------------------------------------------------------------------ display

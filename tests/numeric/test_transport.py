@@ -2,9 +2,12 @@
 
 import math
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from scipy.optimize import linprog
 
@@ -272,3 +275,218 @@ def test_zero_weights_are_points_without_mass():
     assert np.isfinite(full.f).all()
     dense = numeric.sinkhorn(a0, b, ot.dist(x0, y), epsilon=0.1, tol=1e-12)
     assert_close(dense.value, ref.value, rtol=1e-11)
+
+
+# ----------------------------------------------------------------------------- nearly equal measures
+
+def _mp_ot_eps(a, x, b, y, eps, dps=50):
+    """OT_eps(a, b) for the cost |x - y|^2 at ``dps`` digits (+20 guard digits): damped Newton on
+    the dual (f, g) with g_m = 0 fixed, from f = g = 0 with eps halved from the largest cost.
+
+    An algorithm unrelated to the code under test (no Sinkhorn), on the exact binary inputs.
+    """
+    import mpmath as mp
+
+    with mp.workdps(dps + 20):
+        n, m = len(a), len(b)
+        A = [mp.mpf(float(t)) for t in a]
+        B = [mp.mpf(float(t)) for t in b]
+        C = [[mp.fsum((mp.mpf(float(xi[k])) - mp.mpf(float(yj[k]))) ** 2 for k in range(len(xi)))
+              for yj in y] for xi in x]
+        f, g = [mp.mpf(0)] * n, [mp.mpf(0)] * m
+        target = mp.mpf(float(eps))
+        e = max(max(max(row) for row in C), target)
+
+        def dual(f, g, e):
+            return (mp.fsum(A[i] * f[i] for i in range(n)) + mp.fsum(B[j] * g[j] for j in range(m))
+                    - e * (mp.fsum(A[i] * B[j] * mp.exp((f[i] + g[j] - C[i][j]) / e)
+                                   for i in range(n) for j in range(m)) - 1))
+
+        while True:
+            for _ in range(200):
+                P = [[A[i] * B[j] * mp.exp((f[i] + g[j] - C[i][j]) / e) for j in range(m)]
+                     for i in range(n)]
+                r = [mp.fsum(P[i]) for i in range(n)]
+                c = [mp.fsum(P[i][j] for i in range(n)) for j in range(m)]
+                grad = [A[i] - r[i] for i in range(n)] + [B[j] - c[j] for j in range(m - 1)]
+                gn = max(abs(t) for t in grad)
+                if gn < mp.mpf(10) ** (-(dps + 10)):
+                    break
+                H = mp.matrix(n + m - 1, n + m - 1)
+                for i in range(n):
+                    H[i, i] = r[i] / e
+                    for j in range(m - 1):
+                        H[i, n + j] = H[n + j, i] = P[i][j] / e
+                for j in range(m - 1):
+                    H[n + j, n + j] = c[j] / e
+                d = mp.lu_solve(H, mp.matrix(grad))
+                t, d0 = mp.mpf(1), dual(f, g, e)
+                while True:                              # full steps once in the quadratic region
+                    f2 = [f[i] + t * d[i] for i in range(n)]
+                    g2 = [g[j] + t * d[n + j] for j in range(m - 1)] + [g[m - 1]]
+                    if gn < mp.mpf(10) ** -12 or dual(f2, g2, e) >= d0 or t < mp.mpf(10) ** -30:
+                        break
+                    t /= 2
+                f, g = f2, g2
+            else:
+                raise AssertionError("the mpmath reference did not converge")
+            if e == target:
+                return +dual(f, g, e)
+            e = max(e / 2, target)
+
+
+def _cloud(seed=9, n=12):
+    x = np.random.default_rng(seed).normal(size=(n, 2))
+    return np.full(n, 1.0 / n), x
+
+
+@pytest.mark.parametrize("scaling", [None, 0.5])
+def test_translation_gives_the_squared_shift(scaling):
+    """y = x + v, same weights: S_eps = |v|^2 exactly for every eps (the cost changes by
+    |v|^2 - 2<x_i - x_j, v>, whose second part is the same for every coupling).
+
+    Before the fix: 9.21e-9 (no scaling) and a negative value (scaling=0.5) for |v|^2 =
+    1.25e-8, the cross term stalled at 10,000 iterations, and no warning was given.
+    """
+    w, x = _cloud()
+    v = np.array([1e-4, 5e-5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = float(numeric.sinkhorn_divergence_points(w, x, w, x + v, epsilon=0.1, scaling=scaling))
+        r = numeric.sinkhorn_points(w, x, w, x + v, epsilon=0.1, scaling=scaling)
+    assert abs(s - v @ v) <= 5e-3 * (v @ v), s
+    assert bool(r.converged) and r.iterations < 200
+    tight = float(numeric.sinkhorn_divergence_points(w, x, w, x + v, epsilon=0.1, scaling=scaling,
+                                                     tol=1e-13))
+    assert abs(tight - v @ v) <= 1e-6 * (v @ v), tight
+
+
+@pytest.mark.slow
+def test_near_identical_clouds_against_a_50_digit_newton_reference():
+    w, x = _cloud()
+    y = x + np.array([1e-4, 5e-5])
+    ab, aa, bb = (_mp_ot_eps(w, x, w, y, 0.1), _mp_ot_eps(w, x, w, x, 0.1),
+                  _mp_ot_eps(w, y, w, y, 0.1))
+    ref = float(ab - aa / 2 - bb / 2)
+    assert abs(ref - 1.25e-8) < 1e-16                     # the translation identity, independently
+    s = float(numeric.sinkhorn_divergence_points(w, x, w, y, epsilon=0.1, tol=1e-13))
+    assert abs(s - ref) <= 1e-15, (s, ref)
+    r = numeric.sinkhorn_points(w, x, w, y, epsilon=0.1, tol=1e-13)
+    assert abs(float(r.value) - float(ab)) <= 1e-15
+
+
+def test_equal_measures_give_exactly_zero_alone_and_in_a_batch():
+    """Before the fix: permuted points -2e-8-ish, an identical pair inside a batch nonzero."""
+    w, x = _cloud()
+    rng = np.random.default_rng(1)
+    a = rng.random(12) + 0.1
+    a /= a.sum()
+    perm = rng.permutation(12)
+    for weights in (w, a):
+        s = numeric.sinkhorn_divergence_points(weights, x, weights[perm], x[perm], epsilon=0.1)
+        assert float(s) == 0.0
+    # the same measure written with a repeated point and a point of zero weight
+    x2 = np.vstack([x, x[:1], [[40.0, 40.0]]])
+    a2 = np.r_[a[0] / 2, a[1:], a[0] / 2, 0.0]
+    assert float(numeric.sinkhorn_divergence_points(a, x, a2, x2, epsilon=0.1)) == 0.0
+    y = x + [0.3, 0.0]
+    xs, ys = np.stack([x, x]), np.stack([y, x[perm]])
+    batch = numeric.sinkhorn_divergence_points(np.stack([w, w]), xs, np.stack([w, w]), ys,
+                                               epsilon=0.1)
+    assert float(batch[1]) == 0.0
+    assert abs(float(batch[0]) - 0.09) < 1e-9
+    _, grads = numeric.sinkhorn_divergence_points(w, x, w, x[perm], epsilon=0.1, return_grad=True)
+    assert all(float(np.abs(g).max()) == 0.0 for g in grads)
+    grid = np.linspace(0, 1, 12)
+    cost = (grid[:, None] - grid[None, :]) ** 2
+    hist = numeric.sinkhorn_divergence(np.stack([a, a]), np.stack([a, w]), cost, epsilon=0.05)
+    assert float(hist[0]) == 0.0 and float(hist[1]) > 0
+
+
+def test_a_solve_that_misses_tol_is_reported():
+    a, x, b, y = _problem(10, 12, seed=3)
+    with pytest.warns(RuntimeWarning, match="did not reach tol"):
+        numeric.sinkhorn_divergence_points(a, x, b, y, epsilon=0.01, max_iter=2)
+    grid = np.linspace(0, 1, 10)
+    with pytest.warns(RuntimeWarning, match="did not reach tol"):
+        numeric.sinkhorn_divergence(a, np.full(10, 0.1), (grid[:, None] - grid) ** 2,
+                                    epsilon=0.001, max_iter=2)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(2, 14), log_shift=st.floats(-6, -1),
+       eps=st.sampled_from([0.05, 0.1, 1.0]), power=st.sampled_from([1, 2]),
+       permute=st.booleans())
+def test_fuzz_nearly_equal_and_permuted_clouds(seed, n, log_shift, eps, power, permute):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2))
+    a = rng.random(n) + 0.1
+    a /= a.sum()
+    perm = rng.permutation(n) if permute else np.arange(n)
+    v = 10.0**log_shift * rng.normal(size=2)
+    kw = dict(epsilon=eps, power=power, tol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert float(numeric.sinkhorn_divergence_points(a, x, a[perm], x[perm], **kw)) == 0.0
+        s = float(numeric.sinkhorn_divergence_points(a, x, a[perm], x[perm] + v, **kw))
+        assert s >= 0.0
+        if power == 2:
+            assert abs(s - v @ v) <= 1e-3 * (v @ v) + 1e-14, (s, v @ v)
+        noisy = x[perm] + 10.0**log_shift * rng.normal(size=(n, 2))
+        assert float(numeric.sinkhorn_divergence_points(a, x, a[perm], noisy, **kw)) >= 0.0
+
+
+# ----------------------------------------------------------------------------- more peers
+
+def test_potentials_match_pot_sinkhorn_log_to_5e_12():
+    a, x, b, y = _problem(12, 14, seed=21)
+    cost = ot.dist(x, y)
+    res = numeric.sinkhorn(a, b, cost, epsilon=0.5, tol=1e-15, return_plan=True)
+    plan, log = ot.bregman.sinkhorn_log(a, b, cost, 0.5, stopThr=1e-16, numItermax=10**5, log=True)
+    assert_close(res.plan, plan, rtol=5e-12, atol=1e-300)
+    # POT's plan is u_i e^{-C_ij/eps} v_j, ours a_i b_j e^{(f_i + g_j - C_ij)/eps}
+    fu = 0.5 * (log["log_u"] - np.log(a))
+    gv = 0.5 * (log["log_v"] - np.log(b))
+    shift = float(np.mean(res.f - fu))
+    assert_close(res.f - shift, fu, rtol=5e-12, atol=5e-12)
+    assert_close(res.g + shift, gv, rtol=5e-12, atol=5e-12)
+
+
+def test_divergence_matches_geomloss():
+    """geomloss (cost |x-y|^2/2, eps = blur^2, fixed eps-scaling schedule without a stopping
+    rule) tends to our value as its scaling ratio tends to 1."""
+    geomloss = pytest.importorskip("geomloss")
+    torch = pytest.importorskip("torch")
+    a, x, b, y = _problem(30, 25, seed=3)
+    eps = 0.2
+    ours = float(numeric.sinkhorn_divergence_points(a, x, b, y, epsilon=eps, tol=1e-13))
+    gaps = []
+    for scaling in (0.99, 0.999):
+        loss = geomloss.SamplesLoss("sinkhorn", p=2, blur=math.sqrt(eps / 2), scaling=scaling,
+                                    debias=True, backend="tensorized")
+        val = 2 * loss(*(torch.tensor(t) for t in (a, x, b, y))).item()
+        gaps.append(abs(val - ours) / ours)
+    assert gaps[1] < 1e-5 and gaps[1] < gaps[0] / 10, gaps
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(2, 12), log_gap=st.floats(-9, -1),
+       eps=st.sampled_from([0.05, 0.1, 1.0]), power=st.sampled_from([1, 2]))
+@example(seed=2, n=2, log_gap=-3.0, eps=0.01, power=1)   # a plan in blocks: singular Newton system
+def test_fuzz_nearly_equal_histograms(seed, n, log_gap, eps, power):
+    rng = np.random.default_rng(seed)
+    grid = np.sort(rng.normal(size=n))
+    cost = np.abs(grid[:, None] - grid[None, :]) ** power
+    a = rng.random(n) + 0.1
+    a /= a.sum()
+    b = a * np.exp(10.0**log_gap * rng.normal(size=n))
+    b /= b.sum()
+    kw = dict(epsilon=eps, tol=1e-12, max_iter=10**5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert float(numeric.sinkhorn_divergence(a, a, cost, **kw)) == 0.0
+        s = float(numeric.sinkhorn_divergence(a, b, cost, **kw))
+        assert s >= 0.0
+        perm = rng.permutation(n)
+        sp = float(numeric.sinkhorn_divergence(a[perm], b[perm], cost[np.ix_(perm, perm)], **kw))
+    assert abs(sp - s) <= 1e-12 * max(1.0, float(cost.max())), (sp, s)
