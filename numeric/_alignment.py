@@ -202,6 +202,49 @@ def _reward(ff) -> _Reward:
     return fn
 
 
+_LIMITS: dict = {}
+
+
+def reward_limits(fm: DivergenceForms) -> tuple:
+    """(f'(0+), f'(inf)) at the parameter values of ``fm``, numerically (cached)."""
+    from numeric._forms import zero_mass_limit
+
+    ff = fm.family_forms
+    key = (ff, tuple(float(v) for v in fm.theta))
+    out = _LIMITS.get(key)
+    if out is None:
+        values = dict(zip(ff.theta, key[1], strict=True))
+        out = _LIMITS[key] = (zero_mass_limit(ff.df, values, "zero"),
+                              zero_mass_limit(u * ff.df, values, "infinity"))
+    return out
+
+
+def reward_values(fm: DivergenceForms, ell: np.ndarray) -> np.ndarray:
+    """:math:`f'(e^{\\ell})` elementwise (float64), with :math:`f'(0^+)` at
+    :math:`\\ell = -\\infty` and :math:`f'(\\infty)` at :math:`+\\infty`; the forms of
+    :class:`_Reward` (family-compiled, parameters at run time), mpmath where they leave the
+    float range."""
+    fn = _reward(fm.family_forms)
+    theta = tuple(float(v) for v in fm.theta)
+    ell = np.asarray(ell, dtype=np.float64)
+    out = np.empty(ell.shape)
+    fin = np.isfinite(ell)
+    if fin.any():
+        h, _ = fn(ell[fin], theta)
+        bad = ~(np.abs(h) <= _HUGE)
+        if bad.any():
+            with mpmath.workdps(50):
+                th = [mpmath.mpf(v) for v in theta]
+                h[bad] = [_to_float(fn.exact(mpmath.mpf(float(x)), th)[0])
+                          for x in ell[fin][bad]]
+        out[fin] = h
+    if not fin.all():
+        a, b = reward_limits(fm)
+        out[ell == np.inf] = b
+        out[ell == -np.inf] = a
+    return out
+
+
 def fdpo(fm: DivergenceForms, lpw, lpl, rlpw, rlpl, *, beta: float, grad: bool):
     """Per-pair f-DPO loss (and d/d logp_chosen, d/d logp_rejected) on float64 arrays.
 
@@ -1003,16 +1046,14 @@ def _softmax_policy(c, d, r, lref, lmax, beta):
         z = pol[rows]
         R = r[rows]
         with np.errstate(over="ignore", invalid="ignore"):
-            np.multiply(R, scale, out=z)
+            # r shifted by its row maximum first (exact where the rewards are close): the
+            # policy is shift-invariant, and r/(c beta) + log pi_ref would round away the
+            # reference at large rewards (r + 1e15)
+            shift = R.max(axis=-1)
+            np.subtract(R, shift[:, None], out=z)
+            z *= scale
             z += lref[rows]
             m = z.max(axis=-1)
-            shift = 0.0
-            if not np.isfinite(m).all():  # r/(c beta) overflows: shift r by its row maximum
-                shift = R.max(axis=-1)
-                np.subtract(R, shift[:, None], out=z)
-                z *= scale
-                z += lref[rows]
-                m = z.max(axis=-1)
         _, _, lz = _log_normaliser(lref[rows], lmax)
         z -= m[:, None]
         np.exp(z, out=z)
