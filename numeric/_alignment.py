@@ -170,7 +170,11 @@ class _Reward:
                                 name="reward_hi")
         d1 = ff.df
         d2 = sympy.diff(d1, u).replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
-        self.mp = sympy.lambdify([u, *syms], [d1, u * d2], modules="mpmath")
+        try:  # u f''(u) without the cancellation of u (1/(2u) - (sqrt(u) - 1)/(2 u^(3/2)))
+            slope = sympy.simplify(u * d2)
+        except Exception:  # noqa: BLE001 - sympy may fail on exotic generators
+            slope = u * d2
+        self.mp = sympy.lambdify([u, *syms], [d1, slope], modules="mpmath")
 
     def __call__(self, ell, theta):
         """(h, s) as float64 arrays of ell's shape (NaN/inf where the forms overflow)."""
@@ -289,17 +293,31 @@ def fdpo(fm: DivergenceForms, lpw, lpl, rlpw, rlpl, *, beta: float, grad: bool):
 
 
 def _fdpo_exact(fn, theta, a, b, c, d, beta):
-    """One pair of :func:`fdpo` at 50 digits (loss, d/d logp_chosen, d/d logp_rejected)."""
-    with mpmath.workdps(50):
+    """One pair of :func:`fdpo` with mpmath (loss, d/d logp_chosen, d/d logp_rejected):
+    50 digits plus those that e^(-|l|) needs next to O(1) terms (to the float range)."""
+    ells = [abs(float(x) - float(y)) for x, y in ((a, c), (b, d))]
+    with mpmath.workdps(50 + int(min(max(ells), 745.0) / 2.3)):
         th = [mpmath.mpf(float(v)) for v in theta]
         hw, sw = fn.exact(mpmath.mpf(float(a)) - mpmath.mpf(float(c)), th)
         hl, sl = fn.exact(mpmath.mpf(float(b)) - mpmath.mpf(float(d)), th)
         bt = mpmath.mpf(beta)
-        z = bt * (hw - hl)
-        loss = -z + mpmath.log1p(mpmath.exp(z)) if z < 0 else mpmath.log1p(mpmath.exp(-z))
-        sig = 1 / (1 + mpmath.exp(z))  # sigmoid(-z)
-        out = (loss, -sig * bt * sw, sig * bt * sl)
+        loss, log_sig = _softplus_mp(-bt * (hw - hl))
+        out = [loss]
+        for sign, slope in ((-1, sw), (1, sl)):
+            x = log_sig + mpmath.log(bt * slope) if slope > 0 else -mpmath.inf
+            out.append(sign * mpmath.exp(x) if x > -800 else mpmath.mpf(0))
         return tuple(_to_float(v) for v in out)
+
+
+def _softplus_mp(x):
+    """(softplus(x), log sigmoid(x)) in mpmath; beyond |x| = 800 the terms below 1e-347
+    are dropped (mpmath's exp of a huge argument is slow, and they do not reach a float)."""
+    if x > 800:
+        return x, mpmath.mpf(0)
+    if x < -800:
+        return mpmath.mpf(0), x
+    sp = x + mpmath.log1p(mpmath.exp(-x)) if x > 0 else mpmath.log1p(mpmath.exp(x))
+    return sp, x - sp
 
 
 def _to_float(v) -> float:

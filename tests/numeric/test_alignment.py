@@ -533,10 +533,20 @@ def _mp_fdpo(fd, a, b, c, d, beta, dps=100):
         sw, sl = mpmath.re(uw * d2f(uw)), mpmath.re(ul * d2f(ul))
         bt = mpmath.mpf(beta)
         z = bt * (hw - hl)
-        loss = -z + mpmath.log1p(mpmath.exp(z)) if z < 0 else mpmath.log1p(mpmath.exp(-z))
-        sig = 1 / (1 + mpmath.exp(z))
+        # sigma(-z) = 1/(1 + e^z); beyond |z| = 800 without the terms below 1e-347 (mpmath's
+        # exp of a huge argument is slow): loss = max(-z, 0), log sigma(-z) = min(-z, 0)
+        if abs(z) > 800:
+            loss, log_sig = max(-z, mpmath.mpf(0)), min(-z, mpmath.mpf(0))
+        else:
+            loss = mpmath.log1p(mpmath.exp(-z)) if z > 0 else -z + mpmath.log1p(mpmath.exp(z))
+            log_sig = -z - loss
+        grads = []
+        for slope in (sw, sl):
+            x = log_sig + mpmath.log(bt * slope) if slope > 0 else -mpmath.inf
+            grads.append(mpmath.exp(x) if x > -800 else mpmath.mpf(0))
+        sig = mpmath.exp(log_sig) if log_sig > -800 else mpmath.mpf(0)
         bound = 1 + bt * (abs(hw) + abs(hl) + abs(lw) * sw + abs(ll) * sl)
-        return loss, -sig * bt * sw, sig * bt * sl, sig, bound, abs(lw) + abs(ll)
+        return loss, -grads[0], grads[1], sig, bound, abs(lw) + abs(ll)
 
 
 def _assert_fdpo_right(fd, a, b, c, d, beta, got):
