@@ -178,16 +178,16 @@ class _Reward:
 
     def __call__(self, ell, theta):
         """(h, s) as float64 arrays of ell's shape (NaN/inf where the forms overflow)."""
-        h, s = np.empty(ell.shape), np.empty(ell.shape)
         neg = ell <= 0
         with np.errstate(all="ignore"):
-            for mask, fn in ((neg, self.lo), (~neg, self.hi)):
-                if mask.any():
-                    x = ell[mask]
-                    a, b = fn(x, *theta)
-                    h[mask] = np.broadcast_to(a, x.shape)
-                    s[mask] = np.broadcast_to(b, x.shape)
-        return h, s
+            if neg.all() or not neg.any():  # one branch: no masks
+                fn = self.lo if neg.all() else self.hi
+                return tuple(_as_float_array(x, ell.shape) for x in fn(ell, *theta))
+            # both branches on the whole array (each at its side of 0), then selected:
+            # cheaper than gathering and scattering through boolean masks
+            lo = [_as_float_array(x, ell.shape) for x in self.lo(np.minimum(ell, 0.0), *theta)]
+            hi = [_as_float_array(x, ell.shape) for x in self.hi(np.maximum(ell, 0.0), *theta)]
+            return tuple(np.where(neg, a, b) for a, b in zip(lo, hi, strict=True))
 
     def exact(self, ell, theta):
         """(h, s) at one log-ratio ``ell`` (an mpf), in the caller's mpmath precision."""
@@ -265,24 +265,37 @@ def fdpo(fm: DivergenceForms, lpw, lpl, rlpw, rlpl, *, beta: float, grad: bool):
         ll = lpl - rlpl
         hw, sw = fn(lw, theta)
         hl, sl = fn(ll, theta)
-        d = hw - hl
-        z = np.where(np.isfinite(d), beta * d, beta * hw - beta * hl)
-        bad = ~(np.abs(hw) <= _HUGE) | ~(np.abs(hl) <= _HUGE) | ~np.isfinite(z)
+        z = hw - hl
+        z *= beta
+        # pairs for mpmath: f' (or u f'') beyond 1e300 or not finite, z not finite
+        bad = None
+        peaks = [np.abs(hw).max(initial=0.0), np.abs(hl).max(initial=0.0)]
         if grad:
-            bad |= ~(sw <= _HUGE) | ~(sl <= _HUGE) | (sw < 0) | (sl < 0)
-        z[bad] = 0.0
+            peaks += [sw.max(initial=0.0), sl.max(initial=0.0),
+                      -sw.min(initial=0.0), -sl.min(initial=0.0)]
+        # (np.max, not max: a NaN among the peaks must make the test fail)
+        if not (np.max(peaks) <= _HUGE and np.isfinite(z).all()):
+            bad = ~(np.abs(hw) <= _HUGE) | ~(np.abs(hl) <= _HUGE) | ~np.isfinite(z)
+            if grad:
+                bad |= ~(sw <= _HUGE) | ~(sl <= _HUGE) | (sw < 0) | (sl < 0)
+            z[bad] = 0.0
         loss = np.logaddexp(0.0, -z)
         if grad:
             from scipy.special import expit
 
-            w = expit(-z) * beta
-            # log(sigmoid(-z) beta) where sigmoid(-z) underflows: the products stay exact
-            logw = np.log(beta) - np.logaddexp(0.0, z)
-            small = w < 1e-280
-            gw = np.where(small, np.exp(logw + np.log(sw)), w * sw)
-            gl = np.where(small, np.exp(logw + np.log(sl)), w * sl)
+            w = expit(-z)
+            w *= beta
+            gw = w * sw
             np.negative(gw, out=gw)
-    for i in np.flatnonzero(bad):
+            gl = np.multiply(w, sl, out=w)
+            # where sigmoid(-z) underflows: the products from log space, exact
+            small = np.flatnonzero(expit(-z) < 1e-280) if z.max(initial=0.0) > 600 else []
+            if len(small):
+                zs = z[small]
+                logw = np.log(beta) - np.logaddexp(0.0, zs)
+                gw[small] = -np.exp(logw + np.log(sw[small]))
+                gl[small] = np.exp(logw + np.log(sl[small]))
+    for i in (np.flatnonzero(bad) if bad is not None else ()):
         vals = _fdpo_exact(fn, theta, lpw[i], lpl[i], rlpw[i], rlpl[i], beta)
         loss[i] = vals[0]
         if grad:
