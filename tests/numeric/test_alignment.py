@@ -384,7 +384,10 @@ def test_policy_numeric_inverse_on_closed_form_generators(name, monkeypatch):
     assert inv.closed is not None  # the closed form passed its self-check
     forced = copy.copy(inv)
     forced.closed, forced.clamp, forced.table = None, None, inv._guess_table()
-    monkeypatch.setitem(_alignment._CACHE, sympy.srepr(fm.fdiv.f), forced)
+    key = (fm.family_forms, tuple(float(v) for v in fm.theta), True)
+    assert _alignment._CACHE.get(key) is inv  # the key the solver looks the inverse up by
+    monkeypatch.setitem(_alignment._CACHE, key, forced)
+    assert _alignment._inverse(fm) is forced
     rng = np.random.default_rng(zlib.crc32(name.encode()) + 1)
     r, lref = _random_rows(rng, 2_000)
     for beta in (0.01, 1.0):
