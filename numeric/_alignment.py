@@ -4,6 +4,16 @@ The expressions (:math:`f'(e^{\ell})`, :math:`e^{\ell} f''(e^{\ell})`, the polic
 :math:`(f')^{-1}`) come from :mod:`numeric._forms` / :mod:`theory.fdiv` through
 :mod:`numeric.codegen`; this module only iterates and reduces.
 
+Parameters at run time
+----------------------
+Everything symbolic is derived once per family (:class:`numeric._forms.FamilyForms`: the
+parameters are symbols; next to a special value such as α → 0 the family's small-parameter
+forms, in :math:`\varepsilon = \theta - \theta_0`) and compiled with the parameters as
+arguments: :class:`_Reward` (f-DPO) and :class:`_FamilyInverse` (the KKT solver). A parameter
+value only binds numbers (:class:`_Inverse`: :math:`f'(0^+)`, :math:`f'(\infty)`, the finite
+range of :math:`\log u`, the tail exponent and the guess table, from mpmath and numpy in
+milliseconds); no sympy work, search or code generation runs per value.
+
 KKT policy
 ----------
 For :math:`\max_\pi \mathbb E_\pi[r] - \beta D_f(\pi\|\pi_{ref})` on one row the optimum is
@@ -16,7 +26,9 @@ leave the policy unchanged). Three ways to get :math:`\Phi`, fastest first:
 
 * :math:`f'(u) = c\log u + d` (``kl``, ``alpha(0)``, ``power(1)``):
   :math:`\pi = \mathrm{softmax}(\log\pi_{ref} + r/(c\beta))`, one pass, no iteration;
-* ``f.policy_map`` from :mod:`theory.fdiv` when the code generator prints it and it passes,
+* ``f.policy_map`` from :mod:`theory.fdiv` (for a family without parameters, or at the
+  family's default values: solved once per family) when the code generator prints it and it
+  passes,
   on a dense grid of :math:`t` across :math:`(a, b)`, the exactness test of the numeric
   inverse below; :math:`\Phi'` and :math:`\Phi''` are its :math:`t`-derivatives or
   :math:`1/f''(u)` and :math:`-f'''(u)/f''(u)^3` at :math:`u = \Phi(t)`, whichever is cheaper
@@ -24,7 +36,8 @@ leave the policy unchanged). Three ways to get :math:`\Phi`, fastest first:
 * otherwise (``jeffreys``, ``softened_rkl``, user generators) a numeric inverse in
   :math:`s = \log u` of :math:`h(s) = f'(e^s)`. The terms :math:`h`, :math:`1/h'`,
   :math:`h''/(2h')` are written in :math:`s` and :math:`E = e^{-s}` (one exponential per
-  evaluation) in the cheapest form that agrees with a 40-digit mpmath evaluation on a grid.
+  evaluation) in the cheapest form that agrees with a 40-digit mpmath evaluation on a grid,
+  chosen once per family at a few parameter values (:func:`_probe_values`).
   The starting point comes from a table of local models
   :math:`h(c + \delta) = h + h'(e^{m\delta} - 1)/m`, :math:`m = h''/h'`, anchored at a few
   :math:`s` (exact for :math:`f' = A + Bu^m` and :math:`f' = A + B\log u`, the asymptotic
