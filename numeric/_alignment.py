@@ -181,6 +181,8 @@ class _Reward:
         self.lo = compile_numpy([ff.reward, ff.reward_slope], [ELL, *syms], name="reward_lo")
         self.hi = compile_numpy([ff.reward_hi, ff.reward_slope_hi], [ELL, *syms],
                                 name="reward_hi")
+        # one form serves both signs of l (kl: l + 1)
+        self.one = ff.reward == ff.reward_hi and ff.reward_slope == ff.reward_slope_hi
         d1 = ff.df
         d2 = sympy.diff(d1, u).replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
         try:  # u f''(u) without the cancellation of u (1/(2u) - (sqrt(u) - 1)/(2 u^(3/2)))
@@ -193,8 +195,8 @@ class _Reward:
         """(h, s) as float64 arrays of ell's shape (NaN/inf where the forms overflow)."""
         neg = ell <= 0
         with np.errstate(all="ignore"):
-            if neg.all() or not neg.any():  # one branch: no masks
-                fn = self.lo if neg.all() else self.hi
+            if self.one or neg.all() or not neg.any():  # one branch: no masks
+                fn = self.lo if self.one or neg.all() else self.hi
                 return tuple(_as_float_array(x, ell.shape) for x in fn(ell, *theta))
             # both branches on the whole array (each at its side of 0), then selected:
             # cheaper than gathering and scattering through boolean masks
