@@ -235,6 +235,8 @@ def reward_limits(fm: DivergenceForms) -> tuple:
         values = dict(zip(ff.theta, key[1], strict=True))
         out = _LIMITS[key] = (zero_mass_limit(ff.df, values, "zero"),
                               zero_mass_limit(u * ff.df, values, "infinity"))
+        while len(_LIMITS) > _CACHE_MAX:  # (a parameter schedule must not grow it)
+            _LIMITS.pop(next(iter(_LIMITS)))
     return out
 
 
