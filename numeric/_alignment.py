@@ -4,6 +4,16 @@ The expressions (:math:`f'(e^{\ell})`, :math:`e^{\ell} f''(e^{\ell})`, the polic
 :math:`(f')^{-1}`) come from :mod:`numeric._forms` / :mod:`theory.fdiv` through
 :mod:`numeric.codegen`; this module only iterates and reduces.
 
+Parameters at run time
+----------------------
+Everything symbolic is derived once per family (:class:`numeric._forms.FamilyForms`: the
+parameters are symbols; next to a special value such as α → 0 the family's small-parameter
+forms, in :math:`\varepsilon = \theta - \theta_0`) and compiled with the parameters as
+arguments: :class:`_Reward` (f-DPO) and :class:`_FamilyInverse` (the KKT solver). A parameter
+value only binds numbers (:class:`_Inverse`: :math:`f'(0^+)`, :math:`f'(\infty)`, the finite
+range of :math:`\log u`, the tail exponent and the guess table, from mpmath and numpy in
+milliseconds); no sympy work, search or code generation runs per value.
+
 KKT policy
 ----------
 For :math:`\max_\pi \mathbb E_\pi[r] - \beta D_f(\pi\|\pi_{ref})` on one row the optimum is
@@ -16,7 +26,9 @@ leave the policy unchanged). Three ways to get :math:`\Phi`, fastest first:
 
 * :math:`f'(u) = c\log u + d` (``kl``, ``alpha(0)``, ``power(1)``):
   :math:`\pi = \mathrm{softmax}(\log\pi_{ref} + r/(c\beta))`, one pass, no iteration;
-* ``f.policy_map`` from :mod:`theory.fdiv` when the code generator prints it and it passes,
+* ``f.policy_map`` from :mod:`theory.fdiv` (for a family without parameters, or at the
+  family's default values: solved once per family) when the code generator prints it and it
+  passes,
   on a dense grid of :math:`t` across :math:`(a, b)`, the exactness test of the numeric
   inverse below; :math:`\Phi'` and :math:`\Phi''` are its :math:`t`-derivatives or
   :math:`1/f''(u)` and :math:`-f'''(u)/f''(u)^3` at :math:`u = \Phi(t)`, whichever is cheaper
@@ -24,7 +36,8 @@ leave the policy unchanged). Three ways to get :math:`\Phi`, fastest first:
 * otherwise (``jeffreys``, ``softened_rkl``, user generators) a numeric inverse in
   :math:`s = \log u` of :math:`h(s) = f'(e^s)`. The terms :math:`h`, :math:`1/h'`,
   :math:`h''/(2h')` are written in :math:`s` and :math:`E = e^{-s}` (one exponential per
-  evaluation) in the cheapest form that agrees with a 40-digit mpmath evaluation on a grid.
+  evaluation) in the cheapest form that agrees with a 40-digit mpmath evaluation on a grid,
+  chosen once per family at a few parameter values (:func:`_probe_values`).
   The starting point comes from a table of local models
   :math:`h(c + \delta) = h + h'(e^{m\delta} - 1)/m`, :math:`m = h''/h'`, anchored at a few
   :math:`s` (exact for :math:`f' = A + Bu^m` and :math:`f' = A + B\log u`, the asymptotic
@@ -72,6 +85,7 @@ is then divided by :math:`P`. Anything else is reported, never silently NaN.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import NamedTuple
 
@@ -80,7 +94,7 @@ import numpy as np
 import sympy
 
 from numeric._compile import compile_numpy
-from numeric._forms import ELL, DivergenceForms, const_float
+from numeric._forms import ELL, DivergenceForms
 from theory import u
 
 __all__ = ["PolicyResult", "fdpo", "policy"]
@@ -150,26 +164,199 @@ class PolicyResult(NamedTuple):
     iterations: int
 
 
-def _reward_fn(fm: DivergenceForms):
-    return compile_numpy([fm.reward, fm.reward_slope], [ELL], name="reward_and_slope")
+#: Above this magnitude f'(e^l) or e^l f''(e^l) is evaluated with mpmath (the float forms
+#: overflow, or a difference of two such values cancels beyond float range).
+_HUGE = 1e300
+
+
+class _Reward:
+    """:math:`h(\\ell) = f'(e^{\\ell})` and :math:`s(\\ell) = e^{\\ell} f''(e^{\\ell})` of one
+    family, compiled once with the parameters as arguments: the ``lo`` forms of
+    :class:`numeric._forms.FamilyForms` for :math:`\\ell \\le 0` (in :math:`e^{\\ell}`), the
+    ``hi`` forms for :math:`\\ell > 0` (in :math:`e^{-\\ell}`), so no exponential overflows
+    where the value itself fits a float; and an mpmath function for the rest."""
+
+    def __init__(self, ff):
+        syms = list(ff.theta)
+        self.lo = compile_numpy([ff.reward, ff.reward_slope], [ELL, *syms], name="reward_lo")
+        self.hi = compile_numpy([ff.reward_hi, ff.reward_slope_hi], [ELL, *syms],
+                                name="reward_hi")
+        # one form serves both signs of l (kl: l + 1)
+        self.one = ff.reward == ff.reward_hi and ff.reward_slope == ff.reward_slope_hi
+        d1 = ff.df
+        d2 = sympy.diff(d1, u).replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
+        try:  # u f''(u) without the cancellation of u (1/(2u) - (sqrt(u) - 1)/(2 u^(3/2)))
+            slope = sympy.simplify(u * d2)
+        except Exception:  # noqa: BLE001 - sympy may fail on exotic generators
+            slope = u * d2
+        self.mp = sympy.lambdify([u, *syms], [d1, slope], modules="mpmath")
+
+    def __call__(self, ell, theta):
+        """(h, s) as float64 arrays of ell's shape (NaN/inf where the forms overflow)."""
+        neg = ell <= 0
+        with np.errstate(all="ignore"):
+            if self.one or neg.all() or not neg.any():  # one branch: no masks
+                fn = self.lo if self.one or neg.all() else self.hi
+                return tuple(_as_float_array(x, ell.shape) for x in fn(ell, *theta))
+            # both branches on the whole array (each at its side of 0), then selected:
+            # cheaper than gathering and scattering through boolean masks
+            lo = [_as_float_array(x, ell.shape) for x in self.lo(np.minimum(ell, 0.0), *theta)]
+            hi = [_as_float_array(x, ell.shape) for x in self.hi(np.maximum(ell, 0.0), *theta)]
+            return tuple(np.where(neg, a, b) for a, b in zip(lo, hi, strict=True))
+
+    def exact(self, ell, theta):
+        """(h, s) at one log-ratio ``ell`` (an mpf), in the caller's mpmath precision."""
+        x = mpmath.exp(ell)
+        h, s = (mpmath.re(v) for v in self.mp(x, *theta))
+        return h, s
+
+
+_REWARDS: dict = {}
+
+
+def _reward(ff) -> _Reward:
+    fn = _REWARDS.get(ff)
+    if fn is None:
+        fn = _REWARDS[ff] = _Reward(ff)
+    return fn
+
+
+_LIMITS: dict = {}
+
+
+def reward_limits(fm: DivergenceForms) -> tuple:
+    """(f'(0+), f'(inf)) at the parameter values of ``fm``, numerically (cached)."""
+    from numeric._forms import zero_mass_limit
+
+    ff = fm.family_forms
+    key = (ff, tuple(float(v) for v in fm.theta))
+    out = _LIMITS.get(key)
+    if out is None:
+        values = dict(zip(ff.theta, key[1], strict=True))
+        out = _LIMITS[key] = (zero_mass_limit(ff.df, values, "zero"),
+                              zero_mass_limit(u * ff.df, values, "infinity"))
+        while len(_LIMITS) > _CACHE_MAX:  # (a parameter schedule must not grow it)
+            _LIMITS.pop(next(iter(_LIMITS)))
+    return out
+
+
+def reward_values(fm: DivergenceForms, ell: np.ndarray) -> np.ndarray:
+    """:math:`f'(e^{\\ell})` elementwise (float64), with :math:`f'(0^+)` at
+    :math:`\\ell = -\\infty` and :math:`f'(\\infty)` at :math:`+\\infty`; the forms of
+    :class:`_Reward` (family-compiled, parameters at run time), mpmath where they leave the
+    float range."""
+    fn = _reward(fm.family_forms)
+    theta = tuple(float(v) for v in fm.theta)
+    ell = np.asarray(ell, dtype=np.float64)
+    out = np.empty(ell.shape)
+    fin = np.isfinite(ell)
+    if fin.any():
+        h, _ = fn(ell[fin], theta)
+        bad = ~(np.abs(h) <= _HUGE)
+        if bad.any():
+            with mpmath.workdps(50):
+                th = [mpmath.mpf(v) for v in theta]
+                h[bad] = [_to_float(fn.exact(mpmath.mpf(float(x)), th)[0])
+                          for x in ell[fin][bad]]
+        out[fin] = h
+    if not fin.all():
+        a, b = reward_limits(fm)
+        out[ell == np.inf] = b
+        out[ell == -np.inf] = a
+    return out
 
 
 def fdpo(fm: DivergenceForms, lpw, lpl, rlpw, rlpl, *, beta: float, grad: bool):
-    """f-DPO loss (and d/d logp_chosen, d/d logp_rejected) on float64 arrays."""
-    fn = _reward_fn(fm)
-    with np.errstate(all="ignore"):
-        rw, sw = fn(lpw - rlpw)
-        rl, sl = fn(lpl - rlpl)
-        rw, sw, rl, sl = (np.broadcast_to(np.asarray(x, dtype=np.float64), lpw.shape)
-                          for x in (rw, sw, rl, sl))
-        z = beta * (rw - rl)
-        loss = np.logaddexp(0.0, -z)
-    if not grad:
-        return loss
-    from scipy.special import expit
+    """Per-pair f-DPO loss (and d/d logp_chosen, d/d logp_rejected) on float64 arrays.
 
-    w = expit(-z) * beta
-    return loss, -w * sw, w * sl
+    z = beta (h(l_w) - h(l_l)), loss softplus(-z), gradients -/+ sigmoid(-z) beta s(l):
+    the products in log space where sigmoid(-z) underflows; pairs whose h or s leave the
+    float range (|f'| > 1e300: power-like f' at |l| of several hundred) from mpmath at
+    50 digits, with the log-ratios exact."""
+    fn = _reward(fm.family_forms)
+    theta = tuple(float(v) for v in fm.theta)
+    shape = np.shape(lpw)
+    lpw, lpl, rlpw, rlpl = (np.ravel(x) for x in (lpw, lpl, rlpw, rlpl))
+    with np.errstate(all="ignore"):
+        lw = lpw - rlpw
+        ll = lpl - rlpl
+        hw, sw = fn(lw, theta)
+        hl, sl = fn(ll, theta)
+        z = hw - hl
+        z *= beta
+        # pairs for mpmath: f' (or u f'') beyond 1e300 or not finite, z not finite
+        bad = None
+        peaks = [np.abs(hw).max(initial=0.0), np.abs(hl).max(initial=0.0)]
+        if grad:
+            peaks += [sw.max(initial=0.0), sl.max(initial=0.0),
+                      -sw.min(initial=0.0), -sl.min(initial=0.0)]
+        # (np.max, not max: a NaN among the peaks must make the test fail)
+        if not (np.max(peaks) <= _HUGE and np.isfinite(z).all()):
+            bad = ~(np.abs(hw) <= _HUGE) | ~(np.abs(hl) <= _HUGE) | ~np.isfinite(z)
+            if grad:
+                bad |= ~(sw <= _HUGE) | ~(sl <= _HUGE) | (sw < 0) | (sl < 0)
+            z[bad] = 0.0
+        loss = np.logaddexp(0.0, -z)
+        if grad:
+            from scipy.special import expit
+
+            w = expit(-z)
+            w *= beta
+            gw = w * sw
+            np.negative(gw, out=gw)
+            gl = np.multiply(w, sl, out=w)
+            # where sigmoid(-z) underflows: the products from log space, exact
+            small = np.flatnonzero(expit(-z) < 1e-280) if z.max(initial=0.0) > 600 else []
+            if len(small):
+                zs = z[small]
+                logw = np.log(beta) - np.logaddexp(0.0, zs)
+                gw[small] = -np.exp(logw + np.log(sw[small]))
+                gl[small] = np.exp(logw + np.log(sl[small]))
+    for i in (np.flatnonzero(bad) if bad is not None else ()):
+        vals = _fdpo_exact(fn, theta, lpw[i], lpl[i], rlpw[i], rlpl[i], beta)
+        loss[i] = vals[0]
+        if grad:
+            gw[i], gl[i] = vals[1], vals[2]
+    if not grad:
+        return loss.reshape(shape)
+    return loss.reshape(shape), gw.reshape(shape), gl.reshape(shape)
+
+
+def _fdpo_exact(fn, theta, a, b, c, d, beta):
+    """One pair of :func:`fdpo` with mpmath (loss, d/d logp_chosen, d/d logp_rejected):
+    50 digits plus those that e^(-|l|) needs next to O(1) terms (to the float range)."""
+    ells = [abs(float(x) - float(y)) for x, y in ((a, c), (b, d))]
+    with mpmath.workdps(50 + int(min(max(ells), 745.0) / 2.3)):
+        th = [mpmath.mpf(float(v)) for v in theta]
+        hw, sw = fn.exact(mpmath.mpf(float(a)) - mpmath.mpf(float(c)), th)
+        hl, sl = fn.exact(mpmath.mpf(float(b)) - mpmath.mpf(float(d)), th)
+        bt = mpmath.mpf(beta)
+        loss, log_sig = _softplus_mp(-bt * (hw - hl))
+        out = [loss]
+        for sign, slope in ((-1, sw), (1, sl)):
+            x = log_sig + mpmath.log(bt * slope) if slope > 0 else -mpmath.inf
+            out.append(sign * mpmath.exp(x) if x > -800 else mpmath.mpf(0))
+        return tuple(_to_float(v) for v in out)
+
+
+def _softplus_mp(x):
+    """(softplus(x), log sigmoid(x)) in mpmath; beyond |x| = 800 the terms below 1e-347
+    are dropped (mpmath's exp of a huge argument is slow, and they do not reach a float)."""
+    if x > 800:
+        return x, mpmath.mpf(0)
+    if x < -800:
+        return mpmath.mpf(0), x
+    sp = x + mpmath.log1p(mpmath.exp(-x)) if x > 0 else mpmath.log1p(mpmath.exp(x))
+    return sp, x - sp
+
+
+def _to_float(v) -> float:
+    """An mpf as the nearest float (overflow to +-inf, underflow to +-0; NaN stays NaN)."""
+    if mpmath.isnan(v):
+        return math.nan
+    if abs(v) > mpmath.mpf(np.finfo(np.float64).max):
+        return math.copysign(math.inf, float(mpmath.sign(v)))
+    return float(v)
 
 
 # ---------------------------------------------------------------------- the inverse of f'
@@ -200,7 +387,7 @@ def _cost(expr) -> int:
     return total
 
 
-def _h_candidates(fm: DivergenceForms, fd) -> list:
+def _h_candidates(ff) -> list:
     """f'(e^s) in the variable ``ELL`` in equivalent forms: logs combined and their arguments
     expanded (``log(1/2 + exp(-s)/2)`` rather than ``log(exp(s) + 1) - s``), the plain
     expansion, and :attr:`DivergenceForms.reward` (the rewritten f-DPO form, accurate by
@@ -208,16 +395,16 @@ def _h_candidates(fm: DivergenceForms, fd) -> list:
     out = []
     e = sympy.exp(ELL)
     try:
-        c = sympy.logcombine(sympy.expand_log(sympy.expand(fd.df), force=True), force=True)
+        c = sympy.logcombine(sympy.expand_log(sympy.expand(ff.df), force=True), force=True)
         c = c.replace(sympy.log, lambda arg: sympy.log(sympy.expand(arg)))
         out.append(c.subs(u, e))
     except Exception:  # noqa: BLE001 - sympy may fail on exotic generators
         pass
     try:
-        out.append(sympy.expand(fd.df.subs(u, e)))
+        out.append(sympy.expand(ff.df.subs(u, e)))
     except Exception:  # noqa: BLE001
         pass
-    out.append(fm.reward)
+    out.append(ff.reward)
     return [c for i, c in enumerate(out) if c not in out[:i]]
 
 
@@ -277,49 +464,76 @@ class _ClosedMap:
         return uu, du, d2u
 
 
-class _Inverse:
-    """Everything the KKT solver needs about one generator (built once, cached).
+def _probe_values(ff) -> list:
+    """Parameter values (tuples in the order of ``ff.theta``) at which the inverse's forms
+    are chosen, once per family: the defaults and a few values away from the special ones
+    (near a special value: the small parameter at +-1e-3 and +-0.1)."""
+    from numeric._forms import special_values
 
-    ``terms(s)`` evaluates :math:`h(s) = f'(e^s)`, :math:`h'(s)` and :math:`h''(s)` together
-    (one code-generated function, common subexpressions shared). The form of :math:`h` is the
-    cheapest of :func:`_h_candidates` that agrees with a 40-digit mpmath evaluation of
-    :math:`f'` on a grid of :math:`s` to 8 ulps of :math:`h` or to :math:`10^{-13}h'` (a
-    relative :math:`10^{-13}` in :math:`u`).
-    """
+    fam, syms = ff.family, tuple(ff.theta)
+    if not syms:
+        return [()]
+    defaults = {p.symbol: float(p.default) for p in fam.parameters}
+    if ff.region is not None:
+        pname, t0 = ff.region
+        par = next(p for p in fam.parameters if p.name == pname)
+        out = []
+        for e in (1e-3, -1e-3, 0.1, -0.1):
+            if par.domain.contains(t0 + sympy.Rational(repr(e))) is sympy.true:
+                out.append(tuple(e if x == ff.small else defaults[x] for x in syms))
+        return out
+    per = []
+    for p in fam.parameters:
+        special = [float(x) for x in special_values(fam, p.name)]
+        vals = []
+        for v in (float(p.default), -1.5, -0.6, 0.5, 1.5, 2.5, 5.0):
+            if (v not in vals and all(abs(v - x) > 0.3 for x in special)
+                    and p.domain.contains(sympy.Rational(repr(v))) is sympy.true):
+                vals.append(v)
+        per.append(vals[:3] or [float(p.default)])
+    base = tuple(v[0] for v in per)
+    return [base] + [base[:i] + (v,) + base[i + 1:] for i, vals in enumerate(per)
+                     for v in vals[1:]]
 
-    def __init__(self, fm: DivergenceForms):
-        fd = fm.fdiv
-        self.name = fd.name
-        self.a = const_float(fd.df_at_zero)
-        self.b = const_float(fd.slope_at_infinity)
-        self.df1 = float(fm.df_at_one)
-        self.log_linear = self._log_linear(fd)
-        if self.log_linear is not None:
+
+class _FamilyInverse:
+    """What the KKT solver derives once per family, with the parameters as symbols (the
+    forms of :class:`numeric._forms.FamilyForms`, near a special value in its small
+    parameter): f' and f'' for mpmath, the log-linear test, and the code-generated terms of
+    the numeric inverse, chosen by :meth:`_fast_terms` at :func:`_probe_values`. Parameter
+    values enter at run time (:class:`_Inverse`): no sympy work per value."""
+
+    def __init__(self, ff):
+        self.ff = ff
+        self.name = ff.family.name
+        self.syms = tuple(ff.theta)
+        df = ff.df
+        self.d2f = sympy.diff(df, u)
+        self.kinked = self.d2f.has(sympy.DiracDelta, sympy.Heaviside, sympy.sign)
+        self.mp_df = sympy.lambdify([u, *self.syms], df, modules="mpmath")
+        self.log_linear = None if self.kinked else self._log_linear(df)
+        self.closed = {}  # the closed inverse at the family's default values (if any)
+        if self.kinked or self.log_linear is not None:
             return
-        self.terms, self.h_form = self._fast_terms(fm, fd)
-        self._h_only = compile_numpy([_in_e(self.h_form)], [ELL, _E], name="reward_inverse_h")
-        self.s_lo, self.s_hi = self._finite_range()
-        self.k = self._tail_exponent(fd)
-        self.closed, self.clamp = (self._closed_inverse(fd) if _closed_form_known(fm)
-                                   else (None, None))
-        self.table = self._guess_table() if self.closed is None else None
+        self.terms, self.h_form = self._fast_terms(ff)
+        self.h_only = compile_numpy([_in_e(self.h_form)], [ELL, _E, *self.syms],
+                                    name="reward_inverse_h")
 
-    # -- generator facts
-    @staticmethod
-    def _log_linear(fd):
-        """(c, d) when f'(u) = c log u + d with c > 0, else None."""
+    def _log_linear(self, df):
+        """(c, d) as functions of the parameters when f'(u) = c log u + d, else None."""
         try:
-            c = sympy.simplify(u * sympy.diff(fd.df, u))
+            c = sympy.simplify(u * sympy.diff(df, u))
         except Exception:  # noqa: BLE001 - sympy may fail on exotic generators
             return None
-        if not (c.is_number and c.is_positive):
+        if c.has(u):
             return None
-        d = sympy.simplify(fd.df - c * sympy.log(u))
-        if not d.is_number:
+        d = sympy.simplify(df - c * sympy.log(u))
+        if d.has(u):
             return None
-        return float(c), float(d)
+        return (sympy.lambdify(self.syms, c, modules="math"),
+                sympy.lambdify(self.syms, d, modules="math"))
 
-    def _fast_terms(self, fm, fd):
+    def _fast_terms(self, ff):
         """The cheapest forms of h, 1/h' and h''/(2h') in s and E = exp(-s) (every
         exp(k s) a power of E: one exponential per evaluation) that agree with 40-digit
         mpmath values of f'(u) and u f''(u) on a grid of s, wherever u = e^s and h'(s) are
@@ -327,56 +541,72 @@ class _Inverse:
         8 ulps of h or to 1e-13 h', a relative 1e-13 in u; h': to 64 ulps; h''/(2h'):
         finite). Candidates: the forms of :func:`_h_candidates` and their derivatives in a few
         simplified forms, then the rewritten f-DPO forms.
-        Returns one code-generated function (s, E) -> (h, 1/h', h''/(2h')) and h's form."""
+        The test runs at every parameter value of :func:`_probe_values` (once per family).
+        Returns one code-generated function (s, E, *theta) -> (h, 1/h', h''/(2h')) and h's
+        form."""
         grid = np.unique(np.concatenate([np.linspace(-40.0, 40.0, 161),
                                          np.arange(-_S_MAX, -40.0, 20.0),
                                          np.arange(60.0, _S_MAX + 1.0, 20.0)]))
-        df = sympy.lambdify(u, fd.df, "mpmath")
-        d2f = sympy.lambdify(u, fd.d2f, "mpmath")
-        ref = np.full((2, grid.size), np.nan)
-        with mpmath.workdps(40):
-            for i, s in enumerate(grid):
-                x = mpmath.exp(mpmath.mpf(float(s)))
-                for j, fn in enumerate((df, d2f)):
-                    try:
-                        v = fn(x) if j == 0 else x * fn(x)
-                        if isinstance(v, mpmath.mpc):
-                            v = v.real if abs(v.imag) <= 1e-30 * (1 + abs(v.real)) else mpmath.nan
-                        ref[j, i] = float(v)
-                    except (ValueError, TypeError, ZeroDivisionError, OverflowError):
-                        pass
-        with np.errstate(all="ignore"):
-            base = compile_numpy([fm.reward, fm.reward_slope], [ELL], name="reward_and_slope")
-            hv, h1 = (_as_float_array(x, grid.shape) for x in base(grid))
-            covered = np.isfinite(ref).all(axis=0) & np.isfinite(hv) & np.isfinite(h1)
-            covered &= (np.abs(grid) <= 700.0) & (h1 > 0) & (ref[1] >= 1e-300)
-            covered &= np.abs(ref[0]) <= 1e300
-            e_grid = np.exp(-grid[covered])
-        g, ref0, ref1, h1 = grid[covered], ref[0, covered], ref[1, covered], h1[covered]
+        syms = self.syms
+        d2f = sympy.lambdify([u, *syms], self.d2f, "mpmath")
+        base = compile_numpy([ff.reward, ff.reward_slope], [ELL, *syms], name="reward_and_slope")
+        probes = []
+        for theta in _probe_values(ff):
+            ref = np.full((2, grid.size), np.nan)
+            with mpmath.workdps(40):
+                th = [mpmath.mpf(v) for v in theta]
+                for i, s in enumerate(grid):
+                    x = mpmath.exp(mpmath.mpf(float(s)))
+                    for j, fn in enumerate((self.mp_df, d2f)):
+                        try:
+                            v = fn(x, *th) if j == 0 else x * fn(x, *th)
+                            if isinstance(v, mpmath.mpc):
+                                v = (v.real if abs(v.imag) <= 1e-30 * (1 + abs(v.real))
+                                     else mpmath.nan)
+                            ref[j, i] = float(v)
+                        except (ValueError, TypeError, ZeroDivisionError, OverflowError):
+                            pass
+            with np.errstate(all="ignore"):
+                hv, h1 = (_as_float_array(x, grid.shape) for x in base(grid, *theta))
+                covered = np.isfinite(ref).all(axis=0) & np.isfinite(hv) & np.isfinite(h1)
+                covered &= (np.abs(grid) <= 700.0) & (h1 > 0) & (ref[1] >= 1e-300)
+                covered &= np.abs(ref[0]) <= 1e300
+                e_grid = np.exp(-grid[covered])
+            probes.append((theta, grid[covered], e_grid, ref[0, covered], ref[1, covered],
+                           h1[covered]))
 
         def values(expr):
             try:
-                fn = compile_numpy([_in_e(expr)], [ELL, _E], name="reward_inverse_check")
+                fn = compile_numpy([_in_e(expr)], [ELL, _E, *syms], name="reward_inverse_check")
+                out = []
                 with np.errstate(all="ignore"):
-                    return _as_float_array(fn(g, e_grid)[0], g.shape)
+                    for theta, g, e_grid, *_ in probes:
+                        out.append(_as_float_array(fn(g, e_grid, *theta)[0], g.shape))
+                return out
             except Exception:  # noqa: BLE001 - the code generator refuses a form
                 return None
 
         def h_ok(expr):
-            v = values(expr)
-            if v is None:
+            vs = values(expr)
+            if vs is None:
                 return False
-            err = np.abs(v - ref0)
-            return bool(np.all((err <= 8 * _EPS * np.abs(ref0)) | (err <= 1e-13 * h1)))
+            for v, (_, _, _, ref0, _, h1) in zip(vs, probes, strict=True):
+                err = np.abs(v - ref0)
+                if not np.all((err <= 8 * _EPS * np.abs(ref0)) | (err <= 1e-13 * h1)):
+                    return False
+            return True
 
         def r1_ok(expr):
-            v = values(expr)
+            vs = values(expr)
+            if vs is None:
+                return False
             with np.errstate(all="ignore"):
-                return v is not None and bool(np.all(np.abs(1 / v - ref1) <= 64 * _EPS * ref1))
+                return all(bool(np.all(np.abs(1 / v - p[4]) <= 64 * _EPS * p[4]))
+                           for v, p in zip(vs, probes, strict=True))
 
         def hm_ok(expr):
-            v = values(expr)
-            return v is not None and bool(np.all(np.isfinite(v)))
+            vs = values(expr)
+            return vs is not None and all(bool(np.all(np.isfinite(v))) for v in vs)
 
         def cheapest(cands, ok):
             for c in sorted(cands, key=lambda c: _cost(_in_e(c))):
@@ -384,13 +614,13 @@ class _Inverse:
                     return c
             return None
 
-        slope = fm.reward_slope
-        h = cheapest(_h_candidates(fm, fd), h_ok) or fm.reward
+        slope = ff.reward_slope
+        h = cheapest(_h_candidates(ff), h_ok) or ff.reward
         # 1/h' = 1/(u f2(u)) and h''/(2h') = (1 + u f3(u)/f2(u))/2 from theory's f2 = f'',
         # then from the derivatives of h, then the rewritten forms
         e = sympy.exp(ELL)
         try:
-            d2f = sympy.cancel(fd.d2f)
+            d2f = sympy.cancel(self.d2f)
             in_u = [sympy.cancel(1 / (u * d2f)).subs(u, e),
                     sympy.cancel((1 + u * sympy.diff(d2f, u) / d2f) / 2).subs(u, e)]
         except Exception:  # noqa: BLE001 - sympy may fail on exotic generators
@@ -401,19 +631,67 @@ class _Inverse:
         hm = (cheapest(_forms_of(in_u[1]), hm_ok)
               or cheapest(_forms_of(_d_ds(_in_e(1 / r1)) * r1 / 2), hm_ok)
               or sympy.diff(slope, ELL) / (2 * slope))
-        fn = compile_numpy([_in_e(h), _in_e(r1), _in_e(hm)], [ELL, _E],
+        fn = compile_numpy([_in_e(h), _in_e(r1), _in_e(hm)], [ELL, _E, *syms],
                            name="reward_inverse_terms")
         return fn, h
 
-    def _tail_exponent(self, fd) -> float:
+
+class _Inverse:
+    """Everything the KKT solver needs about one generator at parameter values: the
+    family's compiled forms (:class:`_FamilyInverse`) bound to the values, and the numbers
+    of this member (f'(0+), f'(inf), the finite range of log u, the tail exponent, the
+    guess table), computed numerically.
+
+    ``terms(s)`` evaluates :math:`h(s) = f'(e^s)`, :math:`h'(s)` and :math:`h''(s)` together
+    (one code-generated function, common subexpressions shared).
+    """
+
+    def __init__(self, fam: _FamilyInverse, fm: DivergenceForms):
+        from numeric._forms import zero_mass_limit
+
+        theta = tuple(float(v) for v in fm.theta)
+        self.name, self.theta = fam.name, theta
+        if fam.kinked:
+            raise ValueError(f"{fam.name}: f is not strictly convex, so f' has no inverse and "
+                             "the KKT policy is not unique")
+        values = dict(zip(fam.syms, theta, strict=True))
+        df = fam.ff.df
+        self.a = zero_mass_limit(df, values, "zero")
+        self.b = zero_mass_limit(u * df, values, "infinity")
+        self.df1 = float(fm.df_at_one)
+        self.log_linear = None
+        if fam.log_linear is not None:
+            c, d = (float(g(*theta)) for g in fam.log_linear)
+            if not (c > 0 and math.isfinite(d)):
+                raise ValueError(f"{fam.name}: f'(u) = c log u + d with c = {c} <= 0 is not "
+                                 "strictly increasing")
+            self.log_linear = (c, d)
+            return
+        self._fam = fam
+        self.terms = lambda s, e: fam.terms(s, e, *theta)
+        self._h_only = lambda s, e: fam.h_only(s, e, *theta)
+        self.h_form = fam.h_form
+        self.s_lo, self.s_hi = self._finite_range()
+        self.k = self._tail_exponent(fam)
+        self.closed, self.clamp = None, None
+        if _closed_form_known(fm):
+            key = theta
+            if key not in fam.closed:
+                fam.closed[key] = self._closed_inverse(fam.ff.family.at())
+            self.closed, self.clamp = fam.closed[key]
+        self.table = self._guess_table() if self.closed is None else None
+
+    def _tail_exponent(self, fam) -> float:
         """k with b - f'(u) ~ u^-k (finite b) or f'(u) ~ u^-k (b = oo); 0 for log growth."""
-        df = sympy.lambdify(u, fd.df, "mpmath")
         try:
             with mpmath.workdps(60):
-                b = mpmath.mpf(sympy.N(fd.slope_at_infinity, 70)) if np.isfinite(self.b) else None
+                th = [mpmath.mpf(v) for v in self.theta]
+                b = None
+                if np.isfinite(self.b):  # f'(inf) at 60 digits
+                    b = mpmath.re(fam.mp_df(mpmath.mpf(10) ** (10**21), *th))
                 y = []
                 for s in (20, 30):
-                    v = mpmath.re(df(mpmath.exp(s)))
+                    v = mpmath.re(fam.mp_df(mpmath.exp(s), *th))
                     y.append(mpmath.log(b - v) if b is not None else mpmath.log(v))
                 k = float(-(y[1] - y[0]) / 10)
         except (ValueError, TypeError, ZeroDivisionError):
@@ -718,29 +996,42 @@ class _Inverse:
         return uu, du, d2u, ok, new_state
 
 
-_CACHE: dict[str, _Inverse] = {}
+_FAMILIES: dict = {}
+#: Bound inverses per (family forms, parameter values), most recent last.
+_CACHE: dict = {}
+_CACHE_MAX = 256
 
 
 def _closed_form_known(fm: DivergenceForms) -> bool:
     """Whether ``f.policy_map`` (a ``sympy.solve``) may be asked for: a generator without
-    parameters, or a family at its default values (the catalog member, solved once). At any
-    other value the exact numeric inverse answers: solving f'(u) = t for one member can run
-    for hours (JS at beta = 3/10, alpha at a float made rational)."""
-    theta = tuple(getattr(fm, "theta", ()) or ())
-    family = getattr(fm, "family", None)
-    if not theta:
+    parameters, or a family at its default values (the catalog member, solved once per
+    family). At any other value the exact numeric inverse answers: solving f'(u) = t for
+    one member can run for hours (JS at beta = 3/10, alpha at a float made rational)."""
+    ff = fm.family_forms
+    if not ff.theta:
         return True
-    if family is None:
+    if ff.region is not None or ff.family is not fm.family:
         return False
-    defaults = tuple(float(p.default) for p in family.parameters)
-    return theta == defaults
+    defaults = tuple(float(p.default) for p in fm.family.parameters)
+    return tuple(fm.values) == defaults
+
+
+def _family_inverse(ff) -> _FamilyInverse:
+    fam = _FAMILIES.get(ff)
+    if fam is None:
+        fam = _FAMILIES[ff] = _FamilyInverse(ff)
+    return fam
 
 
 def _inverse(fm: DivergenceForms) -> _Inverse:
-    key = sympy.srepr(fm.fdiv.f)
-    inv = _CACHE.get(key)
+    ff = fm.family_forms
+    key = (ff, tuple(float(v) for v in fm.theta), _closed_form_known(fm))
+    inv = _CACHE.pop(key, None)
     if inv is None:
-        inv = _CACHE[key] = _Inverse(fm)
+        inv = _Inverse(_family_inverse(ff), fm)
+    _CACHE[key] = inv
+    while len(_CACHE) > _CACHE_MAX:
+        _CACHE.pop(next(iter(_CACHE)))
     return inv
 
 
@@ -803,16 +1094,14 @@ def _softmax_policy(c, d, r, lref, lmax, beta):
         z = pol[rows]
         R = r[rows]
         with np.errstate(over="ignore", invalid="ignore"):
-            np.multiply(R, scale, out=z)
+            # r shifted by its row maximum first (exact where the rewards are close): the
+            # policy is shift-invariant, and r/(c beta) + log pi_ref would round away the
+            # reference at large rewards (r + 1e15)
+            shift = R.max(axis=-1)
+            np.subtract(R, shift[:, None], out=z)
+            z *= scale
             z += lref[rows]
             m = z.max(axis=-1)
-            shift = 0.0
-            if not np.isfinite(m).all():  # r/(c beta) overflows: shift r by its row maximum
-                shift = R.max(axis=-1)
-                np.subtract(R, shift[:, None], out=z)
-                z *= scale
-                z += lref[rows]
-                m = z.max(axis=-1)
         _, _, lz = _log_normaliser(lref[rows], lmax)
         z -= m[:, None]
         np.exp(z, out=z)
@@ -945,10 +1234,6 @@ def policy(fm: DivergenceForms, r, lref, *, beta: float, tol, max_iter: int,
            lmax=None) -> PolicyResult:
     """KKT policy rows for float64 (rows, K) rewards and reference log-probabilities
     (``lmax``: max(lref), when the caller has it)."""
-    fd = fm.fdiv
-    if not getattr(fd, "strictly_convex", True):
-        raise ValueError(f"{fd.name}: f is not strictly convex, so f' has no inverse and the "
-                         "KKT policy is not unique")
     inv = _inverse(fm)
     tol = 1e-13 if tol is None else float(tol)
     if lmax is None:

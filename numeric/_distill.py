@@ -1,6 +1,9 @@
 r"""Distillation losses that are not a single f-divergence: SinKD, BD-KD and PLD.
 
-Teacher first, student second, as everywhere in divkit (P = teacher, Q = student).
+Teacher first, student second, as everywhere in divkit (P = teacher, Q = student). Each
+loss is a vector of per-row values (one per row of the batch) reduced by ``reduction`` in
+the one vocabulary of :mod:`numeric._reduction` (default ``"mean"``); gradients are those of
+the reduced loss; outputs have the logits' floating dtype (computed in float64).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import numpy as np
 
 from numeric._api import divergence_from_logits
 from numeric._backend import namespace
+from numeric._reduction import check_reduction, check_return_grad, reduction_scale
 
 __all__ = ["sinkd_loss", "bdkd_loss", "bdkd_entropy_weights", "pld_loss"]
 
@@ -41,6 +45,13 @@ def _log_softmax(xp, z):
     return z - (m + xp.log(xp.sum(xp.exp(z - m), axis=-1, keepdims=True)))
 
 
+def _out_dtype(xp, *arrays):
+    """The logits' floating dtype (float64 for integer input)."""
+    dts = [xp.asarray(a).dtype for a in arrays]
+    dts = [d if xp.isdtype(d, "real floating") else xp.float64 for d in dts]
+    return xp.result_type(*dts)
+
+
 def _pair(xp, teacher_logits, student_logits):
     t = _logits(xp, teacher_logits, "teacher_logits")
     s = _logits(xp, student_logits, "student_logits")
@@ -53,7 +64,7 @@ def _pair(xp, teacher_logits, student_logits):
 # --------------------------------------------------------------------------- SinKD
 
 def sinkd_loss(teacher_logits, student_logits, *, temperature=2.0, epsilon=0.1, n_iter=20,
-               return_grad=False):
+               reduction="mean", return_grad=False):
     r"""SinKD's batch-wise Sinkhorn distance (Cui et al. 2024, arXiv 2402.17110, ``loss.py``).
 
     With :math:`p^s_i = \mathrm{softmax}(z^s_i/T)`, :math:`p^t_j = \mathrm{softmax}(z^t_j/T)`
@@ -61,10 +72,11 @@ def sinkd_loss(teacher_logits, student_logits, *, temperature=2.0, epsilon=0.1, 
     :math:`K = e^{-W/\varepsilon}` and ``n_iter`` rounds of row then column normalisation
     :math:`P \leftarrow P / P\mathbf 1`, :math:`P \leftarrow P / \mathbf 1^\top P`:
 
-    .. math:: L = \sum_{ij} P_{ij} W_{ij}
+    .. math:: L = \sum_{ij} P_{ij} W_{ij} = \sum_i L_i,\qquad L_i = \sum_j P_{ij} W_{ij}
 
     (no entropy term, no scale factor: the paper multiplies by 0.001 / 0.0008 outside; the
-    student is the row side). Evaluated in log space (the normalisations are log-softmaxes),
+    student is the row side). The per-row values are :math:`L_i`; the paper's :math:`L`
+    is ``reduction="sum"``. Evaluated in log space (the normalisations are log-softmaxes),
     so small ε does not underflow.
 
     Parameters
@@ -76,13 +88,17 @@ def sinkd_loss(teacher_logits, student_logits, *, temperature=2.0, epsilon=0.1, 
         ε (paper: 0.1).
     n_iter : int
         Normalisation rounds (paper: 20).
+    reduction : {"none", "sum", "mean", "batchmean"}
+        :math:`L_i` per row, their sum (the paper's value), their mean (default), or the
+        sum divided by B (the same as the mean here).
     return_grad : bool
-        Also return :math:`\partial L/\partial z^s`: the exact derivative of the unrolled
-        ``n_iter`` rounds (what autograd gives on the paper's code), by reverse mode.
+        Also return :math:`\partial L/\partial z^s` of the reduced loss: the exact
+        derivative of the unrolled ``n_iter`` rounds (what autograd gives on the paper's
+        code), by reverse mode.
 
     Returns
     -------
-    loss : float array (0-d)
+    loss : array, 0-d unless ``reduction="none"`` (then (B,)); the logits' dtype
     grad_student : array (B, C), optional
 
     Examples
@@ -93,6 +109,9 @@ def sinkd_loss(teacher_logits, student_logits, *, temperature=2.0, epsilon=0.1, 
     True
     """
     xp = namespace(teacher_logits, student_logits)
+    check_reduction(reduction)
+    check_return_grad(return_grad)
+    dt = _out_dtype(xp, teacher_logits, student_logits)
     t, s = _pair(xp, teacher_logits, student_logits)
     temp = _positive(temperature, "temperature")
     eps = _positive(epsilon, "epsilon")
@@ -110,19 +129,22 @@ def sinkd_loss(teacher_logits, student_logits, *, temperature=2.0, epsilon=0.1, 
             lx = lx - (m + xp.log(xp.sum(xp.exp(lx - m), axis=ax, keepdims=True)))
             saved.append((ax, lx))
     p = xp.exp(lx)
-    loss = xp.sum(p * w)
+    per_row = xp.sum(p * w, axis=1)
+    scale = reduction_scale(reduction, bsz, bsz)
+    loss = per_row if reduction == "none" else xp.sum(per_row) * scale
+    loss = xp.astype(xp.asarray(loss), dt)
     if not return_grad:
         return loss
     # reverse mode: y = x - LSE_ax(x)  =>  dx = dy - softmax_ax(x) * sum_ax(dy), softmax = e^y
-    dlx = p * w
+    dlx = p * w * scale
     for ax, y in reversed(saved):
         dlx = dlx - xp.exp(y) * xp.sum(dlx, axis=ax, keepdims=True)
-    dw = p - dlx / eps
+    dw = p * scale - dlx / eps
     gps = xp.zeros_like(ps)
     for j in range(bsz):
         gps = gps + dw[:, j:j + 1] * xp.sign(ps - pt[j])
     gs = ps * (gps - xp.sum(ps * gps, axis=-1, keepdims=True)) / temp
-    return loss, gs
+    return loss, xp.astype(gs, dt)
 
 
 # --------------------------------------------------------------------------- BD-KD
@@ -157,9 +179,10 @@ def bdkd_entropy_weights(teacher_logits, student_logits, *, temperature=1.0):
 
 
 def bdkd_loss(teacher_logits, student_logits, *, temperature=1.0, weights=None,
-              return_grad=False):
-    r"""BD-KD's balanced KL: :math:`\frac1B\sum_i w^f_i\,\mathrm{KL}(p^t_i\|p^s_i) + w^r_i\,
-    \mathrm{KL}(p^s_i\|p^t_i)`.
+              reduction="mean", return_grad=False):
+    r"""BD-KD's balanced KL, per row :math:`L_i = w^f_i\,\mathrm{KL}(p^t_i\|p^s_i) + w^r_i\,
+    \mathrm{KL}(p^s_i\|p^t_i)`, reduced (the paper's :math:`\frac1B\sum_i L_i` is the
+    default ``"mean"``).
 
     :math:`p = \mathrm{softmax}(z/T)` for both; the forward KL is catalog ``"kl"`` and the
     reverse KL catalog ``"reverse_kl"`` of :func:`numeric.divergence_from_logits` (teacher as
@@ -174,14 +197,15 @@ def bdkd_loss(teacher_logits, student_logits, *, temperature=1.0, weights=None,
         Per-sample weights, each of shape (B,) or scalars, nonnegative. Default:
         :func:`bdkd_entropy_weights` (divkit's entropy-gap rule). Weights are constants for
         the gradient (detached), as sample weights are.
-    return_grad : {False, True, "student", "both"}
-        As in :func:`numeric.divergence_from_logits`.
+    reduction : {"none", "sum", "mean", "batchmean"}
+        :math:`L_i` per row, their sum, their mean (default), or the sum divided by B.
+    return_grad : bool
+        Also return :math:`\partial L/\partial z^s` of the reduced loss.
 
     Returns
     -------
-    loss : 0-d array
+    loss : array, 0-d unless ``reduction="none"``; the logits' dtype
     grad_student : array (B, C), optional
-    grad_teacher : array (B, C), optional (``"both"``)
 
     Examples
     --------
@@ -190,6 +214,9 @@ def bdkd_loss(teacher_logits, student_logits, *, temperature=1.0, weights=None,
     >>> round(float(bdkd_loss(t, s, weights=(1.0, 0.0))), 10)  # KL(teacher || student)
     0.1438410362
     """
+    check_reduction(reduction)
+    check_return_grad(return_grad)
+    dt = _out_dtype(np, teacher_logits, student_logits)
     t, s = _pair(np, teacher_logits, student_logits)
     temp = _positive(temperature, "temperature")
     if weights is None:
@@ -205,15 +232,18 @@ def bdkd_loss(teacher_logits, student_logits, *, temperature=1.0, weights=None,
             if not (np.isfinite(w).all() and (w >= 0).all()):
                 raise ValueError(f"weights: {name} must be finite and nonnegative")
     bsz = t.shape[0]
+    scale = reduction_scale(reduction, bsz, bsz)
     kw = dict(temperature=temp, reduction="none", return_grad=return_grad)
     fwd = divergence_from_logits("kl", t, s, **kw)
     rev = divergence_from_logits("reverse_kl", t, s, **kw)
+    lf, lr = (fwd, rev) if not return_grad else (fwd[0], rev[0])
+    per_row = wf * lf + wr * lr
+    loss = per_row if reduction == "none" else np.asarray(np.sum(per_row) * scale)
+    loss = np.asarray(loss).astype(dt)
     if not return_grad:
-        return np.asarray(np.sum(wf * fwd + wr * rev) / bsz)
-    loss = np.asarray(np.sum(wf * fwd[0] + wr * rev[0]) / bsz)
-    grads = tuple((wf[:, None] * gf + wr[:, None] * gr) / bsz
-                  for gf, gr in zip(fwd[1:], rev[1:], strict=True))
-    return (loss,) + grads
+        return loss
+    grad = (wf[:, None] * fwd[1] + wr[:, None] * rev[1]) * scale
+    return loss, grad.astype(dt)
 
 
 # --------------------------------------------------------------------------- PLD
@@ -226,7 +256,7 @@ def _logcumsumexp(xp, z):
 
 
 def pld_loss(teacher_logits, student_logits, labels=None, *, temperature=1.0,
-             reduction="batchmean", return_grad=False):
+             reduction="mean", return_grad=False):
     r"""PLD: the list-wise Plackett–Luce distillation loss (Bassam, Zhu, Bian 2025).
 
     The target order :math:`\pi^*` puts the true label first (if ``labels`` is given),
@@ -250,7 +280,9 @@ def pld_loss(teacher_logits, student_logits, labels=None, *, temperature=1.0,
         True classes (placed first in π*); ``None`` orders by the teacher alone.
     temperature : float
         T of the teacher weights (the student logits enter unscaled).
-    reduction : {"none", "sum", "batchmean"}
+    reduction : {"none", "sum", "mean", "batchmean"}
+        The per-row losses, their sum, their mean (default), or the sum divided by B (the
+        same as the mean here).
     return_grad : bool
         Also return :math:`\partial L/\partial s` (for the reduced loss).
 
@@ -263,10 +295,11 @@ def pld_loss(teacher_logits, student_logits, labels=None, *, temperature=1.0,
     True
     """
     xp = namespace(teacher_logits, student_logits)
+    check_reduction(reduction)
+    check_return_grad(return_grad)
+    dt = _out_dtype(xp, teacher_logits, student_logits)
     t, s = _pair(xp, teacher_logits, student_logits)
     temp = _positive(temperature, "temperature")
-    if reduction not in ("none", "sum", "batchmean"):
-        raise ValueError(f"reduction must be 'none', 'sum' or 'batchmean', got {reduction!r}")
     bsz, c = t.shape
     key = -t
     if labels is not None:
@@ -284,11 +317,12 @@ def pld_loss(teacher_logits, student_logits, labels=None, *, temperature=1.0,
     suffix = xp.flip(_logcumsumexp(xp, xp.flip(z, axis=-1)), axis=-1)
     alpha = xp.exp(la)
     per_row = xp.sum(alpha * (suffix - z), axis=-1)
-    scale = 1.0 / bsz if reduction == "batchmean" else 1.0
-    loss = per_row if reduction == "none" else xp.sum(per_row) * scale
+    scale = reduction_scale(reduction, bsz, bsz)
+    loss = xp.astype(xp.asarray(per_row if reduction == "none" else xp.sum(per_row) * scale),
+                     dt)
     if not return_grad:
         return loss
     cum = _logcumsumexp(xp, la - suffix)
     g_sorted = (xp.exp(z + cum) - alpha) * scale
     inv = xp.argsort(order, axis=-1)
-    return loss, xp.take_along_axis(g_sorted, inv, axis=-1)
+    return loss, xp.astype(xp.take_along_axis(g_sorted, inv, axis=-1), dt)

@@ -506,6 +506,11 @@ class FamilyForms:
     def _df(self):
         return sympy.diff(self._gen, u)
 
+    @property
+    def df(self):
+        """:math:`f'(u)` in :data:`theory.u` and :attr:`theta`."""
+        return self._df
+
     @functools.cached_property
     def df_at_one(self):
         return _simp(self._df.subs(u, 1))
@@ -561,15 +566,42 @@ class FamilyForms:
 
     @functools.cached_property
     def reward(self):
-        """:math:`f'(e^{\\ell})` in ``ELL`` and the parameters (the f-DPO logit)."""
-        return _in_ell(_split_logs(self._df), u, sympy.exp(ELL))
+        """:math:`f'(e^{\\ell})` in ``ELL`` and the parameters (the f-DPO logit), written for
+        :math:`\\ell \\le 0` (no exponential overflows there); near a special parameter
+        value in its small-parameter form."""
+        return _in_ell(_split_logs(self._df), u, sympy.exp(ELL), self.small, self._probes)
+
+    @functools.cached_property
+    def _slope_u(self):
+        slope = _simp(u * sympy.diff(self._df, u))
+        return slope.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
 
     @functools.cached_property
     def reward_slope(self):
-        """:math:`e^{\\ell} f''(e^{\\ell})`."""
-        slope = _simp(u * sympy.diff(self._df, u))
-        slope = slope.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
-        return _in_ell(_split_logs(slope), u, sympy.exp(ELL))
+        """:math:`e^{\\ell} f''(e^{\\ell})`, written for :math:`\\ell \\le 0`."""
+        return _in_ell(_split_logs(self._slope_u), u, sympy.exp(ELL), self.small, self._probes)
+
+    def _in_v(self, expr, cancel_terms=False):
+        hv = sympy.expand(expr.subs(u, 1 / _V))
+        try:
+            hv = sympy.cancel(hv)
+        except (sympy.PolynomialError, NotImplementedError):  # pragma: no cover - sympy gaps
+            pass
+        out = _in_ell(_split_logs(hv), _V, sympy.exp(-ELL), self.small, self._probes)
+        if not cancel_terms:
+            return out
+        # c*(ell + x) - c*ell: the ell terms cancel symbolically, not in floating point
+        return sympy.Add(*[sympy.expand_mul(t, deep=False) for t in sympy.Add.make_args(out)])
+
+    @functools.cached_property
+    def reward_hi(self):
+        """:attr:`reward` written for :math:`\\ell > 0`, in :math:`v = e^{-\\ell}`."""
+        return self._in_v(self._df, cancel_terms=True)
+
+    @functools.cached_property
+    def reward_slope_hi(self):
+        """:attr:`reward_slope` written for :math:`\\ell > 0`, in :math:`v = e^{-\\ell}`."""
+        return self._in_v(self._slope_u)
 
     def element(self, name: str) -> ElementForm:
         if name not in _NAMES:
@@ -753,11 +785,11 @@ class BoundForms:
         from theory import fdiv
 
         if self.family.key[0] == "plain":
-            return fdiv.FDivergence(self._gen, name=self.family.name,
+            return fdiv.FDivergence(self.family.generator, name=self.family.name,
                                     _convexity=self.family.convexity)
         vals = {p.name: self._exact[p.name] for p in self.family.parameters}
         return self.family.at(**vals) if self.family.key[0] != "endpoint" else fdiv.FDivergence(
-            self._gen)
+            self.family_forms.family.generator)
 
     def _bind(self, name: str) -> BoundElement:
         el = self.family_forms.element(name)

@@ -13,9 +13,10 @@ from collections.abc import Callable
 import numpy as np
 from scipy.special import expit
 
+from numeric._alignment import reward_limits, reward_values
 from numeric._backend import as_numpy_input
-from numeric._compile import compile_numpy
-from numeric._forms import ELL, const_float, forms
+from numeric._forms import forms
+from numeric._reduction import check_reduction, check_return_grad, reduction_scale
 
 __all__ = ["fdpg_gradient", "dphrl_loss", "d2o_loss", "nash_mirror_prox",
            "online_mirror_descent"]
@@ -32,27 +33,10 @@ def logsumexp(x, axis=-1, keepdims=False):
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
-_FORMS_BY_NAME: dict = {}
-_CALLABLES: dict = {}
-
-
-def _forms(f):
-    """:func:`numeric._forms.forms`, memoised by catalog name (hashing a generator is slow)."""
-    if isinstance(f, str):
-        if f not in _FORMS_BY_NAME:
-            _FORMS_BY_NAME[f] = forms(f)
-        return _FORMS_BY_NAME[f]
-    return forms(f)
-
-
-def _compiled(fm, key: str, build):
-    """A compiled callable per (forms object, key), kept with a reference to ``fm``."""
-    slot = (id(fm), key)
-    hit = _CALLABLES.get(slot)
-    if hit is None or hit[0] is not fm:
-        hit = (fm, build())
-        _CALLABLES[slot] = hit
-    return hit[1]
+def _out_dtype(*arrays) -> np.dtype:
+    """The floating dtype of the result: that of the inputs (float64 for integer input)."""
+    dt = np.result_type(*[np.asarray(a).dtype for a in arrays])
+    return dt if dt in (np.float16, np.float32, np.float64) else np.dtype(np.float64)
 
 
 def _float_array(x, name: str) -> np.ndarray:
@@ -83,23 +67,9 @@ def _element(fm, form, ell: np.ndarray) -> np.ndarray:
     return element_values(fm, form, np.asarray(ell, dtype=np.float64))
 
 
-def _reward(fm, ell: np.ndarray) -> np.ndarray:
-    """f'(e^ell) elementwise, with f'(0+) at ell = -inf and f'(inf) at ell = +inf."""
-    fn, hi, lo = _compiled(fm, "reward", lambda: (
-        compile_numpy([fm.reward], [ELL], name="reward"), const_float(fm.fdiv.slope_at_infinity),
-        const_float(fm.fdiv.df_at_zero)))
-    out = np.empty_like(ell)
-    fin = np.isfinite(ell)
-    with np.errstate(all="ignore"):
-        out[fin] = np.broadcast_to(fn(ell[fin])[0], ell[fin].shape)
-    out[ell == np.inf] = hi
-    out[ell == -np.inf] = lo
-    return out
-
-
 # ---------------------------------------------------------------------- f-DPG
 def fdpg_gradient(f, logits, log_target, *, samples=None, log_proposal=None, baseline=0.0,
-                  partition="exact"):
+                  partition="exact", params=None):
     r"""Gradient of :math:`D_f(\pi_\theta\|p)` with respect to softmax logits θ (f-DPG).
 
     Go et al. (2023): :math:`\nabla_\theta D_f(\pi_\theta\|p) =
@@ -110,7 +80,8 @@ def fdpg_gradient(f, logits, log_target, *, samples=None, log_proposal=None, bas
 
     Parameters
     ----------
-    f : str or theory.fdiv.FDivergence
+    f : str, theory.fdiv.Family or theory.fdiv.FDivergence
+        Any generator (catalog, family, or user's).
     logits : array_like, shape (..., K)
         θ; the policy is P (first argument).
     log_target : array_like, shape (..., K)
@@ -126,10 +97,12 @@ def fdpg_gradient(f, logits, log_target, *, samples=None, log_proposal=None, bas
     partition : {"exact", "estimate"}, keyword-only
         How :math:`Z` of the target is obtained: log-sum-exp over the K outcomes, or the
         importance-sampling estimate :math:`\hat Z = \frac1m\sum_i P(x_i)/q(x_i)` of f-DPG.
+    params : dict, optional, keyword-only
+        Parameter values of the family, as floats (derived once per family).
 
     Returns
     -------
-    numpy.ndarray, shape (..., K), float64
+    numpy.ndarray, shape (..., K), the dtype of ``logits`` (float64 for integers)
         The exact gradient, or :math:`\frac1m\sum_i \frac{\pi(x_i)}{q(x_i)}
         (f'(\pi(x_i)/p(x_i)) - b)(e_{x_i} - \pi)`.
 
@@ -156,7 +129,8 @@ def fdpg_gradient(f, logits, log_target, *, samples=None, log_proposal=None, bas
     >>> bool(np.abs(g).max() < 1e-15)
     True
     """
-    fm = _forms(f)
+    fm = forms(f, **(params or {}))
+    dt = _out_dtype(as_numpy_input(logits, "logits"))
     th = _float_array(logits, "logits")
     lt = _float_array(log_target, "log_target")
     if th.shape != lt.shape or th.ndim == 0:
@@ -178,18 +152,18 @@ def fdpg_gradient(f, logits, log_target, *, samples=None, log_proposal=None, bas
         raise ValueError("log_target has a row with no mass (all -inf)")
     logpi = th2 - logsumexp(th2, axis=-1, keepdims=True)
     pi = np.exp(logpi)
-    slope_inf = _compiled(fm, "slope_inf", lambda: const_float(fm.fdiv.slope_at_infinity))
+    slope_inf = reward_limits(fm)[1]
     if samples is None:
         logp = lt2 - logsumexp(lt2, axis=-1, keepdims=True)
         ell = logpi - logp
         if not np.isfinite(slope_inf) and np.isposinf(ell).any():
-            raise ValueError(f"D_{fm.fdiv.name}(pi || p) is infinite: the policy has mass where "
-                             "the target has none and f'(inf) = inf")
-        w = _reward(fm, ell) - b
+            raise ValueError(f"D_{fm.family.name}(pi || p) is infinite: the policy has mass "
+                             "where the target has none and f'(inf) = inf")
+        w = reward_values(fm, ell) - b
         # pi underflowing to 0 contributes nothing (pi w -> 0 unless f'(0+) ~ -1/u^2, neyman)
         pw = np.where(pi > 0, pi * w, 0.0)
         grad = np.where(pi > 0, pi * (w - np.sum(pw, axis=-1, keepdims=True)), 0.0)
-        return grad.reshape(th.shape)
+        return grad.reshape(th.shape).astype(dt, copy=False)
     xs = as_numpy_input(samples, "samples")
     if xs.dtype.kind not in "iu":
         raise TypeError(f"samples must be integer outcome indices, got dtype {xs.dtype}")
@@ -220,20 +194,17 @@ def fdpg_gradient(f, logits, log_target, *, samples=None, log_proposal=None, bas
         logz = logsumexp(lt_s - lq_s, axis=-1, keepdims=True) - np.log(m)
     ell = logpi[rows, xs2] - (lt_s - logz)
     if not np.isfinite(slope_inf) and np.isposinf(ell).any():
-        raise ValueError(f"D_{fm.fdiv.name}(pi || p) is infinite: a sample lies outside the "
-                         "target's support and f'(inf) = inf")
+        raise ValueError(f"D_{fm.family.name}(pi || p) is infinite: a sample lies outside "
+                         "the target's support and f'(inf) = inf")
     iw = np.exp(logpi[rows, xs2] - lq_s)
-    coef = iw * (_reward(fm, ell) - b) / m
+    coef = iw * (reward_values(fm, ell) - b) / m
     grad = -pi * coef.sum(axis=-1, keepdims=True)
     np.add.at(grad, (np.broadcast_to(rows, xs2.shape), xs2), coef)
-    return grad.reshape(th.shape)
+    return grad.reshape(th.shape).astype(dt, copy=False)
 
 
 # ---------------------------------------------------------------------- DPH-RL
-_REDUCTIONS = ("none", "mean", "sum")
-
-
-def dphrl_loss(f, logp, ref_logp, *, reduction="mean", return_grad=False):
+def dphrl_loss(f, logp, ref_logp, *, reduction="mean", return_grad=False, params=None):
     r"""DPH-RL's generator-form loss on reference samples: :math:`F(u) = f(u) - f'(1)(u-1)`.
 
     With :math:`y \sim \pi_{ref}` and :math:`u = \exp(\text{logp} - \text{ref\_logp}) =
@@ -243,19 +214,25 @@ def dphrl_loss(f, logp, ref_logp, *, reduction="mean", return_grad=False):
 
     Parameters
     ----------
-    f : str or theory.fdiv.FDivergence
+    f : str, theory.fdiv.Family or theory.fdiv.FDivergence
     logp, ref_logp : array_like
-        :math:`\log\pi_\theta(y)` and :math:`\log\pi_{ref}(y)` of the samples (same shape).
-    reduction : {"mean", "sum", "none"}, keyword-only
+        :math:`\log\pi_\theta(y)` and :math:`\log\pi_{ref}(y)` of the samples (same shape);
+        each sample is one row of the reduction.
+    reduction : {"none", "sum", "mean", "batchmean"}, keyword-only
+        Per-sample values, their sum, their mean (default), or the sum divided by the size
+        of the first dimension (docs/conventions.md).
     return_grad : bool, keyword-only
-        Also return :math:`\partial/\partial\,\text{logp}` (per sample, divided by the count
-        for ``"mean"``); the derivative in ``ref_logp`` is its negative.
+        Also return :math:`\partial L/\partial\,\text{logp}` of the reduced loss, per
+        sample; the derivative in ``ref_logp`` is its negative.
+    params : dict, optional, keyword-only
+        Parameter values of the family, as floats.
 
     Returns
     -------
-    loss : numpy.ndarray (float64)
+    loss : numpy.ndarray
+        The inputs' floating dtype (float64 for integers); 0-d unless ``"none"``.
     grad : numpy.ndarray, optional
-        :math:`u\,(f'(u) - f'(1))` per sample.
+        :math:`u\,(f'(u) - f'(1))` per sample, times the reduction's scale.
 
     Examples
     --------
@@ -263,38 +240,32 @@ def dphrl_loss(f, logp, ref_logp, *, reduction="mean", return_grad=False):
     >>> bool(abs(dphrl_loss("reverse_kl", np.log(2.0), 0.0) - (1 - np.log(2))) < 1e-15)
     True
     """
-    fm = _forms(f)
+    fm = forms(f, **(params or {}))
+    check_reduction(reduction)
+    check_return_grad(return_grad)
+    dt = _out_dtype(as_numpy_input(logp, "logp"), as_numpy_input(ref_logp, "ref_logp"))
     lp = _float_array(logp, "logp")
     lr = _float_array(ref_logp, "ref_logp")
     if lp.shape != lr.shape:
         raise ValueError(f"logp and ref_logp must have the same shape, got {lp.shape} and "
                          f"{lr.shape}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     if not (np.isfinite(lp).all() and np.isfinite(lr).all()):
         raise ValueError("logp and ref_logp must be finite (samples come from pi_ref and the "
                          "policy's log-probabilities of them)")
     ell = (lp - lr).reshape(-1)
     loss = _element(fm, fm.loss, ell).reshape(lp.shape)
     grad_form = fm.grad_teacher_near if fm.grad_teacher_near is not None else fm.grad_teacher
-    count = max(lp.size, 1)
-    if reduction == "mean":
-        out = loss.mean() if lp.size else np.float64(0.0)
-    elif reduction == "sum":
-        out = loss.sum()
-    else:
-        out = loss
+    scale = reduction_scale(reduction, lp.size, lp.shape[0] if lp.ndim else 1)
+    out = loss if reduction == "none" else np.asarray(loss.sum() * scale)
     if not return_grad:
-        return np.asarray(out, dtype=np.float64)
-    grad = _element(fm, grad_form, ell).reshape(lp.shape)
-    if reduction == "mean":
-        grad = grad / count
-    return np.asarray(out, dtype=np.float64), grad
+        return np.asarray(out).astype(dt)
+    grad = _element(fm, grad_form, ell).reshape(lp.shape) * scale
+    return np.asarray(out).astype(dt), grad.astype(dt)
 
 
 # ---------------------------------------------------------------------- D²O
 def d2o_loss(logp_samples, ref_logp_samples, logp_negative, ref_logp_negative, *, beta, alpha,
-             return_grad=False):
+             reduction="mean", return_grad=False):
     r"""The D²O loss from negatives only (Duan et al. 2024; references/papers.md §16).
 
     .. math::
@@ -314,14 +285,20 @@ def d2o_loss(logp_samples, ref_logp_samples, logp_negative, ref_logp_negative, *
         :math:`\log\pi_\theta(y_l)` and :math:`\log\pi_r^+(y_l)`.
     beta, alpha : float, keyword-only
         > 0.
+    reduction : {"none", "sum", "mean", "batchmean"}, keyword-only
+        Over the rows (the batch shape ``...``): per-row losses, their sum, their mean
+        (default), or the sum divided by the size of the first batch dimension.
     return_grad : bool, keyword-only
-        Also return the derivatives in ``logp_samples`` and ``logp_negative``.
+        Also return the derivatives of the reduced loss in ``logp_samples`` and
+        ``logp_negative``.
 
     Returns
     -------
-    loss : numpy.ndarray, shape (...)
+    loss : numpy.ndarray
+        0-d unless ``"none"`` (then shape (...)); the inputs' floating dtype.
     (grad_samples, grad_negative) : optional
-        :math:`-\sigma(-z)\beta/K` per sample and :math:`\sigma(-z)\alpha`.
+        :math:`-\sigma(-z)\beta/K` per sample and :math:`\sigma(-z)\alpha`, times the
+        reduction's scale.
 
     Examples
     --------
@@ -332,6 +309,11 @@ def d2o_loss(logp_samples, ref_logp_samples, logp_negative, ref_logp_negative, *
     """
     b = _beta(beta)
     a = _beta(alpha, "alpha")
+    check_reduction(reduction)
+    check_return_grad(return_grad)
+    dt = _out_dtype(*[as_numpy_input(x, n) for x, n in (
+        (logp_samples, "logp_samples"), (ref_logp_samples, "ref_logp_samples"),
+        (logp_negative, "logp_negative"), (ref_logp_negative, "ref_logp_negative"))])
     ls = _float_array(logp_samples, "logp_samples")
     rs = _float_array(ref_logp_samples, "ref_logp_samples")
     ln = _float_array(logp_negative, "logp_negative")
@@ -349,10 +331,13 @@ def d2o_loss(logp_samples, ref_logp_samples, logp_negative, ref_logp_negative, *
     K = ls.shape[-1]
     z = b * np.mean(ls - rs, axis=-1) - a * (ln - rn)
     loss = np.logaddexp(0.0, -z)
+    scale = reduction_scale(reduction, loss.size, loss.shape[0] if loss.ndim else 1)
+    out = np.asarray(loss if reduction == "none" else loss.sum() * scale).astype(dt)
     if not return_grad:
-        return loss
-    s = expit(-z)
-    return loss, (np.broadcast_to((-s * b / K)[..., None], ls.shape).copy(), s * a)
+        return out
+    s = expit(-z) * scale
+    gs = np.broadcast_to((-s * b / K)[..., None], ls.shape).astype(dt)
+    return out, (gs, np.asarray(s * a).astype(dt))
 
 
 # ---------------------------------------------------------------------- Nash-MP

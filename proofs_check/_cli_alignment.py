@@ -19,7 +19,7 @@ __all__ = ["run"]
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``divkit derive alignment NAME``; returns the exit status."""
-    from proofs_check._cli_derive import _params, render
+    from proofs_check._cli_derive import SOLVE_BUDGET, _OverBudget, _params, _within, render
     from theory import alignment, fdiv
 
     if args.expr is not None:
@@ -27,7 +27,15 @@ def run(args: argparse.Namespace) -> int:
     if args.target is None:
         raise ValueError("give a NAME: a catalog f-divergence (" + ", ".join(fdiv.names())
                          + ") or one of " + ", ".join(alignment.DERIVE_EXTRA))
-    rows = alignment.derivations(args.target, **_params(args.param))
+    params = _params(args.param)
+    # a decimal value (beta=0.3): the policy ratio (sympy.solve) gets SOLVE_BUDGET seconds
+    if any(any(c in v for c in ".eE") for v in params.values()):
+        try:
+            rows = _within(SOLVE_BUDGET, lambda: alignment.derivations(args.target, **params))
+        except _OverBudget:
+            rows = alignment.derivations(args.target, solve=False, **params)
+    else:
+        rows = alignment.derivations(args.target, **params)
     head = {"name": args.target, "convention": "policy first: D_f(pi || pi_ref), u = pi/pi_ref"}
     return render(rows, head, f"alignment forms of {args.target}:  policy first, "
                   "D_f(pi||pi_ref), u = pi/pi_ref", json_out=args.json, latex=args.latex)

@@ -57,9 +57,56 @@ def _params(items: list[str]) -> dict[str, str]:
     return out
 
 
-def derived_quantities(d) -> list[tuple[str, str, object]]:
-    """(key, label, sympy value or text) rows describing an FDivergence."""
-    conj = d.conjugate
+#: Seconds that the closed forms needing ``sympy.solve`` (the policy map and the convex
+#: conjugate) may take at a decimal parameter value (``--param beta=0.3``) before their rows
+#: say so instead: sympy's solve of f'(u) = t for one member (JS at beta = 3/10) can run
+#: for minutes, and ``divkit derive`` answers any float within a couple of seconds. A
+#: value written as a fraction (``alpha=1/3``) asks for the exact member: no budget but
+#: ``--time-limit``.
+SOLVE_BUDGET = 0.4
+
+
+class _OverBudget(Exception):
+    pass
+
+
+def _within(seconds, fn):
+    """``fn()``, or ``_OverBudget`` after ``seconds`` (a SIGALRM timer; without one, or off
+    the main thread, ``fn()`` unbounded)."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        return fn()
+
+    def stop(signum, frame):
+        raise _OverBudget
+
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return fn()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def derived_quantities(d, *, budget: float | None = None) -> list[tuple[str, str, object]]:
+    """(key, label, sympy value or text) rows describing an FDivergence.
+
+    With a ``budget`` (seconds) the policy map and the conjugate (``sympy.solve``) get that
+    long together; past it their rows say that no closed form was derived in time (the
+    numeric kernels need none: they invert f' numerically)."""
+    late = (f"not derived within {budget:g} s at this decimal parameter value (the numeric "
+            "kernels invert f' without it)") if budget else ""
+    policy_map = conj = None
+    try:
+        if budget:
+            policy_map, conj = _within(budget, lambda: (d.policy_map, d.conjugate))
+        else:
+            policy_map, conj = d.policy_map, d.conjugate
+    except _OverBudget:
+        pass
     rows = [
         ("f", "f(u)", d.f),
         ("df", "f'(u) = reward map", d.df),
@@ -70,10 +117,11 @@ def derived_quantities(d) -> list[tuple[str, str, object]]:
         ("slope_at_infinity", "f'(oo) = lim f(u)/u", d.slope_at_infinity),
         ("df_at_zero", "f'(0+)", d.df_at_zero),
         ("fdpo_positive", "f-DPO positivity (f'(0+) = -oo)", d.fdpo_positive),
-        ("policy_map", "(f')^-1(t) = policy map", d.policy_map),
+        ("policy_map", "(f')^-1(t) = policy map", policy_map if conj is not None else late),
         ("policy_domain", "domain of the policy map", d.policy_domain),
-        ("conjugate", "f*(t)", conj.expr if conj.expr is not None else conj.method),
-        ("conjugate_domain", "dom f*", conj.domain),
+        ("conjugate", "f*(t)", late if conj is None else
+         conj.expr if conj.expr is not None else conj.method),
+        ("conjugate_domain", "dom f*", late if conj is None else conj.domain),
         ("reverse", "reverse u f(1/u)", d.reverse.f),
         ("convexity_check", "convexity", d.convexity_check),
     ]
@@ -118,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
         d = fdiv.get(args.name, **params)
     else:
         raise ValueError("give a catalog NAME or --f EXPR (see `divkit derive --list`)")
-    rows = derived_quantities(d)
+    decimal = any(any(c in v for c in ".eE") for v in params.values())
+    rows = derived_quantities(d, budget=SOLVE_BUDGET if decimal else None)
     head = {"name": d.name, "params": {k: sympy.sstr(v) for k, v in d.params.items()}}
     return render(rows, head, f"{d.name}:  D_f(P||Q) = sum_i q_i f(p_i/q_i),  u = p/q",
                   json_out=args.json, latex=args.latex)

@@ -538,12 +538,14 @@ class PreferenceGame:
 DERIVE_EXTRA = ("d2o", "nash_mp")
 
 
-def derivations(name: str, **params) -> list[tuple[str, str, object]]:
+def derivations(name: str, *, solve: bool = True, **params) -> list[tuple[str, str, object]]:
     """``(key, label, value)`` rows for ``divkit derive alignment NAME``.
 
     ``NAME`` is a catalog f-divergence (its f-DPO, f-DPG and DPH-RL forms) or one of
     :data:`DERIVE_EXTRA` (``d2o``: the loss and its Jensen bound; ``nash_mp``: the game,
-    its fixed point and the two updates, in symbols).
+    its fixed point and the two updates, in symbols). ``solve=False`` skips the one row
+    that needs ``sympy.solve`` (the optimal policy ratio, ``f.policy_map``), which at some
+    parameter values runs for minutes.
 
     >>> [k for k, _, _ in derivations("kl")][:3]
     ['f', 'fdpo_logit', 'fdpo_reward']
@@ -594,7 +596,11 @@ def derivations(name: str, **params) -> list[tuple[str, str, object]]:
         ("fdpo_logit", "f-DPO logit (loss = -log sigma of it)", fdpo_logit(d)),
         ("fdpo_reward", "KKT reward r = beta f'(u) + lambda", fdpo_reward(d)),
     ]
-    if d.strictly_convex and d.policy_map is not None:
+    if not solve:
+        rows.append(("fdpo_policy_ratio", "optimal pi*/pi_ref",
+                     "not derived (sympy.solve skipped; numeric.policy_from_reward inverts f' "
+                     "numerically)"))
+    elif d.strictly_convex and d.policy_map is not None:
         rows.append(("fdpo_policy_ratio", "optimal pi*/pi_ref", fdpo_policy_ratio(d)))
     else:
         rows.append(("fdpo_policy_ratio", "optimal pi*/pi_ref",

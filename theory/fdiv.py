@@ -155,13 +155,24 @@ def _readability_cost(expr: sympy.Basic) -> int:
 #: Rationals with a numerator or denominator beyond this are left to the numbers: sympy's
 #: simplify raises them to each other's powers (logcombine of β log β at β = 10⁻¹²).
 TIDY_MAX_INTEGER = 10**6
+#: A power u**(p/q) with q beyond this is left as it is: simplify treats it as a polynomial
+#: in u**(1/q) of degree q (the α-divergence at α = 0.9999 took 11 s, a float with more
+#: digits minutes).
+TIDY_MAX_ROOT = 1000
 
 
 def _tidy(expr: sympy.Expr) -> sympy.Expr:
-    """Light, bounded simplification: the most readable of a few equivalent forms."""
+    """Light, bounded simplification: the most readable of a few equivalent forms.
+
+    Bounded in time whatever the numbers: expressions with more than 60 operations, with
+    rationals beyond :data:`TIDY_MAX_INTEGER`, or with a fractional power whose denominator
+    exceeds :data:`TIDY_MAX_ROOT` (a many-digit float parameter made rational) are returned
+    unchanged."""
     if not isinstance(expr, sympy.Basic) or sympy.count_ops(expr) > 60:
         return expr
     if any(max(abs(r.p), abs(r.q)) > TIDY_MAX_INTEGER for r in expr.atoms(sympy.Rational)):
+        return expr
+    if any(p.exp.is_Rational and p.exp.q > TIDY_MAX_ROOT for p in expr.atoms(sympy.Pow)):
         return expr
     candidates = [expr]
     try:

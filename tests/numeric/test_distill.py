@@ -69,10 +69,10 @@ def test_sinkd_matches_mpmath_and_gradient(logits):
     t, s = logits
     for temp, eps, n_iter in ((2.0, 0.1, 20), (1.0, 0.02, 7)):
         loss, g = numeric.sinkd_loss(t, s, temperature=temp, epsilon=eps, n_iter=n_iter,
-                                     return_grad=True)
+                                     reduction="sum", return_grad=True)
         assert_close(loss, np.float64(_mp_sinkd(t, s, temp, eps, n_iter)), rtol=1e-12)
         num = _central(lambda z: numeric.sinkd_loss(t, z, temperature=temp, epsilon=eps,  # noqa: B023
-                                                    n_iter=n_iter), s)  # noqa: B023
+                                                    n_iter=n_iter, reduction="sum"), s)  # noqa: B023
         assert_close(g, num, rtol=1e-5, atol=1e-8)
 
 
@@ -146,3 +146,25 @@ def test_bad_input_is_refused(logits):
         numeric.bdkd_loss(t, s, weights=(1.0, -1.0))
     with pytest.raises(ValueError, match="temperature"):
         numeric.bdkd_loss(t, s, temperature=-1.0)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean", "batchmean"])
+def test_distill_losses_share_one_reduction_vocabulary(logits, reduction):
+    """sinkd_loss, bdkd_loss, pld_loss: per-row values, their sum, their mean (the default),
+    the sum over B; gradients of the reduced loss; the logits' dtype; return_grad a bool."""
+    t, s = logits
+    scale = {"none": 1.0, "sum": 1.0, "mean": 0.25, "batchmean": 0.25}[reduction]
+    for fn in (numeric.sinkd_loss, numeric.bdkd_loss, numeric.pld_loss):
+        per, g = fn(t, s, reduction="none", return_grad=True)
+        got, h = fn(t, s, reduction=reduction, return_grad=True)
+        want = per if reduction == "none" else np.asarray(per.sum() * scale)
+        assert_close(got, want, rtol=1e-13)
+        if reduction != "none":
+            assert_close(h, g * scale, rtol=1e-12, atol=1e-300)
+        assert_close(fn(t, s), np.asarray(per.mean()), rtol=1e-13)  # default "mean"
+        out32 = fn(t.astype(np.float32), s.astype(np.float32), reduction=reduction)
+        assert out32.dtype == np.float32
+        with pytest.raises(ValueError, match="reduction"):
+            fn(t, s, reduction="elementwise")
+        with pytest.raises(TypeError, match="return_grad"):
+            fn(t, s, return_grad="both")

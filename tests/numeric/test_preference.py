@@ -173,7 +173,9 @@ def test_dphrl_bad_input():
     with pytest.raises(ValueError, match="same shape"):
         numeric.dphrl_loss("js", np.zeros(3), np.zeros(2))
     with pytest.raises(ValueError, match="reduction"):
-        numeric.dphrl_loss("js", np.zeros(3), np.zeros(3), reduction="batchmean")
+        numeric.dphrl_loss("js", np.zeros(3), np.zeros(3), reduction="elementwise")
+    with pytest.raises(TypeError, match="return_grad"):
+        numeric.dphrl_loss("js", np.zeros(3), np.zeros(3), return_grad="both")
     with pytest.raises(ValueError, match="finite"):
         numeric.dphrl_loss("js", np.array([-np.inf]), np.zeros(1))
 
@@ -183,7 +185,8 @@ def test_d2o_loss_and_gradients():
     ls, rs = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
     ln, rn = rng.normal(size=3), rng.normal(size=3)
     b, a = 0.7, 1.3
-    loss, (gs, gn) = numeric.d2o_loss(ls, rs, ln, rn, beta=b, alpha=a, return_grad=True)
+    loss, (gs, gn) = numeric.d2o_loss(ls, rs, ln, rn, beta=b, alpha=a, return_grad=True,
+                                      reduction="none")
     L, ells, neg, alpha = alignment.d2o_loss(4)
     for i in range(3):
         s = {**{e: sympy.Float(float(x), 30) for e, x in zip(ells, ls[i] - rs[i], strict=True)},
@@ -283,3 +286,47 @@ def test_equilibrium_at_n_200_to_50_digits_and_float64_nash_mp():
         assert max(abs(w[i] / z - pi[i]) for i in range(n)) < ALIGNMENT["mp_solution"]
     it = numeric.nash_mirror_prox(P, r, beta=0.2, steps=200)
     assert_close(it[-1], np.array([float(x) for x in pi]), rtol=0, atol=ALIGNMENT["nash_float64"])
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean", "batchmean"])
+def test_preference_losses_share_one_reduction_vocabulary(reduction):
+    """dphrl_loss and d2o_loss: per-row values, their sum, their mean, the sum over the first
+    dimension's size (docs/conventions.md); gradients of the reduced loss; the input dtype
+    (dphrl_loss returned float64 for float32 input)."""
+    rng = np.random.default_rng(6)
+    lp, lr = rng.normal(-3, 1, (2, 5)), rng.normal(-3, 1, (2, 5))
+    scale = {"none": 1.0, "sum": 1.0, "mean": 1 / 10, "batchmean": 1 / 2}[reduction]
+    per, g = numeric.dphrl_loss("js", lp, lr, reduction="none", return_grad=True)
+    got, h = numeric.dphrl_loss("js", lp, lr, reduction=reduction, return_grad=True)
+    want = per if reduction == "none" else np.asarray(per.sum() * scale)
+    assert_close(got, want, rtol=1e-15)
+    assert_close(h, g * scale, rtol=1e-15)
+    got32 = numeric.dphrl_loss("js", lp.astype(np.float32), lr.astype(np.float32),
+                               reduction=reduction)
+    assert got32.dtype == np.float32
+    ls, rs = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 3, 4))
+    ln, rn = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    per, (gs, gn) = numeric.d2o_loss(ls, rs, ln, rn, beta=0.5, alpha=1.0, reduction="none",
+                                     return_grad=True)
+    got, (hs, hn) = numeric.d2o_loss(ls, rs, ln, rn, beta=0.5, alpha=1.0, reduction=reduction,
+                                     return_grad=True)
+    scale = {"none": 1.0, "sum": 1.0, "mean": 1 / 6, "batchmean": 1 / 2}[reduction]
+    want = per if reduction == "none" else np.asarray(per.sum() * scale)
+    assert_close(got, want, rtol=1e-15)
+    assert_close(hs, gs * scale, rtol=1e-15)
+    assert_close(hn, gn * scale, rtol=1e-15)
+
+
+def test_fdpg_gradient_and_dphrl_take_params():
+    """Every function that takes f takes params= (issue 21 item 5): the same answer as the
+    exact member; fdpg_gradient keeps the logits' dtype."""
+    logits, log_target = np.array([0.3, -0.2, 0.1]), np.log([0.5, 0.25, 0.25])
+    member = fdiv.get("js", beta=sympy.Rational(3, 10))
+    g = numeric.fdpg_gradient("js", logits, log_target, params={"beta": 0.3})
+    assert_close(g, numeric.fdpg_gradient(member, logits, log_target), rtol=1e-13)
+    g32 = numeric.fdpg_gradient("js", logits.astype(np.float32), log_target, params={"beta": 0.3})
+    assert g32.dtype == np.float32
+    lp, lr = np.array([-1.0, -2.0]), np.array([-1.5, -1.0])
+    assert_close(numeric.dphrl_loss("alpha", lp, lr, params={"alpha": 0.25}),
+                 numeric.dphrl_loss(fdiv.get("alpha", alpha=sympy.Rational(1, 4)), lp, lr),
+                 rtol=1e-13)

@@ -235,3 +235,24 @@ def test_derivations_rows():
         alignment.derivations("nash_mpp")
     with pytest.raises(ValueError, match="takes no --param"):
         alignment.derivations("d2o", alpha=1)
+
+
+@pytest.mark.parametrize(("name", "param", "value"), [
+    ("alpha", "alpha", 0.9999), ("alpha", "alpha", 0.61803), ("js", "beta", 0.2718281828459045),
+    ("power", "alpha", 1.0000000596046448)])
+def test_get_with_a_many_digit_float_is_quick_and_exact(name, param, value):
+    """Issue 19 item 7: `fdiv.get("alpha", alpha=0.9999).df` took 31 s (simplify of
+    u**(9999/10000)); the derived quantities stay exact (checked at u = 3 against the
+    generator differentiated by mpmath at 50 digits) and come back within 2 s."""
+    import time
+
+    start = time.perf_counter()
+    d = fdiv.get(name, **{param: value})
+    df, d2f, std = d.df, d.d2f, d.standardized
+    assert time.perf_counter() - start < 2.0
+    f = sympy.lambdify(u, d.f, "mpmath")
+    with mpmath.workdps(50):
+        x = mpmath.mpf(3)
+        assert abs(sympy.N(df.subs(u, 3), 50) - mpmath.diff(f, x)) < 1e-35
+        assert abs(sympy.N(d2f.subs(u, 3), 50) - mpmath.diff(f, x, 2)) < 1e-30
+    assert sympy.N(std.subs(u, 1), 30) == 0
