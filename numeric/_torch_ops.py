@@ -260,6 +260,11 @@ def _params_of(key: str, theta: torch.Tensor):
 
 # ------------------------------------------------------------------------------- the op
 def _check(student, teacher, mask, reduction):
+    if not torch.compiler.is_compiling() and torch._C._are_functorch_transforms_active():
+        raise NotImplementedError(
+            "divkit's fused divergence does not support torch.func transforms (grad, vmap, "
+            "jacrev, ...): use loss.backward() or torch.autograd.grad; the op already takes "
+            "any number of batch dimensions (reduction='none' gives per-sample losses)")
     if student.shape != teacher.shape:
         raise ValueError(f"student_logits and teacher_logits must have the same shape, got "
                          f"{tuple(student.shape)} and {tuple(teacher.shape)}")
