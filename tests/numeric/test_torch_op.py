@@ -8,8 +8,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
-
 import test_torch_reference as tref
+
 from theory import fdiv
 
 torch = pytest.importorskip("torch")

@@ -13,7 +13,7 @@ from theory import fdiv, u
 torch = pytest.importorskip("torch")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _generator(name: str, items: tuple):
     fam = fdiv.family(name)
     expr = fam.generator.subs({p.symbol: sympy.Rational(repr(v)) if isinstance(v, float) else v
