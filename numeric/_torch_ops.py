@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import math
 import threading
 
@@ -123,21 +124,31 @@ def _kernel(f, teacher, student, *, temperature, mask, reduction, student_grad, 
     """The one call into :func:`numeric.divergence_from_logits` (numpy or cupy arrays in,
     ``(loss, grad_student or None, grad_teacher or None)`` out), in the interface
     ``reduction in {"none", "sum", "mean", "batchmean"}`` ("mean": over kept rows,
-    "batchmean": sum / size of the first batch dimension) and the gradient of the reduced
-    loss. Today's numeric names these "batchmean" and ("sum" / first dimension): the only
-    place that knows."""
-    red = {"none": "none", "sum": "sum", "mean": "batchmean", "batchmean": "sum"}[reduction]
-    want = "both" if teacher_grad else bool(student_grad)
-    out = numeric.divergence_from_logits(f, teacher, student, temperature=temperature, mask=mask,
-                                         reduction=red, return_grad=want, params=params)
+    "batchmean": sum / size of the first batch dimension), ``return_grad: bool`` and
+    ``teacher_grad: bool``, the gradients being those of the reduced loss."""
+    want = bool(student_grad or teacher_grad)
+    if _takes_teacher_grad():
+        out = numeric.divergence_from_logits(f, teacher, student, temperature=temperature,
+                                             mask=mask, reduction=reduction, return_grad=want,
+                                             teacher_grad=bool(teacher_grad), params=params)
+    else:  # the earlier interface: "mean" was "batchmean", and return_grad named the tensors
+        red = {"none": "none", "sum": "sum", "mean": "batchmean", "batchmean": "sum"}[reduction]
+        out = numeric.divergence_from_logits(f, teacher, student, temperature=temperature,
+                                             mask=mask, reduction=red,
+                                             return_grad="both" if teacher_grad else want,
+                                             params=params)
+        if reduction == "batchmean" and teacher.ndim > 1:
+            out = [x * (1.0 / max(teacher.shape[0], 1)) for x in (out if want else [out])]
+            out = tuple(out) if want else out[0]
     out = list(out) if want else [out]
-    if reduction == "batchmean" and teacher.ndim > 1:
-        scale = 1.0 / max(teacher.shape[0], 1)
-        out = [x * scale for x in out]
-    loss = out[0]
-    gs = out[1] if want else None
-    gt = out[2] if teacher_grad else None
-    return loss, gs, gt
+    return out[0], (out[1] if want else None), (out[2] if teacher_grad else None)
+
+
+@functools.cache
+def _takes_teacher_grad() -> bool:
+    """Whether :func:`numeric.divergence_from_logits` has the ``teacher_grad`` keyword (the
+    interface above); the earlier one is adapted in :func:`_kernel`."""
+    return "teacher_grad" in inspect.signature(numeric.divergence_from_logits).parameters
 
 
 # ---------------------------------------------------------------------------- launchers
