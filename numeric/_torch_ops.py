@@ -165,10 +165,6 @@ def _reduction_scale(reduction, batch, kept) -> float:
     return 1.0
 
 
-def _empty():
-    return torch.empty(0)
-
-
 def _cpu_forward(fam, params, student, teacher, mask, temperature, reduction, sg, tg):
     native = (torch.float32, torch.float64)
     if student.dtype in native and teacher.dtype in native:
@@ -181,8 +177,8 @@ def _cpu_forward(fam, params, student, teacher, mask, temperature, reduction, sg
         loss = np.asarray(loss)
         loss_t = torch.from_numpy(loss if loss.flags.c_contiguous else loss.copy())
         return (loss_t.to(out_dtype),
-                torch.from_numpy(gs) if gs is not None else _empty(),
-                torch.from_numpy(gt) if gt is not None else _empty())
+                torch.from_numpy(gs) if gs is not None else student.new_empty(0),
+                torch.from_numpy(gt) if gt is not None else teacher.new_empty(0))
     return _blocked_forward(fam, params, student, teacher, mask, temperature, reduction, sg, tg)
 
 
@@ -199,8 +195,8 @@ def _blocked_forward(fam, params, student, teacher, mask, temperature, reduction
     kept = n if m1 is None else int(m1.sum())
     scale = _reduction_scale(reduction, batch, kept)
     work = torch.float64 if torch.float64 in (student.dtype, teacher.dtype) else torch.float32
-    gs = torch.empty_like(student) if sg else _empty()
-    gt = torch.empty_like(teacher) if tg else _empty()
+    gs = student.new_empty(student.shape) if sg else student.new_empty(0)  # contiguous
+    gt = teacher.new_empty(teacher.shape) if tg else teacher.new_empty(0)
     gs2, gt2 = gs.view(-1, v) if sg else None, gt.view(-1, v) if tg else None
     rows = torch.empty(n, dtype=torch.float64)
     step = max(1, BLOCK_ELEMENTS // max(v, 1))
@@ -257,10 +253,9 @@ def _cuda_forward(fam, params, student, teacher, mask, temperature, reduction, s
                                reduction=reduction, student_grad=sg, teacher_grad=tg,
                                params=params)
     out_dtype = torch.promote_types(student.dtype, teacher.dtype)
-    empty = student.new_empty(0)
     return (torch.from_dlpack(loss).to(out_dtype),
-            torch.from_dlpack(gs).to(student.dtype) if gs is not None else empty,
-            torch.from_dlpack(gt).to(teacher.dtype) if gt is not None else empty)
+            torch.from_dlpack(gs).to(student.dtype) if gs is not None else student.new_empty(0),
+            torch.from_dlpack(gt).to(teacher.dtype) if gt is not None else teacher.new_empty(0))
 
 
 def _params_of(key: str, theta: torch.Tensor):
@@ -312,11 +307,12 @@ def _loss_shape(student, reduction):
 
 
 @_fused.register_fake
-def _(student, teacher, mask, theta, key, temperature, reduction, student_grad, teacher_grad):
+def _fake(student, teacher, mask, theta, key, temperature, reduction, student_grad, teacher_grad):
     dt = torch.promote_types(student.dtype, teacher.dtype)
     loss = student.new_empty(_loss_shape(student, reduction), dtype=dt)
-    gs = torch.empty_like(student) if student_grad else student.new_empty(0)
-    gt = torch.empty_like(teacher) if teacher_grad else teacher.new_empty(0)
+    # contiguous gradients, as the kernels write them
+    gs = student.new_empty(student.shape) if student_grad else student.new_empty(0)
+    gt = teacher.new_empty(teacher.shape) if teacher_grad else teacher.new_empty(0)
     return loss, gs, gt
 
 
@@ -326,10 +322,19 @@ def _scaled(saved: torch.Tensor, grad_loss: torch.Tensor, reduction: str) -> tor
     gradient: autograd accumulates it into ``.grad`` by reference or by copy as it needs)."""
     if reduction == "none":
         return saved * grad_loss.unsqueeze(-1).to(saved.dtype)
-    if (not torch.compiler.is_compiling() and grad_loss.device.type == "cpu"
+    if (_plain_eager(saved, grad_loss) and grad_loss.device.type == "cpu"
             and saved.device.type == "cpu" and float(grad_loss) == 1.0):
         return saved
     return saved * grad_loss.to(saved.dtype)
+
+
+def _plain_eager(*tensors) -> bool:
+    """Real tensors, no tracing (torch.compile, make_fx, fake or functional tensors): a value
+    may be read on the host."""
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+    return (not torch.compiler.is_compiling() and _get_current_dispatch_mode() is None
+            and all(type(x) is torch.Tensor for x in tensors))
 
 
 def _setup(ctx, inputs, output):
@@ -389,8 +394,8 @@ def _vp(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None,
 @_vp.register_fake
 def _(student, teacher, mask, theta, key, temperature, reduction, student_grad, teacher_grad,
       group):
-    return _fused._abstract_fn(student, teacher, mask, theta, key, temperature, reduction,
-                               student_grad, teacher_grad)
+    return _fake(student, teacher, mask, theta, key, temperature, reduction, student_grad,
+                 teacher_grad)
 
 
 def _vp_setup(ctx, inputs, output):

@@ -99,8 +99,8 @@ def forward(fam, params, student, teacher, mask, temperature, reduction, sg, tg,
     lse = (mx + torch.log(sm)).numpy()
     # 3. element terms; partial row sums
     which = ("loss",) + (("grad_student",) if sg else ()) + (("grad_teacher",) if tg else ())
-    gs = torch.zeros_like(student) if sg else torch.empty(0)
-    gt = torch.zeros_like(teacher) if tg else torch.empty(0)
+    gs = student.new_zeros(student.shape) if sg else student.new_empty(0)
+    gt = teacher.new_zeros(teacher.shape) if tg else teacher.new_empty(0)
     partial = torch.zeros((len(which), kept), dtype=torch.float64)
     stores = {}
     off = 0
@@ -132,7 +132,11 @@ def forward(fam, params, student, teacher, mask, temperature, reduction, sg, tg,
             x = block(s2 if lidx else t2, idx) - lse[lidx, off:off + k, None]
             with np.errstate(under="ignore"):
                 weight = np.exp(x)
-            g = term - weight * m[off:off + k, None]
+            with np.errstate(invalid="ignore"):
+                g = term - weight * m[off:off + k, None]
+            # as the unsharded kernel: a row whose sum is not finite (its divergence is +inf)
+            # has no gradient (NaN); a row with D = 0 (r = 1 throughout) has gradient 0
+            g[~np.isfinite(m[off:off + k])] = np.nan
             g[flat[off:off + k]] = 0.0
             g *= gscale
             out.index_copy_(0, idx, torch.from_numpy(g).to(out.dtype))

@@ -137,8 +137,14 @@ def test_backward_twice_with_retain_graph_gives_the_same_gradient_and_keeps_save
     loss.backward(retain_graph=True)
     assert torch.equal(s.grad, g1s) and torch.equal(t.grad, g1t)
     # accumulation: a third backward adds the same gradient again
-    loss.backward()
+    loss.backward(retain_graph=True)
     assert torch.equal(s.grad, 2 * g1s) and torch.equal(t.grad, 2 * g1t)
+    # what the user does to .grad in place (clipping, scaling) never reaches the saved tensor
+    s.grad.mul_(10.0)
+    t.grad.zero_()
+    s.grad = t.grad = None
+    loss.backward()
+    assert torch.equal(s.grad, g1s) and torch.equal(t.grad, g1t)
 
 
 def test_backward_with_an_incoming_gradient_other_than_one():
@@ -179,6 +185,7 @@ def test_torch_func_transforms_are_refused_with_a_message():
         torch.vmap(lambda x, y: nt.divergence_loss(x, y, "kl"))(s[None], t[None])
     # the op itself, called directly under vmap, refuses too
     theta = torch.zeros(0, dtype=torch.float64)
+    nt.register("kl")
     with pytest.raises(NotImplementedError, match="vmap"):
         torch.vmap(lambda x, y: torch.ops.divkit.divergence_from_logits(
             x, y, None, theta, "kl", 1.0, "sum", False, False)[0])(s[None], t[None])
@@ -306,9 +313,9 @@ def test_cpu_forward_reads_the_tensors_in_place_and_allocates_one_gradient():
 def test_the_stored_gradient_is_handed_to_autograd_without_a_copy():
     s = _logits((4, 11), 0).requires_grad_()
     t = _logits((4, 11), 1)
+    key = nt.register("kl")
     loss, gs, _ = torch.ops.divkit.divergence_from_logits(
-        s, t, None, torch.zeros(0, dtype=torch.float64), nt.register("kl"), 1.0, "mean", True,
-        False)
+        s, t, None, torch.zeros(0, dtype=torch.float64), key, 1.0, "mean", True, False)
     ptr = gs.data_ptr()
     del gs
     loss.backward()
@@ -316,3 +323,36 @@ def test_the_stored_gradient_is_handed_to_autograd_without_a_copy():
     np.testing.assert_allclose(s.grad.numpy(), (torch.softmax(s.detach(), -1)
                                                 - torch.softmax(t, -1)).numpy() / 4,
                                rtol=1e-12, atol=1e-16)
+
+
+# ------------------------------------------------------------------ the op's registration
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_opcheck_schema_fake_autograd_and_aot_dispatch(reduction, dtype):
+    # torch.library.opcheck: the schema, the fake implementation against the real one (shapes,
+    # dtypes, strides), the autograd registration, and tracing through AOTAutograd
+    s = _logits((2, 3, 9), 0, dtype).requires_grad_()
+    t = _logits((2, 3, 9), 1, dtype).requires_grad_(dtype == torch.float64)
+    mask = torch.tensor([[True, False, True], [True, True, True]])
+    theta = torch.tensor([0.3], dtype=torch.float64)
+    key = nt.register("js")  # imports torch and registers the ops
+    result = torch.library.opcheck(
+        torch.ops.divkit.divergence_from_logits.default,
+        (s, t, mask, theta, key, 1.5, reduction, True, t.requires_grad))
+    assert set(result.values()) == {"SUCCESS"}, result
+
+
+def test_non_contiguous_inputs_give_the_same_result():
+    s = _logits((7, 5), 0).t().requires_grad_()  # (5, 7), strides (1, 5)
+    t = _logits((7, 5), 1).t()
+    a = nt.divergence_loss(s, t, "hellinger", reduction="sum")
+    (ga,) = torch.autograd.grad(a, s)
+    s2 = s.detach().contiguous().requires_grad_()
+    b = nt.divergence_loss(s2, t.contiguous(), "hellinger", reduction="sum")
+    (gb,) = torch.autograd.grad(b, s2)
+    assert float(a) == float(b) and torch.equal(ga, gb)
+    key = nt.register("hellinger")
+    result = torch.library.opcheck(
+        torch.ops.divkit.divergence_from_logits.default,
+        (s, t, None, torch.zeros(0, dtype=torch.float64), key, 1.0, "sum", True, False))
+    assert set(result.values()) == {"SUCCESS"}, result

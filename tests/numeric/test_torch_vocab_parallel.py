@@ -46,8 +46,20 @@ def _case_inputs(seed):
 
 
 def _rel(got, want):
-    scale = float(want.abs().max())
-    return float((got - want).abs().max()) / scale if scale > 0 else float(got.abs().max())
+    """Largest |got - want| over the finite entries relative to max |want| there; inf if the
+    infinities (a divergence that is +inf where a row has p > 0 = q) or NaNs (the gradient
+    of such a row) are not at the same places with the same values."""
+    nan_g, nan_w = torch.isnan(got), torch.isnan(want)
+    inf_g, inf_w = torch.isinf(got), torch.isinf(want)
+    if not (torch.equal(nan_g, nan_w) and torch.equal(inf_g, inf_w)
+            and torch.equal(got[inf_g], want[inf_w])):
+        return float("inf")
+    fin = ~(nan_w | inf_w)
+    if not fin.any():
+        return 0.0
+    scale = float(want[fin].abs().max())
+    err = float((got[fin] - want[fin]).abs().max())
+    return err / scale if scale > 0 else err
 
 
 def _worker(rank, world, port, cases):
