@@ -127,8 +127,79 @@ def test_two_ranks_kl_js_alpha():
     _run(2, _cases(["kl", "js"]) + [("alpha", {"alpha": 0.3}, "sum", 0.9)])
 
 
+@pytest.mark.slow
 def test_three_ranks_js_and_tv():
     _run(3, [("js", {"beta": 0.2}, "mean", 1.5), ("tv", None, "none", 1.0)])
+
+
+# ------------------------------------------- the sharding arithmetic in one process (fast)
+class _Rank:
+    """A process-group stand-in for threads of one process: the all-reduces of
+    numeric._torch_vocab, done across the threads (same ops, same results)."""
+
+    def __init__(self, rank, shared):
+        self.rank = rank
+        self.shared = shared
+
+    def all_reduce(self, tensor, op):
+        sh = self.shared
+        sh["slots"][self.rank] = tensor.clone()
+        sh["barrier"].wait()
+        stack = torch.stack(sh["slots"])
+        out = stack.amax(0) if op == dist.ReduceOp.MAX else stack.sum(0)
+        sh["barrier"].wait()
+        tensor.copy_(out)
+
+
+def test_sharding_arithmetic_with_threads_standing_in_for_ranks(monkeypatch):
+    import threading
+    import types
+
+    from numeric import _torch_vocab
+
+    fake = types.SimpleNamespace(ReduceOp=dist.ReduceOp,
+                                 all_reduce=lambda t, op, group: group.all_reduce(t, op))
+    monkeypatch.setattr(_torch_vocab, "dist", fake)
+    cases = [("js", {"beta": 0.2}, "mean", 1.5), ("tv", None, "none", 1.0),
+             ("reverse_kl", None, "sum", 0.8)]
+    for world in (2, 3):
+        shared = {"slots": [None] * world, "barrier": threading.Barrier(world, timeout=60)}
+        errors = []
+
+        def rank_main(rank, world=world, shared=shared, errors=errors):
+            try:
+                lo, hi = _bounds(SHAPE[-1], world)[rank]
+                for k, (name, params, reduction, temperature) in enumerate(cases):
+                    s, t, mask = _case_inputs(k)
+                    s_full = s.clone().requires_grad_()
+                    t_full = t.clone().requires_grad_()
+                    full = nt.divergence_loss(s_full, t_full, name, params=params,
+                                              temperature=temperature, mask=mask,
+                                              reduction=reduction)
+                    full.sum().backward()
+                    s_loc = s[..., lo:hi].clone().requires_grad_()
+                    t_loc = t[..., lo:hi].clone().requires_grad_()
+                    part = nt.divergence_loss(s_loc, t_loc, name, params=params,
+                                              temperature=temperature, mask=mask,
+                                              reduction=reduction,
+                                              process_group=_Rank(rank, shared))
+                    part.sum().backward()
+                    where = (name, world, rank)
+                    assert _rel(part.detach(), full.detach()) <= REL, (where, "loss")
+                    assert _rel(s_loc.grad, s_full.grad[..., lo:hi]) <= REL, (where, "student")
+                    assert _rel(t_loc.grad, t_full.grad[..., lo:hi]) <= REL, (where, "teacher")
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                errors.append(exc)
+                shared["barrier"].abort()
+
+        threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(world)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(120)
+        real = [e for e in errors if not isinstance(e, threading.BrokenBarrierError)]
+        assert not real, real[0]
+        assert not errors, errors[0]
 
 
 @pytest.mark.slow
