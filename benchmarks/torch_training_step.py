@@ -72,6 +72,22 @@ def make_step(model, loss, opt):
     return step
 
 
+def make_compiled_step(model, formula):
+    """The step with model + torch formula under torch.compile(fullgraph=True) (inductor);
+    backward and the optimizer step outside the compiled region, as usual."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    fwd = torch.compile(lambda ids, teacher: formula(model(ids), teacher), fullgraph=True)
+
+    def step(ids, teacher):
+        opt.zero_grad(set_to_none=True)
+        out = fwd(ids, teacher)
+        out.backward()
+        opt.step()
+        return out
+
+    return step
+
+
 def best_of(fns, repeats):
     times = [[] for _ in fns]
     for _ in range(repeats):
@@ -113,18 +129,7 @@ def main(argv=None):
         steps = [make_step(models[0], fused, torch.optim.SGD(models[0].parameters(), lr=0.0)),
                  make_step(models[1], FORMULAS[name], torch.optim.SGD(models[1].parameters(),
                                                                       lr=0.0))]
-        compiled_model = models[2]
-        opt_c = torch.optim.SGD(compiled_model.parameters(), lr=0.0)
-        fwd = torch.compile(lambda i, t: FORMULAS[name](compiled_model(i), t), fullgraph=True)
-
-        def compiled_step(ids=ids, teacher=teacher, fwd=fwd, opt_c=opt_c):
-            opt_c.zero_grad(set_to_none=True)
-            out = fwd(ids, teacher)
-            out.backward()
-            opt_c.step()
-            return out
-
-        steps.append(compiled_step)
+        steps.append(make_compiled_step(models[2], FORMULAS[name]))
         for s in steps:  # warm-up: generated kernels, inductor compile
             s(ids, teacher)
             s(ids, teacher)
