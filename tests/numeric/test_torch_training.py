@@ -130,3 +130,25 @@ def test_a_compiled_beta_schedule_neither_recompiles_nor_rederives():
         assert abs(float(loss.detach()) - float(ref)) <= 1e-5 * float(ref)
     assert counter.frame_count == frames == 1
     assert _forms.family_forms.cache_info().misses == derivations
+
+
+def test_the_functional_form_compiles_with_a_catalog_name_and_tensor_params():
+    from torch._dynamo.testing import CompileCounter
+
+    model = Student()
+    ids, teacher = _batch()
+    counter = CompileCounter()
+
+    def step(ids, teacher, beta):
+        return nt.divergence_loss(model(ids), teacher, "js", params={"beta": beta},
+                                  temperature=2.0, labels=ids % 5, ignore_index=0)
+
+    compiled = torch.compile(step, fullgraph=True, backend=counter)
+    for beta in (0.2, 0.7):
+        b = torch.tensor(beta, dtype=torch.float64)
+        loss = compiled(ids, teacher, b)
+        loss.backward()
+        with torch.no_grad():
+            eager = step(ids, teacher, beta)
+        assert abs(loss.item() - eager.item()) <= 1e-6 * eager.item()
+    assert counter.frame_count == 1
