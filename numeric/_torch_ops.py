@@ -48,7 +48,7 @@ REDUCTIONS = ("none", "sum", "mean", "batchmean")
 BLOCK_ELEMENTS = 1 << 18
 
 _LOCK = threading.Lock()
-#: key -> (family, parameter names); filled by :func:`register`
+#: key -> theory.fdiv.Family; filled by :func:`register`
 _FAMILIES: dict = {}
 #: key -> process group; filled by :func:`register_group`
 _GROUPS: dict = {}
@@ -439,8 +439,9 @@ def _keep_mask(student, mask, labels, ignore_index):
     return mask
 
 
-def _apply(student, teacher, *, key, names, values, params, temperature, mask, labels,
-           ignore_index, reduction, group):
+def _apply(student, teacher, *, key, theta, temperature, mask, labels, ignore_index,
+           reduction, group):
+    """Validate, then call the op (``group``: a key of :func:`register_group`, or None)."""
     mask = _keep_mask(student, mask, labels, ignore_index)
     _check(student, teacher, mask, reduction)
     temperature = float(temperature)
@@ -449,7 +450,6 @@ def _apply(student, teacher, *, key, names, values, params, temperature, mask, l
     grad = torch.is_grad_enabled()
     sg = bool(grad and student.requires_grad)
     tg = bool(grad and teacher.requires_grad)
-    theta = _theta(names, values, params)
     if mask is not None and mask.device != student.device:
         mask = mask.to(student.device)
     if group is None:
@@ -472,11 +472,11 @@ def divergence_loss(student_logits, teacher_logits, f="kl", *, params=None, temp
         key, names, values = _catalog_entry(f)
     else:
         key, names, values = _entry(f)
-        if params:  # validated against the family's domain (floats only: tensors may be traced)
-            register(_family(key), {**dict(zip(names, values, strict=True)), **_plain_params(params)})
+    # the values are checked against the family's domain where the op binds them
+    theta = _theta(names, values, params)
     group = None if process_group is None else register_group(process_group)
-    return _apply(student_logits, teacher_logits, key=key, names=names, values=values,
-                  params=params, temperature=temperature, mask=mask, labels=labels,
+    return _apply(student_logits, teacher_logits, key=key, theta=theta,
+                  temperature=temperature, mask=mask, labels=labels,
                   ignore_index=ignore_index, reduction=reduction, group=group)
 
 
@@ -525,22 +525,10 @@ class DivergenceLoss(torch.nn.Module):
                 + (", vocab-parallel" if self.process_group is not None else ""))
 
     def forward(self, student_logits, teacher_logits, labels=None, *, mask=None):
-        mask = _keep_mask(student_logits, mask, labels, self.ignore_index)
-        _check(student_logits, teacher_logits, mask, self.reduction)
-        grad = torch.is_grad_enabled()
-        sg = bool(grad and student_logits.requires_grad)
-        tg = bool(grad and teacher_logits.requires_grad)
-        if mask is not None and mask.device != student_logits.device:
-            mask = mask.to(student_logits.device)
-        if self._group is None:
-            loss, _, _ = torch.ops.divkit.divergence_from_logits(
-                student_logits, teacher_logits, mask, self.theta, self.key, self.temperature,
-                self.reduction, sg, tg)
-        else:
-            loss, _, _ = torch.ops.divkit.vocab_parallel_divergence(
-                student_logits, teacher_logits, mask, self.theta, self.key, self.temperature,
-                self.reduction, sg, tg, self._group)
-        return loss
+        return _apply(student_logits, teacher_logits, key=self.key, theta=self.theta,
+                      temperature=self.temperature, mask=mask, labels=labels,
+                      ignore_index=self.ignore_index, reduction=self.reduction,
+                      group=self._group)
 
 
 def _doc():
