@@ -28,7 +28,10 @@ the whole row, the slice's gradients are
 times the reduction's scale and :math:`1/T`. The element terms are computed in float64 on
 row blocks of :data:`numeric._torch_ops.BLOCK_ELEMENTS` elements; the element terms
 :math:`q\hat g` (and :math:`p\hat h`) wait in float64 until :math:`M_s` (:math:`M_t`) is
-known: one float64 copy of the local slice per gradient, for the whole call.
+known: one float64 copy of the local slice per gradient, for the whole call. This element
+pass runs on the host: CUDA tensors are copied to the host one block at a time (the
+all-reduces run on the tensors' device, as NCCL needs), so the vocabulary-parallel path is
+exact on any device but fast on the CPU only.
 """
 
 from __future__ import annotations
@@ -63,13 +66,22 @@ def forward(fam, params, student, teacher, mask, temperature, reduction, sg, tg,
             else mask.detach().reshape(-1).to("cpu"))
     rows = torch.nonzero(keep).reshape(-1)
     kept = int(rows.numel())
+    dev = student.device
+    rows_dev = rows.to(dev)
     scale = _reduction_scale(reduction, batch, kept)
     inv_t = 1.0 / temperature
     step = max(1, BLOCK_ELEMENTS // max(v, 1))
-    blocks = [rows[i:i + step] for i in range(0, kept, step)]
+    blocks = [rows_dev[i:i + step] for i in range(0, kept, step)]
 
     def block(x, idx):
-        return x.index_select(0, idx).to(torch.float64).mul_(inv_t).numpy()
+        """Rows ``idx`` of ``x`` / T as a float64 host array (one block)."""
+        return x.index_select(0, idx).to(torch.float64).mul_(inv_t).cpu().numpy()
+
+    def all_reduce(host, op):
+        """All-reduce a host float64 tensor on the group's device (the tensors' device)."""
+        buf = host.to(dev)
+        dist.all_reduce(buf, op=op, group=group)
+        return buf.cpu() if buf is not host else host
 
     # 1. row maxima
     mx = torch.full((2, kept), -np.inf, dtype=torch.float64)
@@ -80,7 +92,7 @@ def forward(fam, params, student, teacher, mask, temperature, reduction, sg, tg,
             mx[0, off:off + k] = torch.from_numpy(block(t2, idx).max(axis=-1))
             mx[1, off:off + k] = torch.from_numpy(block(s2, idx).max(axis=-1))
         off += k
-    dist.all_reduce(mx, op=dist.ReduceOp.MAX, group=group)
+    mx = all_reduce(mx, dist.ReduceOp.MAX)
     if not torch.isfinite(mx).all():
         raise ValueError("a kept row has all logits -inf (or NaN/+inf logits) across the "
                          "process group; drop such rows with mask=")
@@ -95,7 +107,7 @@ def forward(fam, params, student, teacher, mask, temperature, reduction, sg, tg,
             sm[1, off:off + k] = torch.from_numpy(
                 np.exp(block(s2, idx) - mx[1, off:off + k, None].numpy()).sum(axis=-1))
         off += k
-    dist.all_reduce(sm, op=dist.ReduceOp.SUM, group=group)
+    sm = all_reduce(sm, dist.ReduceOp.SUM)
     lse = (mx + torch.log(sm)).numpy()
     # 3. element terms; partial row sums
     which = ("loss",) + (("grad_student",) if sg else ()) + (("grad_teacher",) if tg else ())
@@ -116,7 +128,7 @@ def forward(fam, params, student, teacher, mask, temperature, reduction, sg, tg,
         for w, name in enumerate(which[1:], start=1):
             stores[(name, off)] = terms[w]  # q g (p h), until the row sums are known
         off += k
-    dist.all_reduce(partial, op=dist.ReduceOp.SUM, group=group)
+    partial = all_reduce(partial, dist.ReduceOp.SUM)
     div = torch.clamp(partial[0], min=0.0)
     # 4. the gradient write: w_j (X_j - M), times the reduction scale and 1/T
     gscale = scale * inv_t
@@ -139,10 +151,10 @@ def forward(fam, params, student, teacher, mask, temperature, reduction, sg, tg,
             g[~np.isfinite(m[off:off + k])] = np.nan
             g[flat[off:off + k]] = 0.0
             g *= gscale
-            out.index_copy_(0, idx, torch.from_numpy(g).to(out.dtype))
+            out.index_copy_(0, idx, torch.from_numpy(g).to(dev, out.dtype))
             off += k
     per_row = torch.zeros(n, dtype=torch.float64)
     per_row[rows] = div
     out_dtype = torch.promote_types(student.dtype, teacher.dtype)
     loss = per_row.reshape(batch) if reduction == "none" else per_row.sum() * scale
-    return loss.to(out_dtype), gs, gt
+    return loss.to(dev, out_dtype), gs, gt
