@@ -246,16 +246,20 @@ def _cuda_forward(fam, params, student, teacher, mask, temperature, reduction, s
             x = x.float()  # cupy without bfloat16: one rows x V float32 copy
         return cp.from_dlpack(x)
 
+    out_dtype = torch.promote_types(student.dtype, teacher.dtype)
+    # the kernel and both DLPack exchanges on torch's current stream: no synchronisation
+    # beyond the stream order
     with cp.cuda.Device(student.device.index), \
             cp.cuda.ExternalStream(torch.cuda.current_stream(student.device).cuda_stream):
         loss, gs, gt = _kernel(fam, view(teacher), view(student), temperature=temperature,
                                mask=None if mask is None else cp.from_dlpack(mask.detach()),
                                reduction=reduction, student_grad=sg, teacher_grad=tg,
                                params=params)
-    out_dtype = torch.promote_types(student.dtype, teacher.dtype)
-    return (torch.from_dlpack(loss).to(out_dtype),
-            torch.from_dlpack(gs).to(student.dtype) if gs is not None else student.new_empty(0),
-            torch.from_dlpack(gt).to(teacher.dtype) if gt is not None else teacher.new_empty(0))
+        return (torch.from_dlpack(loss).to(out_dtype),
+                torch.from_dlpack(gs).to(student.dtype) if gs is not None
+                else student.new_empty(0),
+                torch.from_dlpack(gt).to(teacher.dtype) if gt is not None
+                else teacher.new_empty(0))
 
 
 def _params_of(key: str, theta: torch.Tensor):
