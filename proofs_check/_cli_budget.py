@@ -35,7 +35,8 @@ __all__ = ["DEFAULTS", "EXIT_BROKEN_PIPE", "EXIT_BUDGET", "MAX_MEMORY", "MIN_MEM
            "add_arguments", "broken_pipe", "console", "parse_memory", "run_limited"]
 
 #: Per command: (seconds, bytes).
-DEFAULTS = {"derive": (60.0, 4 * 2**30), "check": (1800.0, 8 * 2**30)}
+DEFAULTS = {"derive": (60.0, 4 * 2**30), "check": (1800.0, 8 * 2**30),
+            "codegen": (1800.0, 8 * 2**30), "sweep": (1800.0, 8 * 2**30)}
 #: Exit status of a command stopped by its budget.
 EXIT_BUDGET = 3
 #: Exit status when the output's reader has gone (128 + SIGPIPE, as a shell reports it).

@@ -32,6 +32,8 @@ __all__ = ["main"]
 _SUBCOMMANDS = {
     "derive": ("proofs_check._cli_derive", "derive the quantities of a divergence or a risk"),
     "check": ("proofs_check._cli_check", "run the claim catalog and kernel validations"),
+    "codegen": ("proofs_check._cli_codegen", "write the generated kernels of a divergence"),
+    "sweep": ("proofs_check._cli_sweep", "a claim or kernel accuracy over a parameter grid"),
 }
 
 
