@@ -172,7 +172,8 @@ def longest_first(names: list[str], times: dict) -> list[str]:
     return sorted(names, key=lambda n: -times.get(n, math.inf))
 
 
-def run_claims(entries, *, budget, seed, workers=None, scheduler=None, progress=False):
+def run_claims(entries, *, budget, seed, workers=None, scheduler=None, progress=False,
+               columns=None):
     """Verdicts of ``entries`` (in their order), run on the executor of ``workers`` and
     ``scheduler`` (see proofs_check._cli_executor), longest claims first."""
     import functools
@@ -183,7 +184,7 @@ def run_claims(entries, *, budget, seed, workers=None, scheduler=None, progress=
     task = functools.partial(_check_task, budget=budget, seed=seed)
     results: dict[str, object] = {}
     with _cli_executor.executor(workers=workers, scheduler=scheduler) as ex:
-        bar = _progress(len(order)) if progress else None
+        bar = _progress(len(order), columns) if progress else None
         try:
             for i, verdict in ex.imap(task, order):
                 results[order[i]] = verdict
@@ -197,10 +198,10 @@ def run_claims(entries, *, budget, seed, workers=None, scheduler=None, progress=
     return verdicts
 
 
-def _progress(total: int):
+def _progress(total: int, columns=None):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    err = _cli_budget.console(stderr=True, force_terminal=True)
+    err = _cli_budget.console(stderr=True, force_terminal=True, width=columns)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=err, transient=True)  # fmt: skip
     task = progress.add_task("checking", total=total)
@@ -222,7 +223,8 @@ def run(args) -> int:
     show = not args.json and len(entries) > 1 and _cli_executor.stderr_is_terminal(args)
     start = time.perf_counter()
     verdicts = run_claims(entries, budget=args.budget, seed=args.seed, workers=args.workers,
-                          scheduler=args.scheduler, progress=show)  # fmt: skip
+                          scheduler=args.scheduler, progress=show,
+                          columns=getattr(args, "_columns", None))  # fmt: skip
     wall = time.perf_counter() - start
     if args.json:
         print(json.dumps([v.to_dict() for v in verdicts], indent=1, ensure_ascii=False))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shutil
 import sys
 
 from proofs_check import _cli_budget
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             _check_derive_options(args)
         # the command runs in a child writing into pipes: remember what the user's streams are
         args._stderr_tty = _isatty(sys.stderr)
+        args._columns = shutil.get_terminal_size().columns
         return _cli_budget.run_limited(_run, args, command=args.command,
                                        time_limit=args.time_limit,
                                        memory_limit=args.memory_limit)

@@ -102,3 +102,14 @@ def test_no_progress_output_when_piped(capsys):
     captured = capsys.readouterr()
     assert captured.err == ""
     assert "every verdict equals its expected verdict" in captured.out
+
+
+def test_progress_on_a_terminal(capsys, monkeypatch):
+    import proofs_check.cli as cli
+
+    monkeypatch.setattr(cli, "_isatty", lambda stream: True)
+    assert main(["check", "--claim", "tv_le_1", "kkt_map_kl", "--workers", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "\x1b[" in err                      # drawn with terminal control sequences
+    assert main(["check", "--claim", "tv_le_1", "kkt_map_kl", "--json"]) == 0
+    assert capsys.readouterr().err == ""       # never with --json
