@@ -3,6 +3,8 @@ worker count (issue 22), and seeded Monte Carlo chunks that combine exactly."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -19,32 +21,36 @@ SUBSET = ["tv_le_1", "false_js_le_half_log2", "kkt_map_kl", "plugin_kl_rate",
           "hg_gap_monte_carlo", "fdpg_importance_estimator_unbiased"]
 
 
-def _run(capsys, *extra):
-    status = main(["check", "--json", "--claim", *SUBSET, *extra])
-    rows = json.loads(capsys.readouterr().out)
+def _run(*extra):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        status = main(["check", "--json", "--claim", *SUBSET, *extra])
+    rows = json.loads(buf.getvalue())
     for r in rows:
         r.pop("elapsed")
     return status, rows
 
 
-def test_verdicts_and_numbers_do_not_depend_on_the_worker_count(capsys):
-    one = _run(capsys, "--workers", "1")
-    two = _run(capsys, "--workers", "2")
-    assert one[0] == 0
-    assert [r["claim"] for r in one[1]] == [e.name for e in catalog.select(SUBSET)]
-    assert one == two
+@pytest.fixture(scope="module")
+def serial():
+    """The subset checked in this process, one claim after another (seed 0)."""
+    return _run("--workers", "1")
 
 
-def test_a_dask_local_cluster_gives_the_same_verdicts_and_numbers(capsys):
+def test_verdicts_and_numbers_do_not_depend_on_the_worker_count(serial):
+    assert serial[0] == 0
+    assert [r["claim"] for r in serial[1]] == [e.name for e in catalog.select(SUBSET)]
+    assert _run("--workers", "2") == serial
+
+
+def test_a_dask_local_cluster_gives_the_same_verdicts_and_numbers(serial):
     pytest.importorskip("distributed")
-    serial = _run(capsys, "--workers", "1")
-    dask = _run(capsys, "--scheduler", "local", "--workers", "2")
-    assert serial == dask
+    assert _run("--scheduler", "local", "--workers", "2") == serial
 
 
-def test_seed_changes_the_monte_carlo_numbers_but_not_the_verdicts(capsys):
-    _, a = _run(capsys, "--workers", "1", "--seed", "0")
-    _, b = _run(capsys, "--workers", "1", "--seed", "5")
+def test_seed_changes_the_monte_carlo_numbers_but_not_the_verdicts(serial):
+    a = serial[1]
+    _, b = _run("--workers", "2", "--seed", "5")
     assert [r["status"] for r in a] == [r["status"] for r in b]
     mc = [i for i, r in enumerate(a) if r["engine"] == "montecarlo"]
     assert mc and any(a[i]["margin"] != b[i]["margin"] for i in mc)
