@@ -11,9 +11,10 @@ Usage::
     divkit check --scheduler local        # an in-process Dask LocalCluster (--workers of them)
     divkit check --scheduler tcp://head:8786   # the workers of a Dask cluster
 
-Claims are the unit of work: each is built and checked whole on one worker, longest first
-(the times of the last run on this machine, building included, are kept in divkit's cache
-directory). The verdicts and every
+Claims are the unit of work: each is built and checked whole on one worker. Claims about
+the same catalog divergence run in one process (they share its derivations); the longest
+units start first (the times of the last run on this machine, building included, are kept
+in divkit's cache directory). The verdicts and every
 number in them are the same for any worker count and scheduler (Monte Carlo claims draw in
 seeded chunks, see proofs_check.engines.montecarlo); only the times differ. A progress bar
 is shown on stderr when it is a terminal, never with ``--json``.
@@ -132,8 +133,8 @@ def check_named(name: str, budget: float | None, seed: int):
     return verdict
 
 
-def _check_task(name, *, budget, seed):
-    return check_named(name, budget, seed)
+def _check_unit(names, *, budget, seed):
+    return [check_named(n, budget, seed) for n in names]
 
 
 _TIMES_FILE = "check_times.json"
@@ -172,24 +173,46 @@ def longest_first(names: list[str], times: dict) -> list[str]:
     return sorted(names, key=lambda n: -times.get(n, math.inf))
 
 
+def work_units(names: list[str], times: dict) -> list[list[str]]:
+    """Claims grouped by the catalog divergence they are about, longest group first.
+
+    Claims about one divergence (``nonneg_js``, ``kernel_js``, ``fenchel_young_js``, ...)
+    share its derivations (sympy caches, the kernel's forms); run in one process they
+    derive them once. Other claims are units of their own. The grouping only decides
+    where claims run, never what they compute.
+    """
+    from theory import fdiv
+
+    families = sorted(fdiv.names(), key=len, reverse=True)
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        key = next((f for f in families if n.endswith("_" + f)), None)
+        groups.setdefault(f"family:{key}" if key else n, []).append(n)
+    units = list(groups.values())
+    cost = {id(u): sum(times.get(n, math.inf) for n in u) for u in units}
+    return sorted(units, key=lambda u: -cost[id(u)])
+
+
 def run_claims(entries, *, budget, seed, workers=None, scheduler=None, progress=False,
                columns=None):
     """Verdicts of ``entries`` (in their order), run on the executor of ``workers`` and
-    ``scheduler`` (see proofs_check._cli_executor), longest claims first."""
+    ``scheduler`` (see proofs_check._cli_executor): claims grouped by divergence
+    (:func:`work_units`), the longest units first."""
     import functools
 
     names = [e.name for e in entries]
     times = _load_times()
-    order = longest_first(names, times)
-    task = functools.partial(_check_task, budget=budget, seed=seed)
+    units = work_units(names, times)
+    task = functools.partial(_check_unit, budget=budget, seed=seed)
     results: dict[str, object] = {}
     with _cli_executor.executor(workers=workers, scheduler=scheduler) as ex:
-        bar = _progress(len(order), columns) if progress else None
+        bar = _progress(len(names), columns) if progress else None
         try:
-            for i, verdict in ex.imap(task, order):
-                results[order[i]] = verdict
+            for i, verdicts in ex.imap(task, units):
+                for n, verdict in zip(units[i], verdicts, strict=True):
+                    results[n] = verdict
                 if bar is not None:
-                    bar[0].update(bar[1], advance=1, description=f"done {order[i]}")
+                    bar[0].update(bar[1], advance=len(units[i]), description=f"done {units[i][-1]}")
         finally:
             if bar is not None:
                 bar[0].stop()

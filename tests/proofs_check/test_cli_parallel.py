@@ -119,3 +119,14 @@ def test_progress_on_a_terminal(capsys, monkeypatch):
     assert "\x1b[" in err                      # drawn with terminal control sequences
     assert main(["check", "--claim", "tv_le_1", "kkt_map_kl", "--json"]) == 0
     assert capsys.readouterr().err == ""       # never with --json
+
+
+def test_claims_about_one_divergence_share_a_unit():
+    from proofs_check._cli_check import work_units
+
+    names = ["nonneg_js", "pinsker", "kernel_js", "kernel_reverse_kl", "nonneg_kl", "tv_le_1"]
+    units = work_units(names, {"pinsker": 5.0, "nonneg_js": 1.0, "kernel_js": 1.0})
+    assert sorted(map(sorted, units)) == sorted(map(sorted, [
+        ["nonneg_js", "kernel_js"], ["pinsker"], ["kernel_reverse_kl"], ["nonneg_kl"],
+        ["tv_le_1"]]))
+    assert units[-2:] == [["pinsker"], ["nonneg_js", "kernel_js"]]   # known times last, longest first
