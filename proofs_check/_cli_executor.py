@@ -18,6 +18,7 @@ results do not depend on where or in which order they run.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -84,6 +85,11 @@ class _Processes:
         ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
         self.workers = workers
         self.where = f"{workers} local processes"
+        # the loaded modules and caches go to the permanent generation: the children's
+        # garbage collector does not walk them again (nor copy their pages on write)
+        self._frozen = hasattr(gc, "freeze")
+        if self._frozen:
+            gc.freeze()
         # created now, before the caller starts a progress thread: the forked children
         # inherit no lock held by another thread
         self._pool = ctx.Pool(workers)
@@ -94,6 +100,8 @@ class _Processes:
     def __exit__(self, *exc):
         self._pool.terminate()
         self._pool.join()
+        if self._frozen:
+            gc.unfreeze()
         return False
 
     def imap(self, fn, items):
