@@ -9,8 +9,10 @@ generator or a distribution typed on the command line) can make sympy run for mi
 grow without bound; the budget turns that into a clear message.
 
 Defaults: ``derive`` 60 s and 4 GiB, ``check`` 1800 s and 8 GiB (the whole catalog takes
-well under a minute). Without ``os.fork`` (Windows) the command runs in-process with the
-memory and recursion errors still reported in one line, and no time limit.
+well under a minute). A memory limit lies between 512M (below it the interpreter cannot
+load its libraries) and 1 EiB; other values are a usage error. Without ``os.fork``
+(Windows) the command runs in-process with the memory and recursion errors still reported
+in one line, and no time limit.
 
 When the reader of the output goes away (``divkit ... | head``), the command stops
 quietly, without a traceback, with status ``EXIT_BROKEN_PIPE`` = 128 + SIGPIPE = 141: the
@@ -29,21 +31,29 @@ import signal
 import sys
 import time
 
-__all__ = ["DEFAULTS", "EXIT_BROKEN_PIPE", "EXIT_BUDGET", "add_arguments", "broken_pipe",
-           "console", "parse_memory", "run_limited"]
+__all__ = ["DEFAULTS", "EXIT_BROKEN_PIPE", "EXIT_BUDGET", "MAX_MEMORY", "MIN_MEMORY",
+           "add_arguments", "broken_pipe", "console", "parse_memory", "run_limited"]
 
 #: Per command: (seconds, bytes).
-DEFAULTS = {"derive": (60.0, 4 * 2**30), "check": (1800.0, 8 * 2**30)}
+DEFAULTS = {"derive": (60.0, 4 * 2**30), "check": (1800.0, 8 * 2**30),
+            "codegen": (1800.0, 8 * 2**30), "sweep": (1800.0, 8 * 2**30)}
 #: Exit status of a command stopped by its budget.
 EXIT_BUDGET = 3
 #: Exit status when the output's reader has gone (128 + SIGPIPE, as a shell reports it).
 EXIT_BROKEN_PIPE = 128 + int(getattr(signal, "SIGPIPE", 13))
 
 _UNITS = {"": 2**20, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+#: Smallest memory limit accepted: below it the interpreter cannot load the libraries
+#: (numpy, sympy, scipy) reliably, and a command fails in an import instead of its work.
+MIN_MEMORY = 512 * 2**20
+#: Largest memory limit accepted (what ``setrlimit`` can take, 1 EiB).
+MAX_MEMORY = 2**60
 
 
 def parse_memory(text: str) -> int:
     """Bytes from ``"4G"``, ``"512M"``, ``"800k"`` or a plain number of MiB; 0 = no limit.
+
+    A limit must lie between :data:`MIN_MEMORY` (512 MiB) and :data:`MAX_MEMORY` (1 EiB).
 
     >>> parse_memory("4G"), parse_memory("512"), parse_memory("0")
     (4294967296, 536870912, 0)
@@ -52,7 +62,18 @@ def parse_memory(text: str) -> int:
     if not m:
         raise argparse.ArgumentTypeError(
             f"memory limit must look like 4G, 512M or a number of MiB, got {text!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    from decimal import Decimal
+
+    value = int(Decimal(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value > MAX_MEMORY:
+        raise argparse.ArgumentTypeError(
+            f"memory limit {text.strip()} is too large (at most {MAX_MEMORY // 2**40}T; "
+            "0 = no limit)")
+    if 0 < value < MIN_MEMORY:
+        raise argparse.ArgumentTypeError(
+            f"memory limit {text.strip()} is too small: at least {MIN_MEMORY // 2**20}M (the "
+            "interpreter and its libraries need that much address space), or 0 for no limit")
+    return value
 
 
 def _seconds(text: str) -> float:
@@ -120,9 +141,18 @@ def console(**kwargs):
 
 
 def _guarded(fn, args, command: str, memory_limit: int) -> int:
-    """Run ``fn(args)``; memory and recursion exhaustion become one line and status 3."""
+    """Run ``fn(args)``; memory and recursion exhaustion become one line and status 3.
+
+    Floating-point RuntimeWarnings (overflow, invalid value) are not shown: a command
+    reports its results and verdicts, and a warning raised inside a library on the way
+    (e.g. an overflow that a claim's screen then discards) is noise on the terminal.
+    """
+    import warnings
+
     try:
-        return int(fn(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return int(fn(args) or 0)
     except MemoryError:
         what = (f"memory limit of {_fmt_bytes(memory_limit)} exceeded (raise it with "
                 "--memory-limit SIZE)" if memory_limit else "out of memory")
@@ -163,7 +193,13 @@ def run_limited(fn, args, *, command: str, time_limit: float | None = None,
             rc = _guarded(fn, args, command, memory_limit)
         except BaseException as exc:  # noqa: BLE001 - the child must always exit here
             try:
-                print(f"divkit {command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+                hint = ""
+                if memory_limit and isinstance(exc, ImportError | OSError | SystemError):
+                    # a library could not be mapped or allocated under RLIMIT_AS
+                    hint = (f" (under the memory limit of {_fmt_bytes(memory_limit)}; raise it "
+                            "with --memory-limit SIZE)")
+                print(f"divkit {command}: error: {type(exc).__name__}: {exc}{hint}",
+                      file=sys.stderr)
             except BaseException:  # noqa: BLE001
                 pass
             rc = 1

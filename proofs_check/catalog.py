@@ -34,7 +34,7 @@ from sympy import Abs, Rational, exp, log, pi, sqrt
 from proofs_check import reference
 from proofs_check.claims import CallableClaim, Claim, ExpectationClaim, RateClaim, _BaseClaim
 
-__all__ = ["names", "get", "select", "tags", "entries", "Entry", "register"]
+__all__ = ["names", "get", "select", "tags", "entries", "Entry", "register", "kernel_claim"]
 
 p, q = sympy.symbols("p q", positive=True)
 PQ = {p: (0.01, 0.99), q: (0.01, 0.99)}
@@ -652,13 +652,20 @@ def _kernel_cases():
     return rows
 
 
-def _kernel_builder(fname):
+def _kernel_builder(fname, params=None):
+    """Builder of the kernel validation of ``fname``, at the parameter values ``params``
+    (exact numbers; default the catalog's)."""
+
     def build(e: Entry) -> CallableClaim:
         import numeric
         from numeric.tolerances import ACCURACY
 
         rtol = ACCURACY["float64"]["loss"]
         from numeric.tolerances import row_bound
+        from theory import fdiv
+
+        num_params = {k: float(v) for k, v in params.items()} if params else None
+        ref_f = fdiv.get(fname, **params) if params else fname
 
         def run(deadline):
             import time as _time
@@ -667,8 +674,8 @@ def _kernel_builder(fname):
             for i, (P, Q) in enumerate(_kernel_cases()):
                 if _time.perf_counter() > deadline:
                     raise TimeoutError(f"time budget ran out after {i} cases")
-                got = float(numeric.divergence(fname, P, Q))
-                ref = reference.divergence(fname, [float(x) for x in P], [float(x) for x in Q],
+                got = float(numeric.divergence(fname, P, Q, params=num_params))
+                ref = reference.divergence(ref_f, [float(x) for x in P], [float(x) for x in Q],
                                            dps=50, check_normalized=False)  # fmt: skip
                 if mpmath.isinf(ref) or np.isinf(got):
                     ok = mpmath.isinf(ref) and np.isinf(got) and (ref > 0) == (got > 0)
@@ -703,6 +710,16 @@ if _numeric_available():
             description=f"numeric.divergence('{_n}') on 9 rows (dense, nearly equal, zero mass, "
             "extreme ratios) within the float64 accuracy claim",
         )(_kernel_builder(_n))  # fmt: skip
+
+
+def kernel_claim(fname: str, params: dict | None = None) -> _BaseClaim:
+    """The kernel validation ``kernel_<fname>`` at the parameter values ``params`` (exact
+    numbers, e.g. ``{"beta": sympy.Rational(3, 10)}``): what ``divkit sweep kernel`` runs
+    at each grid point."""
+    key = f"kernel_{fname}"
+    if key not in _ENTRIES:
+        get(key)  # raises with the closest names
+    return _kernel_builder(fname, params)(_ENTRIES[key])
 
 
 # ------------------------------------------------------------------ claim sets

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shutil
 import sys
 
 from proofs_check import _cli_budget
@@ -32,6 +33,8 @@ __all__ = ["main"]
 _SUBCOMMANDS = {
     "derive": ("proofs_check._cli_derive", "derive the quantities of a divergence or a risk"),
     "check": ("proofs_check._cli_check", "run the claim catalog and kernel validations"),
+    "codegen": ("proofs_check._cli_codegen", "write the generated kernels of a divergence"),
+    "sweep": ("proofs_check._cli_sweep", "a claim or kernel accuracy over a parameter grid"),
 }
 
 
@@ -39,16 +42,47 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="divkit",
         description="Symbolic-plus-numeric theory toolkit for divergences.",
+        epilog="`divkit COMMAND --help` shows a command's options and examples.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_text) in _SUBCOMMANDS.items():
         mod = importlib.import_module(module)
-        p = sub.add_parser(name, help=help_text, description=mod.__doc__)
+        # raw description: the module docstrings' usage lines and examples stay as written
+        p = sub.add_parser(name, help=help_text, description=mod.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
         _cli_budget.add_arguments(p, name)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _parser=p)
     return parser
+
+
+#: derive's options by mode: the ones each mode reads (any other given is a usage error).
+_DERIVE_MODES = {
+    "list": {"list"},
+    "risk": {"name", "family", "truth", "json", "latex"},
+    "alignment": {"name", "target", "param", "json", "latex"},
+    "generator": {"name", "expr", "param", "json", "latex", "target"},
+}
+_DERIVE_OPTIONS = {"list": "--list", "family": "--family", "truth": "--truth", "expr": "--f",
+                   "param": "--param", "json": "--json", "latex": "--latex",
+                   "target": "a second NAME"}
+
+
+def _check_derive_options(args) -> None:
+    """A derive option that the chosen mode would ignore is a usage error (exit status 2)."""
+    if args.list:
+        mode, what = "list", "derive --list"
+    elif args.name in ("risk", "alignment"):
+        mode, what = args.name, f"derive {args.name}"
+    else:
+        mode, what = "generator", f"derive {args.name or '--f EXPR'}"
+    given = {key for key in _DERIVE_OPTIONS
+             if getattr(args, key, None) not in (None, False, [])}
+    stray = sorted(given - _DERIVE_MODES[mode])
+    if stray:
+        names = ", ".join(_DERIVE_OPTIONS[k] for k in stray)
+        args._parser.error(f"{names} does not apply to {what}")
 
 
 def _run(args) -> int:
@@ -67,11 +101,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = _build_parser()
         args = parser.parse_args(argv)
+        if args.command == "derive":
+            _check_derive_options(args)
+        # the command runs in a child writing into pipes: remember what the user's streams are
+        args._stderr_tty = _isatty(sys.stderr)
+        args._columns = shutil.get_terminal_size().columns
         return _cli_budget.run_limited(_run, args, command=args.command,
                                        time_limit=args.time_limit,
                                        memory_limit=args.memory_limit)
     except BrokenPipeError:  # `divkit ... | head`: the reader is gone; stop quietly
         return _cli_budget.broken_pipe()
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,6 +33,7 @@ softplus(x)
 
 from numeric.codegen import nodes
 from numeric.codegen._cache import cache_dir
+from numeric.codegen._files import kernel_constants, kernel_files
 from numeric.codegen._runtime import (
     C_FLAGS,
     CompilerNotFoundError,
@@ -51,6 +52,8 @@ from numeric.codegen.rewrite import DEFAULT_PASSES, PASSES, Pass, rewrite
 
 __all__ = [
     "source",
+    "kernel_files",
+    "kernel_constants",
     "rewrite",
     "numpy_function",
     "c_function",

@@ -13,6 +13,11 @@ inflated by the residual χ²/dof when the fit is poor) gives the slope and its 
 ``consistent`` when the interval meets ``[s − tol, s + tol]``, ``violated`` when it lies
 outside.
 
+The draws of each mean come in :data:`CHUNKS` chunks, chunk ``i`` seeded by the ``i``-th
+child of ``numpy.random.SeedSequence(seed)``; their sums are combined exactly
+(``math.fsum``), so a claim gives the same numbers whether its chunks run in one process
+or are spread over workers.
+
 A ``violated`` result is re-run with a fresh seed and kept only when the new run is
 violated too; the counterexample records the seeds, sample sizes and intervals. When the
 time budget ends first, the result is ``inconclusive``. None of this is a proof: a
@@ -22,13 +27,21 @@ confidence.
 
 from __future__ import annotations
 
+import functools
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["MCResult", "expectation", "rate"]
+__all__ = ["CHUNKS", "MCResult", "chunk_moments", "chunk_seeds", "chunk_sizes", "expectation",
+           "rate"]
+
+#: Seeded chunks of every Monte Carlo mean. Fixed, so that the numbers of a claim do not
+#: depend on how many workers run the chunks: chunk ``i`` of ``n`` draws always has
+#: :func:`chunk_sizes` ``(n)[i]`` draws from ``default_rng(SeedSequence(seed).spawn(CHUNKS)[i])``.
+CHUNKS = 16
 
 
 @dataclass
@@ -57,14 +70,40 @@ def _z(confidence: float) -> float:
     return float(norm.ppf(0.5 + confidence / 2))
 
 
-def _mean_se(draw, rng, n, batch, deadline):
+def chunk_sizes(n: int, chunks: int = CHUNKS) -> list[int]:
+    """Sizes of the ``chunks`` seeded chunks of ``n`` draws (the first ``n % chunks`` one larger).
+
+    >>> chunk_sizes(10, 4)
+    [3, 3, 2, 2]
+    """
+    if n < 1 or chunks < 1:
+        raise ValueError(f"n and chunks must be positive, got n={n}, chunks={chunks}")
+    return [n // chunks + (i < n % chunks) for i in range(chunks)]
+
+
+def chunk_seeds(seed, chunks: int = CHUNKS) -> list[np.random.SeedSequence]:
+    """The independent seed sequences of the chunks: ``SeedSequence(seed).spawn(chunks)``.
+
+    ``seed`` is a non-negative integer or a :class:`numpy.random.SeedSequence` (then its
+    children are spawned, e.g. one per sample size of a rate).
+    """
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    return root.spawn(chunks)
+
+
+def chunk_moments(draw, seed_seq, size: int, batch: int, deadline: float) -> tuple[float, float]:
+    """``(Σ x, Σ x²)`` over ``size`` draws of one chunk with ``default_rng(seed_seq)``.
+
+    What one worker computes for one chunk: the same numbers wherever it runs.
+    """
+    rng = np.random.default_rng(seed_seq)
     total = 0.0
     total_sq = 0.0
     done = 0
-    while done < n:
+    while done < size:
         if time.perf_counter() > deadline:
-            raise _OutOfTime(f"time budget ran out after {done} of {n} draws")
-        k = min(batch, n - done)
+            raise _OutOfTime(f"time budget ran out after {done} of {size} draws of a chunk")
+        k = min(batch, size - done)
         x = np.asarray(draw(rng, k), dtype=float)
         if x.shape != (k,):
             raise ValueError(f"draw(rng, {k}) must return {k} values, got shape {x.shape}")
@@ -73,14 +112,29 @@ def _mean_se(draw, rng, n, batch, deadline):
         total += float(x.sum())
         total_sq += float((x * x).sum())
         done += k
+    return total, total_sq
+
+
+def _mean_se(draw, seed, n, batch, deadline, mapper=map):
+    """Mean and standard error of ``n`` draws in :data:`CHUNKS` seeded chunks.
+
+    ``mapper(fn, seeds, sizes)`` runs the chunks (the builtin ``map``, or an executor's);
+    the chunk sums are combined with ``math.fsum`` (exactly rounded, so independent of the
+    order in which the chunks finish).
+    """
+    sizes = chunk_sizes(n, min(CHUNKS, n))
+    seeds = chunk_seeds(seed, len(sizes))
+    parts = list(mapper(functools.partial(chunk_moments, draw, batch=batch, deadline=deadline),
+                        seeds, sizes))
+    total = math.fsum(s for s, _ in parts)
+    total_sq = math.fsum(s2 for _, s2 in parts)
     mean = total / n
     var = max(total_sq / n - mean * mean, 0.0) * n / max(n - 1, 1)
     return mean, float(np.sqrt(var / n))
 
 
-def _expectation_once(draw, target, relation, n, z, seed, batch, deadline):
-    rng = np.random.default_rng(seed)
-    mean, se = _mean_se(draw, rng, n, batch, deadline)
+def _expectation_once(draw, target, relation, n, z, seed, batch, deadline, mapper=map):
+    mean, se = _mean_se(draw, seed, n, batch, deadline, mapper)
     lo, hi = mean - z * se, mean + z * se
     if relation == "le":
         bad = lo > target
@@ -101,19 +155,23 @@ def expectation(
     confidence: float = 0.999,
     seed: int = 0,
     batch: int = 100_000,
+    mapper=map,
 ) -> MCResult:
     """Check ``E[X] (relation) target`` from ``n`` draws ``draw(rng, size)``.
 
-    ``relation`` is ``"le"``, ``"ge"`` or ``"eq"``; see the module docstring.
+    ``relation`` is ``"le"``, ``"ge"`` or ``"eq"``; see the module docstring. The draws
+    come in :data:`CHUNKS` seeded chunks; ``mapper`` (default the builtin ``map``) runs
+    them, e.g. ``executor.map`` — the numbers are the same whatever runs them.
     """
     if relation not in ("le", "ge", "eq"):
         raise ValueError(f"relation must be 'le', 'ge' or 'eq', got {relation!r}")
     z = _z(confidence)
     try:
-        bad, mean, ci = _expectation_once(draw, target, relation, n, z, seed, batch, deadline)
+        bad, mean, ci = _expectation_once(draw, target, relation, n, z, seed, batch, deadline,
+                                          mapper)
         if bad:
             bad2, mean2, ci2 = _expectation_once(
-                draw, target, relation, n, z, seed + 1_000_003, batch, deadline
+                draw, target, relation, n, z, seed + 1_000_003, batch, deadline, mapper
             )
             if bad2:
                 return MCResult(
@@ -135,11 +193,11 @@ def expectation(
                     reason=f"{confidence:.1%} interval compatible with the claim")
 
 
-def _fit_slope(draw_at, ns, reps, z, seed, batch, deadline):
-    rng = np.random.default_rng(seed)
+def _fit_slope(draw_at, ns, reps, z, seed, batch, deadline, mapper=map):
     means, ses = [], []
-    for n_i in ns:
-        m, se = _mean_se(lambda r, k, n_i=n_i: draw_at(r, n_i, k), rng, reps, batch, deadline)
+    for n_i, seq in zip(ns, chunk_seeds(seed, len(ns)), strict=True):
+        m, se = _mean_se(functools.partial(_draw_at_n, draw_at, n_i), seq, reps, batch,
+                         deadline, mapper)
         if m <= 0:
             raise ValueError(f"mean at n={n_i} is {m}; a log–log slope needs positive means")
         means.append(m)
@@ -159,6 +217,10 @@ def _fit_slope(draw_at, ns, reps, z, seed, batch, deadline):
     return slope, (slope - z * se, slope + z * se), {"means": means, "chi2_dof": chi2}
 
 
+def _draw_at_n(draw_at, n_i, rng, k):
+    return draw_at(rng, n_i, k)
+
+
 def rate(
     draw_at: Callable[[np.random.Generator, int, int], np.ndarray],
     *,
@@ -170,15 +232,21 @@ def rate(
     confidence: float = 0.999,
     seed: int = 0,
     batch: int = 20_000,
+    mapper=map,
 ) -> MCResult:
-    """Check ``E[X_n] ∝ n^slope`` (within ``±tol``) from ``reps`` draws ``draw_at(rng, n, size)``."""
+    """Check ``E[X_n] ∝ n^slope`` (within ``±tol``) from ``reps`` draws ``draw_at(rng, n, size)``.
+
+    Each sample size gets its own child of ``SeedSequence(seed)`` and its draws come in
+    :data:`CHUNKS` seeded chunks run by ``mapper`` (see :func:`expectation`).
+    """
     if len(ns) < 3:
         raise ValueError("a rate needs at least three sample sizes")
     z = _z(confidence)
     try:
-        fitted, ci, info = _fit_slope(draw_at, ns, reps, z, seed, batch, deadline)
+        fitted, ci, info = _fit_slope(draw_at, ns, reps, z, seed, batch, deadline, mapper)
         if ci[1] < slope - tol or ci[0] > slope + tol:
-            fitted2, ci2, _ = _fit_slope(draw_at, ns, reps, z, seed + 1_000_003, batch, deadline)
+            fitted2, ci2, _ = _fit_slope(draw_at, ns, reps, z, seed + 1_000_003, batch, deadline,
+                                         mapper)
             if ci2[1] < slope - tol or ci2[0] > slope + tol:
                 return MCResult(
                     "violated", fitted, ci, confidence, reps,

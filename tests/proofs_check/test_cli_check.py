@@ -40,7 +40,9 @@ def test_unknown_claim_or_tag_is_a_usage_error(capsys):
     assert main(["check", "--claim", "pinskr"]) == 2
     assert "did you mean pinsker" in capsys.readouterr().err
     assert main(["check", "--tag", "nope"]) == 2
-    assert main(["check", "--claim", "pinsker", "--budget", "-1"]) == 2
+    with pytest.raises(SystemExit) as exc:  # an argparse usage error, before any claim runs
+        main(["check", "--claim", "pinsker", "--budget", "-1"])
+    assert exc.value.code == 2
 
 
 def test_list(capsys):
