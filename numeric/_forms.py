@@ -39,7 +39,7 @@ How each element is evaluated (rules, not a search):
   overflows), each written by the rewrite passes of :mod:`numeric.codegen` (log1p, expm1,
   softplus, xlogy, ...) after a fixed normalisation (logs split, exponentials merged);
 - zero mass: :math:`q\,X(0^+)` where :math:`p = 0 < q`, :math:`p \lim_{u\to\infty} X(u)/u`
-  where :math:`q = 0 < p`, 0 where both vanish (the rules of DESIGN.md); the limits are
+  where :math:`q = 0 < p`, 0 where both vanish (the zero-mass rules); the limits are
   computed per parameter value (:func:`zero_mass_limit`).
 - at a singular parameter value (α = 0 of the α-divergence, where the general expression
   is 0/0), the family's endpoint generator (:meth:`theory.fdiv.Family.endpoint_generator`)

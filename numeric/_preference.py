@@ -209,7 +209,7 @@ def dphrl_loss(f, logp, ref_logp, *, reduction="mean", return_grad=False, params
 
     With :math:`y \sim \pi_{ref}` and :math:`u = \exp(\text{logp} - \text{ref\_logp}) =
     \pi_\theta(y)/\pi_{ref}(y)`, :math:`\mathbb E_{\pi_{ref}}[F(u)] = D_f(\pi_\theta\|\pi_{ref})`
-    (policy first; Li et al. 2025, references/papers.md §5). DPH-RL's "forward KL" loss
+    (policy first; Li et al. 2025). DPH-RL's "forward KL" loss
     :math:`u - \log u - 1` is ``f = "reverse_kl"``; its "JS" loss is twice ``f = "js"``.
 
     Parameters
@@ -266,7 +266,7 @@ def dphrl_loss(f, logp, ref_logp, *, reduction="mean", return_grad=False, params
 # ---------------------------------------------------------------------- D²O
 def d2o_loss(logp_samples, ref_logp_samples, logp_negative, ref_logp_negative, *, beta, alpha,
              reduction="mean", return_grad=False):
-    r"""The D²O loss from negatives only (Duan et al. 2024; references/papers.md §16).
+    r"""The D²O loss from negatives only (Duan et al. 2024).
 
     .. math::
 
@@ -394,7 +394,7 @@ def nash_mirror_prox(preference, ref, *, beta, steps, eta=2.0, init=None):
     computed in log space; two preference queries per iteration. The stated rate is
     :math:`KL(\pi^*\|\pi_k) \le (1+\eta\beta)^{-k} KL(\pi^*\|\pi_0)`, i.e.
     :math:`(1+2\beta)^{-N/2}` after N = 2k queries at η = 1/L = 2
-    (references/papers.md §6; :class:`theory.alignment.PreferenceGame`).
+    (Tiapkin et al. 2025; :class:`theory.alignment.PreferenceGame`).
 
     Parameters
     ----------

@@ -443,7 +443,7 @@ for _n in _KKT_NAMES:
     register(
         f"kkt_map_{_n}", tags=("kkt", "alignment"), expected="proved",
         source="Wang et al. (2024), 'Beyond Reverse KL' (f-DPO), ICLR, §4: r = β f'(π/π_ref) + λ "
-        "and its inverse (references/papers.md §3)",
+        "and its inverse",
         description=f"policy_map(reward_map(u)) = u for {_n}, u ∈ [1/20, 20]",
     )(_kkt_builder(_n))  # fmt: skip
 
@@ -549,7 +549,7 @@ def _plugin_kl(rng, n, size):
 
 @register("plugin_kl_rate", tags=("rate", "montecarlo", "kl"), expected="consistent",
            source="Wilks (1938): 2n·KL(P̂_n‖P) → χ²_{k−1}, so E KL = (k−1)/(2n) + O(n⁻²); "
-           "cf. Sheena (2021) risk p/(2n) (references/papers.md §1)",
+           "cf. Sheena (2021) risk p/(2n)",
            description="E[KL(P̂_n‖P)] ∝ n^-1 (log–log slope −1 ± 0.05), k = 4 categories")  # fmt: skip
 def _plugin_rate(e):
     return RateClaim(e.name, _plugin_kl, ns=[50, 100, 200, 400, 800, 1600], slope=-1.0,

@@ -1,13 +1,13 @@
 r"""Alignment objectives derived from a generator f: f-DPO, f-DPG, DPH-RL, D²O and Nash-MP.
 
-Convention (DESIGN.md): the policy is P, the reference Q, :math:`D_f(\pi\|\pi_{ref}) =
+Convention: the policy is P, the reference Q, :math:`D_f(\pi\|\pi_{ref}) =
 \sum_y \pi_{ref}(y)\, f(\pi(y)/\pi_{ref}(y))`, ratio :math:`u = \pi/\pi_{ref}`. So the
 papers' "reverse KL" :math:`KL(\pi\|\pi_{ref})` (standard DPO) is catalog ``kl`` and their
 "forward KL" :math:`KL(\pi_{ref}\|\pi)` is catalog ``reverse_kl`` (docs/names.md).
 
 Everything returned is a plain sympy object (``simplify``, ``latex``, ``series`` work on it).
-Equations are cited from references/papers.md (§3 f-DPO, §4 f-DPG, §5 DPH-RL, §6 Nash-MP,
-§16 D²O); what is derived here rather than quoted says so.
+Equations are cited from the papers (f-DPO, f-DPG, DPH-RL, Nash-MP, D²O) where used; what
+is derived here rather than quoted says so.
 
 * **f-DPO** (Wang et al. 2024): :func:`fdpo_logit` :math:`\beta f'(u_w) - \beta f'(u_l)`;
   :func:`fdpo_reward` :math:`r = \beta f'(u) + \lambda`, its inverse
@@ -126,7 +126,7 @@ def fdpo_logit(f) -> sympy.Expr:
 def fdpo_reward(f) -> sympy.Expr:
     r"""The KKT reward of :math:`\max_\pi \mathbb E_\pi[r] - \beta D_f(\pi\|\pi_{ref})`:
     :math:`r = \beta f'(u) + \lambda` with the normaliser written as ``lambda``
-    (Wang et al. 2024, §4; references/papers.md §3).
+    (Wang et al. 2024, §4).
 
     >>> fdpo_reward("kl")
     beta*(log(u) + 1) + lambda
@@ -171,7 +171,7 @@ def fdpg_pseudo_reward(f) -> sympy.Expr:
               \,\nabla_\theta\log\pi_\theta(x)\Big]
 
     (any proposal q), so descending it is policy-gradient ascent on :math:`-f'`
-    (references/papers.md §4). Their "KL(p‖π)" is catalog ``reverse_kl`` (−f' = 1/u),
+   . Their "KL(p‖π)" is catalog ``reverse_kl`` (−f' = 1/u),
     their "reverse KL(π‖p)" is catalog ``kl`` (−f' = −log u − 1).
 
     >>> fdpg_pseudo_reward("reverse_kl")
@@ -223,9 +223,9 @@ def dphrl_loss(f) -> sympy.Expr:
     With samples :math:`y \sim \pi_{ref}` (no online reference model) and
     :math:`u = \pi_\theta(y)/\pi_{ref}(y)`,
     :math:`\mathbb E_{\pi_{ref}}[F(u)] = D_f(\pi_\theta\|\pi_{ref})` because
-    :math:`\mathbb E_{\pi_{ref}}[u] = 1`; each term is ≥ 0 (Li et al. 2025,
-    references/papers.md §5). The paper's "forward KL" is catalog ``reverse_kl`` (this
-    function gives :math:`u - \log u - 1`, their k3 loss), its "JS" is twice catalog ``js``.
+    :math:`\mathbb E_{\pi_{ref}}[u] = 1`; each term is ≥ 0 (Li et al. 2025). The paper's
+    "forward KL" is catalog ``reverse_kl`` (this function gives :math:`u - \log u - 1`,
+    their k3 loss), its "JS" is twice catalog ``js``.
 
     >>> dphrl_loss("js")
     u*log(u)/2 - (u/2 + 1/2)*log(u/2 + 1/2)
@@ -249,7 +249,7 @@ DPHRL_PAPER_NAMES = {"forward_kl": ("reverse_kl", 1), "js": ("js", 2)}
 
 
 def dphrl_paper_loss(name: str) -> sympy.Expr:
-    r"""The per-token loss as DPH-RL's code writes it (references/papers.md §5, VERBATIM-CODE).
+    r"""The per-token loss as DPH-RL's code writes it.
 
     ``"forward_kl"``: :math:`u - \log u - 1` (k3); ``"js"``:
     :math:`u\log u - (u+1)\log((u+1)/2)`. Kept literal, for comparison with
@@ -287,7 +287,7 @@ def d2o_loss(k: int) -> tuple[sympy.Expr, tuple, sympy.Symbol, sympy.Symbol]:
         \ell_i = \log\frac{\pi_\theta(y_i)}{\pi_r^-(y_i)},\ y_i\sim\pi_r,\quad
         \ell^- = \log\frac{\pi_\theta(y_l)}{\pi_r^+(y_l)}
 
-    with :math:`y_l` a human-labelled negative (Duan et al. 2024, references/papers.md §16).
+    with :math:`y_l` a human-labelled negative (Duan et al. 2024).
     Returns ``(L, (ell_1..ell_K), ell_neg, alpha)``; β is :data:`beta`.
 
     >>> L, ells, neg, a = d2o_loss(2)
@@ -306,7 +306,7 @@ def d2o_distributional_loss() -> tuple[sympy.Expr, sympy.Symbol, sympy.Symbol, s
     r"""The distribution-level loss :math:`-\log\sigma(\beta m - \alpha\ell^-)`,
     :math:`m = \mathbb E_{y\sim\pi_r}[\log(\pi_\theta/\pi_r^-)]`.
 
-    Derived here (references/papers.md §16 lists the paper's Jeffrey term as not found):
+    Derived here (the paper's own statement of its Jeffrey term was not available):
     :math:`-\log\sigma` is convex and :math:`\mathbb E[\frac1K\sum_i\ell_i] = m`, so by
     Jensen :math:`\mathbb E_{y_{1:K}}[L_K] \ge L_\infty` for every K — D²O's sample loss
     is an upper bound of this one, tight as K → ∞. With :math:`\pi_r = \pi_r^- = \pi_{ref}`,
@@ -392,7 +392,7 @@ class PreferenceGame:
     :math:`\mathbf P + \mathbf P^\top = \mathbf 1\mathbf 1^\top`. Its unique (symmetric)
     equilibrium solves the fixed point
     :math:`\pi^*(y) \propto \pi_{ref}(y)\exp(\mathcal P(y\succ\pi^*)/\beta)` (Tiapkin et al.
-    2025; references/papers.md §6). KL(π‖π_ref) is catalog ``kl`` with the policy first.
+    2025). KL(π‖π_ref) is catalog ``kl`` with the policy first.
 
     Parameters
     ----------
@@ -508,7 +508,7 @@ class PreferenceGame:
             \pi_{k+1} &\propto \exp\Big(\frac{\eta\,\mathbf P\pi_{k+1/2} + \eta\beta\log\pi_{ref}
                           + \log\pi_k}{1+\eta\beta}\Big)
 
-        (references/papers.md §6, the argmax of each KL-proximal step). Returns
+        (the argmax of each KL-proximal step). Returns
         ``(half, full)`` as lists of sympy expressions.
         """
         half = self._prox(list(pi), list(pi), eta)

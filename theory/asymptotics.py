@@ -1,6 +1,6 @@
 r"""The risk of the maximum-likelihood estimator against the information projection.
 
-Setting (Sheena 2021, references/papers.md §1). The model is an exponential family
+Setting (Sheena 2021). The model is an exponential family
 :math:`g(x;\theta) = h(x)\exp(\theta\cdot T(x) - \psi(\theta))`, :math:`\theta\in\mathbb R^p`;
 the data are :math:`X_1,\dots,X_n` i.i.d. from a truth :math:`g` that need not lie in the model.
 

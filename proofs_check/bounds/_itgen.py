@@ -1,7 +1,7 @@
 r"""Hierarchical information-theoretic generalization bounds on a model where everything is exact.
 
 Model (binary Gaussian classification with a linear network and Gaussian noise injection; a
-computable instance of the setting of He & Goldfeld (2024), references/papers.md §8):
+computable instance of the setting of He & Goldfeld (2024)):
 
 * data :math:`Y\in\{\pm1\}` equiprobable, :math:`X = Y\mu + \sigma\xi`, :math:`\xi\sim N(0,I_{d_0})`;
 * network :math:`T_0 = X`, :math:`T_l = A_l T_{l-1} + \beta_l\zeta_l` (fresh noise
@@ -34,7 +34,7 @@ difference of two bivariate-normal orthant probabilities (test: W independent of
 :math:`Z' = YT_L`; train: :math:`\mathrm{Cov}(W, Z_i) = c_L`), computed by one-dimensional
 mpmath quadrature over the correlation (Drezner's form).
 
-Strong data processing (Dobrushin coefficients, references/papers.md §8):
+Strong data processing (Dobrushin coefficients):
 
 * Gaussian noise :math:`N(0,\sigma^2)` added to inputs with :math:`|x|\le A`:
   :math:`\eta_{TV} = 1 - 2Q(A/\sigma) = \operatorname{erf}(A/(\sigma\sqrt2))`;

@@ -1,4 +1,4 @@
-r"""Kernel density estimation in large dimensions (Biroli & Mézard, references/papers.md §7).
+r"""Kernel density estimation in large dimensions (Biroli & Mézard).
 
 Setting: data :math:`y_1..y_n \sim \rho = N(0, I_d)`, :math:`n = e^{\alpha d}`, the Gaussian
 kernel :math:`\hat\rho(x) = \frac1n\sum_i (2\pi h^2)^{-d/2} e^{-|x-y_i|^2/(2h^2)}`, evaluated at a

@@ -1,6 +1,6 @@
 r"""The universality lens: regret of Bayesian mixtures through the weight of the truth's KL ball.
 
-(Feder, Urbanke & Fogel (2025), references/papers.md §14; Barron's index of resolvability.)
+(Feder, Urbanke & Fogel (2025); Barron's index of resolvability.)
 For a class :math:`\{P_\theta\}` with prior w and the mixture
 :math:`Q(x^n) = \sum_\theta w(\theta)P_\theta(x^n)`, the cumulative log-loss regret against the
 truth :math:`\theta_0` is :math:`n R_o = D(P_{\theta_0}^n\|Q)` (nats) and, with the weight

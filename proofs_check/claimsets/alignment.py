@@ -39,18 +39,17 @@ def _tol(key: str) -> float:
 _FALSE = "known false: "
 
 _FDPO = ("Wang et al. (2024), 'Beyond Reverse KL: Generalizing DPO with Diverse Divergence "
-         "Constraints' (f-DPO), ICLR, §4 and Table 1 (references/papers.md §3)")
+         "Constraints' (f-DPO), ICLR, §4 and Table 1")
 _DPO = "Rafailov et al. (2023), 'Direct Preference Optimization', NeurIPS, eq. 7"
 _FDPG = ("Go et al. (2023), 'Aligning Language Models with Preferences through f-divergence "
-         "Minimization' (f-DPG), ICML, §3 (references/papers.md §4)")
+         "Minimization' (f-DPG), ICML, §3")
 _DPHRL = ("Li et al. (2025), 'The Choice of Divergence: A Neglected Key to Mitigating Diversity "
-          "Collapse in RLVR' (DPH-RL), code seamoke/DPH-RL (references/papers.md §5)")
+          "Collapse in RLVR' (DPH-RL), code seamoke/DPH-RL")
 _D2O = ("Duan et al. (2024), 'Negating Negatives: Alignment with Human Negative Samples via "
-        "Distributional Dispreference Optimization' (D²O), arXiv 2403.03419 "
-        "(references/papers.md §16)")
+        "Distributional Dispreference Optimization' (D²O), arXiv 2403.03419")
 _NASH = ("Tiapkin et al. (2025), 'Accelerating Nash Learning from Human Feedback via Mirror "
          "Prox' (Nash-MP), arXiv 2505.19731, abstract: KL rate (1+2β)^(-N/2); update and "
-         "η = 1/L = 2 as reconstructed in references/papers.md §6")
+         "η = 1/L = 2 as reconstructed by divkit from the abstract")
 _NASHMD = ("Munos et al. (2024), 'Nash Learning from Human Feedback' (Nash-MD, ICML): online "
            "mirror descent on the regularised game with decaying steps of order 1/(βk) and a "
            "polynomial last-iterate rate, the comparison point of Tiapkin et al. (2025), §1 "

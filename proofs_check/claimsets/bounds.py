@@ -25,7 +25,7 @@ from proofs_check.rates import PowerLawClaim
 
 _FALSE = "known false: "
 _HG = ("He & Goldfeld (2024), 'Information-theoretic generalization bounds for deep neural "
-       "networks', arXiv 2404.03176 (hierarchical KL bound, references/papers.md §8); Bu, Zou & "
+       "networks', arXiv 2404.03176 (hierarchical KL bound); Bu, Zou & "
        "Veeravalli (2020), IEEE JSAIT 1(1) (individual-sample mutual-information bound); Xu & "
        "Raginsky (2017), NeurIPS, Thm. 1")  # fmt: skip
 _SDPI = ("Polyanskiy & Wu (2024), Information Theory: From Coding to Learning, chapter on strong "
@@ -33,16 +33,16 @@ _SDPI = ("Polyanskiy & Wu (2024), Information Theory: From Coding to Learning, c
          "η_KL ≤ η_TV); He & Goldfeld (2024) (Dropout, DropConnect, noise injection)")  # fmt: skip
 _BM = ("Biroli & Mézard (2024), 'Kernel density estimators in large dimensions', arXiv "
        "2408.05807 (regimes h_CLT, h_G; thresholds derived for the isotropic Gaussian in "
-       "references/papers.md §7 and proofs_check.bounds._kde)")  # fmt: skip
+       "proofs_check.bounds._kde)")  # fmt: skip
 _UL = ("Feder, Urbanke & Fogel (2025), 'The universality lens', arXiv 2506.07661 (regret via "
-       "the weight W_ε; references/papers.md §14); Barron (1998), index of resolvability")  # fmt: skip
+       "the weight W_ε); Barron (1998), index of resolvability")  # fmt: skip
 _CB = ("Clarke & Barron (1990), IEEE Trans. Inf. Theory 36(3), and (1994), J. Statist. Plann. "
        "Inference 41: regret = (k/2) log(n/(2πe)) + log(√det I(θ)/w(θ)) + o(1); Krichevsky & "
        "Trofimov (1981)")  # fmt: skip
 _SL = ("Henighan et al. (2020), 'Scaling laws for autoregressive generative modeling', arXiv "
-       "2010.14701, eq. L(x) = L∞ + (x0/x)^α (references/papers.md §13)")  # fmt: skip
+       "2010.14701, eq. L(x) = L∞ + (x0/x)^α")  # fmt: skip
 _SH = ("Sheena (2021), arXiv 2105.08947: E KL(g_θ*‖g_θ̂) = c1/n + c2/n² + O(n⁻³) "
-       "(theory.asymptotics.mle_risk; references/papers.md §1)")  # fmt: skip
+       "(theory.asymptotics.mle_risk)")  # fmt: skip
 
 
 def _meta(e) -> dict:

@@ -4,7 +4,7 @@ Everything a kernel or a claim is compared against comes from here.
 
 * :func:`evaluate` evaluates a sympy expression at a point with mpmath, **twice** — at
   ``dps`` and at ``dps + extra`` digits (each with 10 internal guard digits) — and returns
-  the value only when both agree to ``dps − 5`` significant digits (STYLE point 7). A
+  the value only when both agree to ``dps − 5`` significant digits. A
   disagreement means the evaluation is ill-conditioned at this precision (catastrophic
   cancellation, an input near a singularity) and raises :class:`IllConditionedError`
   instead of returning a number that looks precise and is not.
