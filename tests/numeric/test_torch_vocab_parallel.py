@@ -123,6 +123,7 @@ def _cases(names):
     return out
 
 
+@pytest.mark.slow  # gloo process spawn; the threaded sharding test below is its fast sibling
 def test_two_ranks_kl_js_alpha():
     _run(2, _cases(["kl", "js"]) + [("alpha", {"alpha": 0.3}, "sum", 0.9)])
 

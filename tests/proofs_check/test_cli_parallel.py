@@ -43,6 +43,7 @@ def test_verdicts_and_numbers_do_not_depend_on_the_worker_count(serial):
     assert _run("--workers", "2") == serial
 
 
+@pytest.mark.slow  # a LocalCluster start; --workers 2 above is its fast sibling
 def test_a_dask_local_cluster_gives_the_same_verdicts_and_numbers(serial):
     pytest.importorskip("distributed")
     assert _run("--scheduler", "local", "--workers", "2") == serial
