@@ -195,7 +195,9 @@ def resolve_family(f, params=None):
     values = []
     for p in fam.parameters:
         v = params.get(p.name, base.get(p.name, p.default))
-        if isinstance(v, bool) or not isinstance(v, (int, float, sympy.Expr)):
+        if isinstance(v, bool):
+            raise TypeError(f"parameter {p.name!r} must be a real number, got {v!r} (a bool)")
+        if not isinstance(v, (int, float, sympy.Expr)):
             try:
                 v = float(v)
             except (TypeError, ValueError):
@@ -203,12 +205,22 @@ def resolve_family(f, params=None):
         fv = float(v)
         if not math.isfinite(fv):
             raise ValueError(f"parameter {p.name!r} must be finite, got {fv}")
-        if p.name in params:
-            exact = sympy.Rational(repr(fv)) if isinstance(v, float) else sympy.sympify(v)
-            p.check(exact)
-        _check_supported(fam, p, fv)
+        _check_value(fam, p.name, fv, p.name in params and isinstance(v, float))
         values.append(fv)
     return fam, tuple(values)
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_value(fam, pname: str, value: float, given_float: bool) -> None:
+    """The domain and range checks of one parameter value, once per (family, value): a
+    schedule that revisits values, or a loop that passes the same ``params`` every step,
+    pays them once (they cost sympy work, milliseconds)."""
+    par = fam._param(pname)
+    if given_float:
+        par.check(sympy.Rational(repr(value)))
+    else:
+        par.check(sympy.nsimplify(value, rational=True))
+    _check_supported(fam, par, value)
 
 
 #: Parameter ranges the float64 kernels are verified on (against 50-digit mpmath): beyond
