@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from numeric._backend import namespace
+from numeric.registry import operation
 
 __all__ = ["cs_divergence_gaussian_mixtures", "cs_divergence_samples", "cs_qmi"]
 
@@ -87,6 +88,7 @@ def _lse_all(xp, t):
     return m + xp.log(xp.sum(xp.exp(t - m)))
 
 
+@operation(backends={"array-api": None})
 def cs_divergence_gaussian_mixtures(weights_p, means_p, covs_p, weights_q, means_q, covs_q):
     r"""Closed-form :math:`D_{CS}(p\|q)` between Gaussian mixtures (one component: Gaussians).
 
@@ -183,6 +185,7 @@ def _center(xp, x, y):
     return x - c, y - c
 
 
+@operation(backends={"array-api": None})
 def cs_divergence_samples(x, y, *, bandwidth):
     r"""Parzen (kernel) estimate of :math:`D_{CS}(p\|q)` from samples ``x`` ∼ p, ``y`` ∼ q.
 
@@ -239,6 +242,7 @@ def cs_divergence_samples(x, y, *, bandwidth):
     return lxx + lyy - 2.0 * lxy
 
 
+@operation(backends={"array-api": None})
 def cs_qmi(x, y, *, bandwidth, bandwidth_y=None):
     r"""CS quadratic mutual information :math:`I_{CS}(X;Y) = D_{CS}(p_{XY}\|p_X p_Y)` from
     paired samples (the CS-IB estimator, Yu et al. ICLR 2024, ``CS_QMI``).

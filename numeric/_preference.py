@@ -16,7 +16,8 @@ from scipy.special import expit
 from numeric._alignment import reward_limits, reward_values
 from numeric._backend import as_numpy_input
 from numeric._forms import forms
-from numeric._reduction import check_reduction, check_return_grad, reduction_scale
+from numeric._reduction import reduction_scale
+from numeric.registry import check_options, operation
 
 __all__ = ["fdpg_gradient", "dphrl_loss", "d2o_loss", "nash_mirror_prox",
            "online_mirror_descent"]
@@ -68,6 +69,7 @@ def _element(fm, form, ell: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- f-DPG
+@operation(backends={"numpy": None})
 def fdpg_gradient(f, logits, log_target, *, samples=None, log_proposal=None, baseline=0.0,
                   partition="exact", params=None):
     r"""Gradient of :math:`D_f(\pi_\theta\|p)` with respect to softmax logits θ (f-DPG).
@@ -129,6 +131,7 @@ def fdpg_gradient(f, logits, log_target, *, samples=None, log_proposal=None, bas
     >>> bool(np.abs(g).max() < 1e-15)
     True
     """
+    check_options("fdpg_gradient", params=params)
     fm = forms(f, **(params or {}))
     dt = _out_dtype(as_numpy_input(logits, "logits"))
     th = _float_array(logits, "logits")
@@ -204,6 +207,7 @@ def fdpg_gradient(f, logits, log_target, *, samples=None, log_proposal=None, bas
 
 
 # ---------------------------------------------------------------------- DPH-RL
+@operation(backends={"numpy": None})
 def dphrl_loss(f, logp, ref_logp, *, reduction="mean", return_grad=False, params=None):
     r"""DPH-RL's generator-form loss on reference samples: :math:`F(u) = f(u) - f'(1)(u-1)`.
 
@@ -240,9 +244,8 @@ def dphrl_loss(f, logp, ref_logp, *, reduction="mean", return_grad=False, params
     >>> bool(abs(dphrl_loss("reverse_kl", np.log(2.0), 0.0) - (1 - np.log(2))) < 1e-15)
     True
     """
+    check_options("dphrl_loss", reduction=reduction, return_grad=return_grad, params=params)
     fm = forms(f, **(params or {}))
-    check_reduction(reduction)
-    check_return_grad(return_grad)
     dt = _out_dtype(as_numpy_input(logp, "logp"), as_numpy_input(ref_logp, "ref_logp"))
     lp = _float_array(logp, "logp")
     lr = _float_array(ref_logp, "ref_logp")
@@ -264,6 +267,7 @@ def dphrl_loss(f, logp, ref_logp, *, reduction="mean", return_grad=False, params
 
 
 # ---------------------------------------------------------------------- D²O
+@operation(backends={"numpy": None})
 def d2o_loss(logp_samples, ref_logp_samples, logp_negative, ref_logp_negative, *, beta, alpha,
              reduction="mean", return_grad=False):
     r"""The D²O loss from negatives only (Duan et al. 2024).
@@ -309,8 +313,7 @@ def d2o_loss(logp_samples, ref_logp_samples, logp_negative, ref_logp_negative, *
     """
     b = _beta(beta)
     a = _beta(alpha, "alpha")
-    check_reduction(reduction)
-    check_return_grad(return_grad)
+    check_options("d2o_loss", reduction=reduction, return_grad=return_grad)
     dt = _out_dtype(*[as_numpy_input(x, n) for x, n in (
         (logp_samples, "logp_samples"), (ref_logp_samples, "ref_logp_samples"),
         (logp_negative, "logp_negative"), (ref_logp_negative, "ref_logp_negative"))])
@@ -381,6 +384,7 @@ def _steps(steps) -> int:
     return int(steps)
 
 
+@operation(backends={"numpy": None})
 def nash_mirror_prox(preference, ref, *, beta, steps, eta=2.0, init=None):
     r"""Nash mirror-prox iterates :math:`\pi_0, \ldots, \pi_{steps}` (Tiapkin et al. 2025).
 
@@ -436,6 +440,7 @@ def nash_mirror_prox(preference, ref, *, beta, steps, eta=2.0, init=None):
     return out
 
 
+@operation(backends={"numpy": None})
 def online_mirror_descent(preference, ref, *, beta, steps, eta, init=None):
     r"""Online mirror descent (one query per step) on the regularised preference game.
 

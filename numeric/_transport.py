@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from numeric._backend import is_numpy, namespace
+from numeric.registry import operation
 
 __all__ = ["SinkhornResult", "sinkhorn", "sinkhorn_points", "sinkhorn_divergence",
            "sinkhorn_divergence_points"]
@@ -652,6 +653,7 @@ def _cost_matrix(xp, cost, n=None, m=None):
     return c if c.ndim == 3 else c[None]
 
 
+@operation(backends={"array-api": None})
 def sinkhorn(a, b, cost, *, epsilon, tol=1e-9, max_iter=10000, scaling=None, return_plan=False):
     r"""Entropic OT :math:`\mathrm{OT}_\varepsilon(a, b)` for a cost matrix, log-domain, batched.
 
@@ -767,6 +769,7 @@ def _diameter(xp, x, y, power):
     return d ** power
 
 
+@operation(backends={"array-api": None})
 def sinkhorn_points(a, x, b, y, *, epsilon, power=2, tol=1e-9, max_iter=10000, scaling=None,
                     return_grad=False):
     r"""Entropic OT between point clouds with cost :math:`|x - y|^p`, memory linear in n + m.
@@ -888,6 +891,7 @@ def _finish(name, xp, ab, aa, bb, equal, tol, batched):
     return xp.where(eq, xp.zeros_like(val), xp.maximum(val, xp.zeros_like(val))), eq
 
 
+@operation(backends={"array-api": None})
 def sinkhorn_divergence(a, b, cost, *, epsilon, tol=1e-9, max_iter=10000, scaling=None,
                         return_grad=False):
     r"""Debiased Sinkhorn divergence between histograms on a shared grid.
@@ -952,6 +956,7 @@ def sinkhorn_divergence(a, b, cost, *, epsilon, tol=1e-9, max_iter=10000, scalin
     return val, (xp.where(eqc, xp.zeros_like(ga), ga), xp.where(eqc, xp.zeros_like(gb), gb))
 
 
+@operation(backends={"array-api": None})
 def sinkhorn_divergence_points(a, x, b, y, *, epsilon, power=2, tol=1e-9, max_iter=10000,
                                scaling=None, return_grad=False):
     r"""Debiased Sinkhorn divergence :math:`S_\varepsilon` between point clouds.

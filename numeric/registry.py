@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from numeric import _backend
+from numeric._reduction import REDUCTIONS, check_reduction, check_return_grad
 
 __all__ = [
     "Backend",
@@ -50,12 +51,6 @@ __all__ = [
     "register_implementation",
     "select",
 ]
-
-#: The one ``reduction`` vocabulary of every loss: ``"none"`` the per-row (per-example)
-#: values, ``"sum"`` their sum over the kept rows, ``"mean"`` their mean over the kept rows,
-#: ``"batchmean"`` their sum divided by the size of the first batch dimension.
-REDUCTIONS = ("none", "sum", "mean", "batchmean")
-
 
 @dataclass(frozen=True)
 class Backend:
@@ -242,12 +237,13 @@ def select(op: str, *arrays, exclude: tuple[str, ...] = ()) -> Selection:
 
 # ------------------------------------------------------------------------- options
 def _reduction(name, v):
-    if v not in REDUCTIONS:
-        raise ValueError(f"{name} must be one of {REDUCTIONS}, got {v!r}")
+    check_reduction(v)
 
 
 def _flag(name, v):
-    if not isinstance(v, bool):
+    if name == "return_grad":
+        check_return_grad(v)
+    elif not isinstance(v, bool):
         raise TypeError(f"{name} must be True or False, got {v!r}")
 
 
@@ -292,11 +288,13 @@ def check_options(op: str, **given) -> None:
 
 # ------------------------------------------------------------------------- docs
 def markdown() -> str:
-    """The backend table of docs/api.md: operation, backends in preference order, options."""
+    """The backend table of docs/api.md: operation, backends in preference order, options
+    (required ones without a default)."""
     lines = ["| operation | backends (in preference order) | options (defaults) |",
              "|---|---|---|"]
     for o in operations():
-        opts = ", ".join(f"`{k}={v!r}`" for k, v in o.options.items())
+        opts = ", ".join(f"`{k}`" if v is inspect.Parameter.empty else f"`{k}={v!r}`"
+                         for k, v in o.options.items())
         lines.append(f"| `numeric.{o.name}` | {', '.join(o.backends)} | {opts} |")
     lines += ["", "| backend | what runs |", "|---|---|"]
     lines += [f"| `{b.name}` | {b.description} |" for b in _BACKENDS.values()]
