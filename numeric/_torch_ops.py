@@ -37,11 +37,11 @@ import torch
 
 import numeric
 from numeric import _backend
+from numeric._reduction import REDUCTIONS, check_reduction, reduction_scale
 
 __all__ = ["register", "register_group", "divergence_loss", "DivergenceLoss",
            "BLOCK_ELEMENTS", "REDUCTIONS"]
 
-REDUCTIONS = ("none", "sum", "mean", "batchmean")
 
 #: Elements per row block where a dtype conversion is needed (bfloat16/float16 inputs, the
 #: vocab-parallel shard): 2**18 elements, 1 MiB per float32 copy.
@@ -157,12 +157,9 @@ def _numpy_view(x: torch.Tensor):
     return x.detach().numpy()
 
 
-def _reduction_scale(reduction, batch, kept) -> float:
-    if reduction == "mean":
-        return 1.0 / max(kept, 1)
-    if reduction == "batchmean":
-        return 1.0 / max(batch[0], 1) if batch else 1.0
-    return 1.0
+def reduction_factor(reduction, batch: tuple, kept: int) -> float:
+    """The factor of the summed row losses for ``reduction`` (numeric's one vocabulary)."""
+    return reduction_scale(reduction, kept, batch[0] if batch else 1)
 
 
 def _cpu_forward(fam, params, student, teacher, mask, temperature, reduction, sg, tg):
@@ -193,7 +190,7 @@ def _blocked_forward(fam, params, student, teacher, mask, temperature, reduction
     m1 = None if mask is None else mask.detach().reshape(-1)
     n = s2.shape[0]
     kept = n if m1 is None else int(m1.sum())
-    scale = _reduction_scale(reduction, batch, kept)
+    scale = reduction_factor(reduction, batch, kept)
     work = torch.float64 if torch.float64 in (student.dtype, teacher.dtype) else torch.float32
     gs = student.new_empty(student.shape) if sg else student.new_empty(0)  # contiguous
     gt = teacher.new_empty(teacher.shape) if tg else teacher.new_empty(0)
@@ -280,8 +277,7 @@ def _check(student, teacher, mask, reduction):
                          f"{tuple(student.shape)} and {tuple(teacher.shape)}")
     if student.ndim == 0:
         raise ValueError("student_logits must have at least one dimension (the vocabulary)")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    check_reduction(reduction)
     if mask is not None:
         if tuple(mask.shape) != tuple(student.shape[:-1]):
             raise ValueError(f"mask must have the shape of the rows {tuple(student.shape[:-1])}, "
@@ -491,8 +487,7 @@ class DivergenceLoss(torch.nn.Module):
                  ignore_index=-100, process_group=None):
         super().__init__()
         key, names, values = register(f, params)
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        check_reduction(reduction)
         temperature = float(temperature)
         if not (math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a finite positive number, got {temperature}")

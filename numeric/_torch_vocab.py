@@ -54,7 +54,7 @@ def _terms(fm, which, la, lb, ell):
 
 
 def forward(fam, params, student, teacher, mask, temperature, reduction, sg, tg, group):
-    from numeric._torch_ops import BLOCK_ELEMENTS, _reduction_scale
+    from numeric._torch_ops import BLOCK_ELEMENTS, reduction_factor
 
     fm = forms(fam, **params)
     v = student.shape[-1]
@@ -68,7 +68,7 @@ def forward(fam, params, student, teacher, mask, temperature, reduction, sg, tg,
     kept = int(rows.numel())
     dev = student.device
     rows_dev = rows.to(dev)
-    scale = _reduction_scale(reduction, batch, kept)
+    scale = reduction_factor(reduction, batch, kept)
     inv_t = 1.0 / temperature
     step = max(1, BLOCK_ELEMENTS // max(v, 1))
     blocks = [rows_dev[i:i + step] for i in range(0, kept, step)]
