@@ -205,7 +205,8 @@ def bdkd_loss(teacher_logits, student_logits, *, temperature=1.0, weights=None,
             if not (np.isfinite(w).all() and (w >= 0).all()):
                 raise ValueError(f"weights: {name} must be finite and nonnegative")
     bsz = t.shape[0]
-    kw = dict(temperature=temp, reduction="none", return_grad=return_grad)
+    kw = dict(temperature=temp, reduction="none", return_grad=bool(return_grad),
+              teacher_grad=return_grad == "both")
     fwd = divergence_from_logits("kl", t, s, **kw)
     rev = divergence_from_logits("reverse_kl", t, s, **kw)
     if not return_grad:

@@ -69,7 +69,6 @@ def _compute(f, student, teacher, *, temperature, mask, reduction, teacher_grad)
     torch = _torch()
     dtype = student.dtype
     s, t = student.detach(), teacher.detach()
-    want = "both" if teacher_grad else True
     if s.is_cuda:
         cp = _backend.require_cupy()
         # launch on torch's current stream, so the kernel is ordered with the training step;
@@ -81,13 +80,15 @@ def _compute(f, student, teacher, *, temperature, mask, reduction, teacher_grad)
             out = numeric.divergence_from_logits(f, _device_input(t, torch),
                                                  _device_input(s, torch),
                                                  temperature=temperature, mask=m,
-                                                 reduction=reduction, return_grad=want)
+                                                 reduction=reduction, return_grad=True,
+                                                 teacher_grad=bool(teacher_grad))
         back = [from_cupy(x) for x in out]
     else:
         m = mask.cpu().numpy() if mask is not None else None
         host = [(x.float() if x.dtype == torch.bfloat16 else x).cpu().numpy() for x in (t, s)]
         out = numeric.divergence_from_logits(f, *host, temperature=temperature, mask=m,
-                                             reduction=reduction, return_grad=want)
+                                             reduction=reduction, return_grad=True,
+                                             teacher_grad=bool(teacher_grad))
         back = [torch.from_numpy(x).to(student.device) for x in out]
     loss, gs = back[0], back[1].to(dtype)
     gt = back[2].to(teacher.dtype) if teacher_grad else None

@@ -87,7 +87,7 @@ def _units_of(eps, scale, got, want, grad, loss_ref):
 def _reference_numpy(name, t, s, temperature=1.0):
     with np.errstate(all="ignore"):
         return numeric.divergence_from_logits(
-            name, t, s, reduction="none", return_grad="both", temperature=temperature
+            name, t, s, reduction="none", return_grad=True, teacher_grad=True, temperature=temperature
         )
 
 
