@@ -4,7 +4,8 @@ Each figure is measured in a fresh Python process with an empty code cache
 (``DIVKIT_CACHE_DIR`` set to a new temporary directory), so it includes the derivation of
 the family's element forms, code generation and the per-value constants:
 
-- ``cold``: first ``numeric.divergence_from_logits(name, t, s, params=..., return_grad=True, reduction="none")``
+- ``cold``: first ``numeric.divergence_from_logits(name, t, s, params=..., return_grad=True,
+                                                   reduction="none")``
   on a 64×1024 batch in the process;
 - ``warm``: the same call again with a new parameter value (one compiled kernel per family
   serves every value: only the per-value constants are new);

@@ -7,41 +7,23 @@
  * scalar term of divkit_elements.h, which starts with the same forms. Needs the f64
  * instantiation of divkit_common.h, the forms and divkit_elements.h. */
 
-#define DK_HOST_BLOCK_TERMS(X, OFF)                                                          \
-    static void DK_(X##_block)(int n, const double *restrict zt,                       \
-        const double *restrict zs, const double *restrict ell, const double *restrict q,      \
-        const double *restrict p, dk_rowc_f64 rc, const double *restrict cst,                 \
-        double *restrict out)                                                                 \
-    {                                                                                        \
-        const double rad = cst[(OFF) + DK_EL_RADIUS];                                        \
-        int bad = 0;                                                                         \
-        _Pragma("omp simd reduction(|:bad)")                                                 \
-        for (int k = 0; k < n; ++k) {                                                        \
-            const double e = ell[k];                                                         \
-            const double lo = DK_(X##_lo)(e, q[k] DK_THETA);                                 \
-            const double hi = DK_(X##_hi)(e, p[k] DK_THETA);                                 \
-            double v = e <= 0.0 ? lo : hi;                                                   \
-            v = fabs(e) < rad ? q[k] * dk_poly_f64(cst + (OFF) + DK_EL_SERIES, e) : v;       \
-            v = isfinite(e) ? v : NAN;                                                       \
-            bad |= !isfinite(v);                                                             \
-            out[k] = v;                                                                      \
-        }                                                                                    \
-        if (bad) {                                                                           \
-            for (int k = 0; k < n; ++k) {                                                    \
-                if (!isfinite(out[k])) {                                                     \
-                    out[k] = DK_(X##_term)(zt[k], zs[k], rc, cst);                           \
-                }                                                                            \
-            }                                                                                \
-        }                                                                                    \
-    }
-
-DK_HOST_BLOCK_TERMS(loss, DK_CST_LOSS)
-DK_HOST_BLOCK_TERMS(gs, DK_CST_GS)
-DK_HOST_BLOCK_TERMS(gt, DK_CST_GT)
-DK_HOST_BLOCK_TERMS(ngs, DK_CST_NGS)
-DK_HOST_BLOCK_TERMS(ngt, DK_CST_NGT)
-
-#undef DK_HOST_BLOCK_TERMS
+/* one function per element: divkit_host_block.h instantiated with DK_X (the element's
+   name) and DK_X_OFF (its cst block) */
+#define DK_X loss
+#define DK_X_OFF DK_CST_LOSS
+#include "divkit_host_block.h"
+#define DK_X gs
+#define DK_X_OFF DK_CST_GS
+#include "divkit_host_block.h"
+#define DK_X gt
+#define DK_X_OFF DK_CST_GT
+#include "divkit_host_block.h"
+#define DK_X ngs
+#define DK_X_OFF DK_CST_NGS
+#include "divkit_host_block.h"
+#define DK_X ngt
+#define DK_X_OFF DK_CST_NGT
+#include "divkit_host_block.h"
 
 /* the probability kernel's term (divkit_prob.h) where r = p/q is not a normal float or the
    fast forms overflowed */

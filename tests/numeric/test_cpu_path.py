@@ -9,6 +9,8 @@ the bound the one of tests/numeric/test_divergence.py (64 eps times the error sc
 
 from __future__ import annotations
 
+import os
+
 import mp_reference as ref
 import mpmath
 import numpy as np
@@ -142,12 +144,12 @@ def test_source_compiles_cleanly_with_warnings_as_errors():
     from pathlib import Path
 
     for name in ("kl", "js", "power", "softened_rkl"):
-        text = _cpu.kernel_source(forms(name).family_forms, "dk_prob")
+        text = _cpu.host_kernel(forms(name)).source
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(tmp) / "k.c"
             src.write_text(text)
             proc = subprocess.run([cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
-                                   "-Wno-unused-function", "-Wno-unknown-pragmas",
+                                   "-fopenmp-simd", "-DDK_VECTOR_MATH",
                                    "-c", str(src), "-o", str(Path(tmp) / "k.o")],
                                   capture_output=True, text=True)
             assert proc.returncode == 0, (name, proc.stderr)
@@ -195,3 +197,47 @@ def test_thread_count_does_not_change_the_result(monkeypatch):
     monkeypatch.setenv("DIVKIT_NUM_THREADS", "two")
     with pytest.raises(ValueError, match="DIVKIT_NUM_THREADS"):
         _kernels.divergence_rows(bound, p, q)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fork_while_another_thread_compiles_leaves_the_child_able_to_compute(monkeypatch,
+                                                                              tmp_path):
+    """A fork while another thread holds the compile lock: the child computes (it compiles
+    again under a fresh lock) instead of waiting forever for a lock no thread will release."""
+    import signal
+    import threading
+
+    from numeric import codegen
+
+    monkeypatch.setenv("DIVKIT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(_cpu, "_memo", {})
+    real = codegen.compile_c
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_compile(*args, **kwargs):
+        entered.set()
+        release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(codegen, "compile_c", slow_compile)
+    worker = threading.Thread(target=lambda: _cpu.host_kernel(forms("hellinger")))
+    worker.start()
+    assert entered.wait(60)
+    pid = os.fork()
+    if pid == 0:  # the child: compute, with an alarm instead of a hang
+        code = 1
+        try:
+            signal.alarm(120)
+            release.set()
+            t = np.log(np.array([[0.2, 0.3, 0.5]]))
+            s = np.log(np.array([[0.3, 0.3, 0.4]]))
+            got = numeric.divergence_from_logits("hellinger", t, s, reduction="none")
+            p, q = np.exp(t), np.exp(s)
+            want = np.sum((np.sqrt(p) - np.sqrt(q)) ** 2)  # hellinger: (sqrt(u) - 1)^2
+            code = 0 if abs(float(got[0]) - want) <= 1e-12 * want else 2
+        finally:
+            os._exit(code)
+    release.set()
+    worker.join(120)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status

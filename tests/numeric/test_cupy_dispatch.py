@@ -194,7 +194,8 @@ def test_float64_other_axis_sum_and_none(fake_cupy):
     # mixed float32 teacher / float64 student: the float64 kernel, teacher gradient rounded
     got = numeric.divergence_from_logits("kl", _fake(t.astype(np.float32)), _fake(s),
                                          return_grad=True, teacher_grad=True, reduction="none")
-    want = numeric.divergence_from_logits("kl", t.astype(np.float32), s, return_grad=True, teacher_grad=True, reduction="none")
+    want = numeric.divergence_from_logits("kl", t.astype(np.float32), s, return_grad=True,
+                                          teacher_grad=True, reduction="none")
     _check(got, want, np.float32)
     loss = numeric.divergence_from_logits("kl", _fake(t), _fake(s), reduction="sum")
     assert _backend.is_cupy_array(loss) and loss.shape == ()
@@ -211,7 +212,8 @@ def test_mixed_libraries_and_bad_arguments_are_refused(fake_cupy):
     with pytest.raises(ValueError, match="reduction"):
         numeric.divergence_from_logits("kl", _fake(t), _fake(s), reduction="avg")
     with pytest.raises(ValueError, match="mask must have the shape"):
-        numeric.divergence_from_logits("kl", _fake(t), _fake(s), mask=_fake(np.ones(3, bool)), reduction="none")
+        numeric.divergence_from_logits("kl", _fake(t), _fake(s), mask=_fake(np.ones(3, bool)),
+                                       reduction="none")
     with pytest.raises(ValueError, match="temperature"):
         numeric.divergence_from_logits("kl", _fake(t), _fake(s), temperature=0.0, reduction="none")
     assert fake_cupy["launches"] == []

@@ -113,7 +113,8 @@ def test_every_row_against_mpmath(name, params, dtype):
     for k, (label, t, s) in enumerate(ROWS):
         d_ref, gs_ref, gt_ref = _reference(name, tuple(sorted(params.items())), k)
         tt, ss = t.astype(dtype)[None], s.astype(dtype)[None]
-        loss, gs, gt = numeric.divergence_from_logits(fd, tt, ss, return_grad=True, teacher_grad=True, reduction="none")
+        loss, gs, gt = numeric.divergence_from_logits(fd, tt, ss, return_grad=True, teacher_grad=True,
+                                                      reduction="none")
         assert loss.dtype == dtype and gs.dtype == dtype and gt.dtype == dtype
         assert loss.shape == (1,) and gs.shape == tt.shape and gt.shape == tt.shape
         _check_row(label, dtype, t, s, d_ref, gs_ref, loss[0], gs[0], what=f"{fd.name} student")
@@ -139,7 +140,8 @@ def test_gradient_matches_mpmath_central_difference(name, params):
     rng = np.random.default_rng(7)
     t = rng.uniform(-4, 4, 5)
     s = t + rng.standard_normal(5)
-    _, gs, gt = numeric.divergence_from_logits(fd, t[None], s[None], return_grad=True, teacher_grad=True, reduction="none")
+    _, gs, gt = numeric.divergence_from_logits(fd, t[None], s[None], return_grad=True, teacher_grad=True,
+                                               reduction="none")
     for side, got in (("student", gs[0]), ("teacher", gt[0])):
         cd = ref.to_float(ref.central_difference(fd, t, s, side=side))
         err = np.linalg.norm(got - cd) / np.linalg.norm(cd)
@@ -264,7 +266,8 @@ def test_user_defined_generator():
     fd = fdiv.FDivergence((u - 1) ** 4, name="quartic")
     rng = np.random.default_rng(9)
     t, s = rng.standard_normal(8), rng.standard_normal(8)
-    loss, gs, gt = numeric.divergence_from_logits(fd, t[None], s[None], return_grad=True, teacher_grad=True, reduction="none")
+    loss, gs, gt = numeric.divergence_from_logits(fd, t[None], s[None], return_grad=True,
+                                                  teacher_grad=True, reduction="none")
     d_ref, gs_ref, gt_ref = ref.from_logits(fd, t, s)
     tol.assert_close(loss[0], float(d_ref), rtol=1e-13)
     tol.assert_close(gs[0], ref.to_float(gs_ref), rtol=1e-11, atol=1e-15)
@@ -356,7 +359,8 @@ def test_generalized_jsd_is_continuous_in_beta_and_never_negative():
         dist = float(abs(near - end))
         assert (vals[near][0] <= 10 * dist).all() and (vals[near][0] > 0).all()
         assert np.abs(vals[near][1]).max() <= 10 * dist
-    l0, g0 = numeric.divergence_from_logits(_js_beta(sympy.S(0), True), t, s, return_grad=True, reduction="none")
+    l0, g0 = numeric.divergence_from_logits(_js_beta(sympy.S(0), True), t, s, return_grad=True,
+                                            reduction="none")
     l1, g1 = numeric.divergence_from_logits(_js_beta(small, True), t, s, return_grad=True, reduction="none")
     kl_pq, kl_g = numeric.divergence_from_logits("kl", t, s, return_grad=True, reduction="none")
     tol.assert_close(l0, kl_pq, rtol=1e-13)
@@ -385,7 +389,8 @@ def test_jsd_no_nan_when_both_log_probs_underflow_float32():
     s[0, 1:] = -115.0
     t[0, 5] = -300.0
     for beta in (sympy.Rational(1, 2), sympy.Rational(1, 10)):
-        loss, gs, gt = numeric.divergence_from_logits(_js_beta(beta), t, s, return_grad=True, teacher_grad=True, reduction="none")
+        loss, gs, gt = numeric.divergence_from_logits(_js_beta(beta), t, s, return_grad=True,
+                                                      teacher_grad=True, reduction="none")
         assert np.isfinite(loss).all() and (loss >= 0).all()
         assert np.isfinite(gs).all() and np.isfinite(gt).all()
         d_ref, g_ref, _ = ref.from_logits(_js_beta(beta), t[0], s[0])

@@ -46,7 +46,8 @@ def test_loss_is_the_same_with_and_without_gradients_and_never_negative(name, sc
     mask = np.array([True, True, False, True])
     plain = numeric.divergence_from_logits(name, t, s, mask=mask, reduction="none")
     loss_s, _ = numeric.divergence_from_logits(name, t, s, mask=mask, return_grad=True, reduction="none")
-    loss_b, _, _ = numeric.divergence_from_logits(name, t, s, mask=mask, return_grad=True, teacher_grad=True, reduction="none")
+    loss_b, _, _ = numeric.divergence_from_logits(name, t, s, mask=mask, return_grad=True,
+                                                  teacher_grad=True, reduction="none")
     assert np.array_equal(plain, loss_s) and np.array_equal(plain, loss_b)
     assert (plain >= 0).all()
 

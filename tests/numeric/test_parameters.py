@@ -135,7 +135,8 @@ def test_user_family_with_a_parameter_end_to_end():
     assert member.family is fam and member.convexity_check.startswith("symbolic")
     t, s = _rows()
     for a in (0.3, 1e-9, 0.0, 2.5):
-        loss, grad = numeric.divergence_from_logits(fam, t, s, params={"a": a}, return_grad=True, reduction="none")
+        loss, grad = numeric.divergence_from_logits(fam, t, s, params={"a": a}, return_grad=True,
+                                                    reduction="none")
         fd = fam.at(a=repr(a))
         for i in range(2):
             d_ref, g_ref, _ = ref.from_logits(fd, t[i].tolist(), s[i].tolist())
@@ -146,7 +147,8 @@ def test_user_family_with_a_parameter_end_to_end():
 
     run = _cuda_sources.host_row_kernel(fam.at(a="0.3"), dtype="float64")
     c_loss, c_grad, _ = run(t, s, teacher_grad=False)
-    np_loss, np_grad = numeric.divergence_from_logits(fam, t, s, params={"a": 0.3}, return_grad=True, reduction="none")
+    np_loss, np_grad = numeric.divergence_from_logits(fam, t, s, params={"a": 0.3}, return_grad=True,
+                                                      reduction="none")
     scale = 1.0 + np.max(np.abs(np.concatenate([t, s], axis=1)), axis=1)
     bound = tol.row_bound(np.float64, scale, np_loss + np.sqrt(np_loss))
     assert (np.abs(c_loss - np_loss) <= bound).all(), (c_loss, np_loss, bound)
