@@ -95,10 +95,9 @@ def _build() -> tuple | None:
 def _probe(flags, libs) -> bool:
     """Whether the compiler builds and loads a tiny library with these flags."""
     from numeric.codegen import compile_c
+    from numeric.codegen._files import fixed_files
 
-    code = ("#include <math.h>\n#pragma omp declare simd notinbranch\ndouble exp(double);\n"
-            "void dk_probe(int n, double *x) {\n#pragma omp simd\n"
-            "    for (int i = 0; i < n; ++i) x[i] = exp(x[i]);\n}\n")
+    code = fixed_files()["divkit_probe.c"]
     try:
         lib = compile_c(code, flags=flags, libs=libs)
         x = np.zeros(9)

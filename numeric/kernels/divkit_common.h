@@ -48,7 +48,7 @@ DK_Q DK_T DK_M(divkit_xlog1py)(DK_T x, DK_T y)
 DK_Q DK_T DK_M(divkit_log1mexp)(DK_T x)
 {
     /* log(1 - exp(x)), x <= 0 (Maechler 2012) */
-    return x > -(DK_T)0.6931471805599453 ? DK_M(log)(-DK_M(expm1)(x))
+    return x > -DK_LN2 ? DK_M(log)(-DK_M(expm1)(x))
                                          : DK_M(log1p)(-DK_M(exp)(x));
 }
 
@@ -56,7 +56,7 @@ DK_Q DK_T DK_M(divkit_logaddexp)(DK_T x, DK_T y)
 {
     /* numpy's npy_logaddexp: max + log1p(exp(-|x - y|)) */
     if (x == y) {
-        return x + (DK_T)0.6931471805599453;
+        return x + DK_LN2;
     }
     const DK_T d = x - y;
     if (d > DK_ZERO) {
@@ -72,7 +72,7 @@ DK_Q DK_T DK_M(divkit_softplus)(DK_T x)
 {
     /* log(1 + exp(x)) = logaddexp(0, x), numpy's branch order */
     if (x == DK_ZERO) {
-        return (DK_T)0.6931471805599453;
+        return DK_LN2;
     }
     if (x < DK_ZERO) {
         return DK_M(log1p)(DK_M(exp)(x));

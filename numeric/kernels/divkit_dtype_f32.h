@@ -8,6 +8,7 @@
 #undef DK_TAG
 #undef DK_ZERO
 #undef DK_ONE
+#undef DK_LN2
 #undef DK_NEG_INF
 #undef DK_NAN
 #undef DK_F32
@@ -16,6 +17,7 @@
 #define DK_TAG f32
 #define DK_ZERO 0.0f
 #define DK_ONE 1.0f
+#define DK_LN2 0.693147180559945309417f
 #ifdef DK_CUDA
 #define DK_NEG_INF (-__int_as_float(0x7f800000))
 #define DK_NAN __int_as_float(0x7fffffff)

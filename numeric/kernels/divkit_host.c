@@ -18,6 +18,8 @@
  * -ffast-math. */
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #ifdef DK_VECTOR_MATH
 /* the vector variants of glibc's libmvec for the loops marked omp simd */

@@ -148,6 +148,10 @@ void DK_HR(rows)(long long rows, long long V, const DK_IN *restrict teacher,
     double zt[DK_BLOCK], zs[DK_BLOCK], ell[DK_BLOCK], p[DK_BLOCK], q[DK_BLOCK], t[DK_BLOCK];
     const int unit = temperature == 1.0;
     const int want_s = grad_student != 0, want_t = grad_teacher != 0;
+    /* the gradient terms and weights of pass 2, kept for pass 3 (a row's worth: in the
+       cache), so that pass 3 only writes; NULL (allocation failed): pass 3 recomputes */
+    double *keep_s = want_s ? (double *)malloc(2 * (size_t)V * sizeof(double)) : NULL;
+    double *keep_t = want_t ? (double *)malloc(2 * (size_t)V * sizeof(double)) : NULL;
     for (long long row = 0; row < rows; ++row) {
         const DK_IN *xt = teacher + row * V;
         const DK_IN *xs = student + row * V;
@@ -178,10 +182,18 @@ void DK_HR(rows)(long long rows, long long V, const DK_IN *restrict teacher,
             if (want_s) {
                 DK_(gs_block)(n, zt, zs, ell, q, p, rc, cst, t);
                 DK_HR(block_sum)(n, t, js - i0, &g_s, &g_c, &g_j);
+                if (keep_s != NULL) {
+                    memcpy(keep_s + i0, t, (size_t)n * sizeof(double));
+                    memcpy(keep_s + V + i0, q, (size_t)n * sizeof(double));
+                }
             }
             if (want_t) {
                 DK_(gt_block)(n, zt, zs, ell, q, p, rc, cst, t);
                 DK_HR(block_sum)(n, t, jt - i0, &h_s, &h_c, &h_j);
+                if (keep_t != NULL) {
+                    memcpy(keep_t + i0, t, (size_t)n * sizeof(double));
+                    memcpy(keep_t + V + i0, p, (size_t)n * sizeof(double));
+                }
             }
         }
         const double d = d_s + d_c;
@@ -238,37 +250,49 @@ void DK_HR(rows)(long long rows, long long V, const DK_IN *restrict teacher,
         const double qj = 1.0 / (1.0 + so_s), pj = 1.0 / (1.0 + so_t);
         const double gj_exact = g_j * (so_s / (1.0 + so_s)) - qj * (g_s + g_c);
         const double hj_exact = h_j * (so_t / (1.0 + so_t)) - pj * (h_s + h_c);
-        /* pass 3: the gradients */
+        /* pass 3: the gradients (from the kept terms, or recomputed) */
+        const int again_s = want_s && (near_s || keep_s == NULL);
+        const int again_t = want_t && (near_t || keep_t == NULL);
         for (long long i0 = 0; i0 < V; i0 += DK_BLOCK) {
             const int n = V - i0 < DK_BLOCK ? (int)(V - i0) : DK_BLOCK;
-            if (!flat) {
+            if (!flat && (again_s || again_t)) {
                 DK_HR(block_prep)(n, xt + i0, xs + i0, temperature, unit, mt, ms, rc, zt, zs,
                                   ell, p, q);
             }
             if (want_s) {
-                if (!flat) {
+                const double *ts = t, *ws = q;
+                if (!flat && again_s) {
                     if (near_s) {
                         DK_(ngs_block)(n, zt, zs, ell, q, p, rc, cst, t);
                     } else {
                         DK_(gs_block)(n, zt, zs, ell, q, p, rc, cst, t);
                     }
+                } else if (!flat) {
+                    ts = keep_s + i0;
+                    ws = keep_s + V + i0;
                 }
-                DK_HR(block_grad)(n, t, q, m_s, m_s_lo, grad_scale, ok_s, flat, js - i0,
+                DK_HR(block_grad)(n, ts, ws, m_s, m_s_lo, grad_scale, ok_s, flat, js - i0,
                                   gj_exact, grad_student + row * V + i0);
             }
             if (want_t) {
-                if (!flat) {
+                const double *tt = t, *wt = p;
+                if (!flat && again_t) {
                     if (near_t) {
                         DK_(ngt_block)(n, zt, zs, ell, q, p, rc, cst, t);
                     } else {
                         DK_(gt_block)(n, zt, zs, ell, q, p, rc, cst, t);
                     }
+                } else if (!flat) {
+                    tt = keep_t + i0;
+                    wt = keep_t + V + i0;
                 }
-                DK_HR(block_grad)(n, t, p, m_t, m_t_lo, grad_scale, ok_t, flat, jt - i0,
+                DK_HR(block_grad)(n, tt, wt, m_t, m_t_lo, grad_scale, ok_t, flat, jt - i0,
                                   hj_exact, grad_teacher + row * V + i0);
             }
         }
     }
+    free(keep_s);
+    free(keep_t);
 }
 
 #undef DK_HR

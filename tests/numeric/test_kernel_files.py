@@ -18,13 +18,13 @@ from theory import fdiv
 ROOT = Path(numeric.__file__).resolve().parent
 
 #: Fragments of C source that must live in numeric/kernels/, never in a Python string.
-C_FRAGMENTS = ("#include <", "__global__ void", "for (int", "for (long long", "static inline",
-               "__syncthreads", "#pragma omp")
+C_FRAGMENTS = ("#include <", "for (int", "for (long long", "static inline", "__syncthreads",
+               "__shfl", "#pragma omp", "__device__")
 
 
 def test_no_c_text_in_python_kernel_modules():
-    """Only the printed element forms (and a prototype printed from the ABI) come from
-    Python; loops, helpers and kernels are files."""
+    """Only the printed element forms (and the kernels' prototypes, printed from the ABI's
+    signature) come from Python; loops, helpers and kernels are files."""
     offenders = []
     for path in sorted(ROOT.rglob("*.py")):
         if path.relative_to(ROOT).as_posix() in _LEGACY:
@@ -39,7 +39,7 @@ def test_no_c_text_in_python_kernel_modules():
 #: The generic elementwise code generator (numeric.codegen.source, which prints a
 #: stand-alone function and its loop for any expression) keeps its templates; the kernels do not
 #: use it, and _cupy's parser names the pattern it reads.
-_LEGACY = {"codegen/_source.py", "codegen/__init__.py", "_cupy.py"}
+_LEGACY = {"codegen/_source.py", "codegen/_runtime.py", "codegen/__init__.py", "_cupy.py"}
 
 
 @pytest.fixture(autouse=True)
