@@ -157,38 +157,59 @@ def _run_rows(fn, rows: int, v: int, arrays, itemsizes, scalars=()):
 
 
 class HostKernel:
-    """The compiled host kernels of one family region: built once, then only called.
+    """The compiled host kernels of one family region: built on first use, then only called.
+
+    One shared library per (kernel, input dtype): the row kernel and the probability kernel,
+    float32 and float64 input, each compiled from the same amalgamated source with the
+    parts it needs (``DK_HOST_ROWS``, ``DK_HOST_PROB``, ``DK_IN_F32``, ``DK_IN_F64``).
 
     Attributes
     ----------
     family : str
-        ``DK_FAMILY`` of the library (``divkit_<name>``).
+        ``DK_FAMILY`` of the libraries.
     source : str
-        The amalgamated C source it was compiled from.
+        The amalgamated C source they are compiled from.
     """
 
-    def __init__(self, ff, family: str, source: str, lib):
+    def __init__(self, ff, family: str, source: str, build):
         self.family_forms = ff
         self.family = family
         self.source = source
-        self._lib = lib
-        vp, ll, dd = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double
-        self._rows = {}
-        self._prob = {}
-        self._diff = {}
-        for tag in ("f32", "f64"):
-            fn = getattr(lib, f"{family}_f64_rows_in{tag}")
-            fn.argtypes = [ll, ll, vp, vp, dd, dd, vp, vp, vp, vp, vp]
-            fn.restype = None
-            self._rows[tag] = fn
-            fn = getattr(lib, f"{family}_f64_prob_rows_{tag}")
-            fn.argtypes = [ll, ll] + [vp] * 7
-            fn.restype = None
-            self._prob[tag] = fn
-            fn = getattr(lib, f"{family}_f64_prob_diff_{tag}")
-            fn.argtypes = [ll, ll] + [vp] * 4
-            fn.restype = None
-            self._diff[tag] = fn
+        self._build = build
+        self._fns: dict = {}
+
+    def _fn(self, kind: str, tag: str):
+        key = (kind, tag)
+        fn = self._fns.get(key)
+        if fn is not None:
+            return fn
+        from numeric.codegen import compile_c
+
+        with _lock:
+            fn = self._fns.get(key)
+            if fn is not None:
+                return fn
+            flags, libs = self._build
+            rows = kind == "rows"
+            parts = (f"-DDK_HOST_ROWS={int(rows)}", f"-DDK_HOST_PROB={int(not rows)}",
+                     f"-DDK_IN_F32={int(tag == 'f32')}", f"-DDK_IN_F64={int(tag == 'f64')}")
+            lib = compile_c(self.source, flags=flags + parts, libs=libs)
+            vp, ll, dd = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double
+            if rows:
+                fn = getattr(lib, f"{self.family}_f64_rows_in{tag}")
+                fn.argtypes = [ll, ll, vp, vp, dd, dd, vp, vp, vp, vp, vp]
+                fn.restype = None
+                self._fns[key] = fn
+            else:
+                fn = getattr(lib, f"{self.family}_f64_prob_rows_{tag}")
+                fn.argtypes = [ll, ll] + [vp] * 7
+                fn.restype = None
+                diff = getattr(lib, f"{self.family}_f64_prob_diff_{tag}")
+                diff.argtypes = [ll, ll] + [vp] * 4
+                diff.restype = None
+                self._fns[("diff", tag)] = diff
+                self._fns[key] = fn
+            return fn
 
     def from_logits(self, cst, t, s, *, temperature: float, grad_scale: float, gs=None,
                     gt=None):
@@ -197,7 +218,7 @@ class HostKernel:
         given. Returns ``(loss float64 per row, status uint8 per row)`` (status bits in
         ``divkit_host_rows.h``)."""
         rows, v = t.shape
-        tag = "f32" if t.dtype == np.float32 else "f64"
+        fn = self._fn("rows", "f32" if t.dtype == np.float32 else "f64")
         loss = np.empty(rows, dtype=np.float64)
         status = np.empty(rows, dtype=np.uint8)
         rb = v * t.itemsize
@@ -206,20 +227,20 @@ class HostKernel:
         def args(ptrs):
             return ptrs[:2] + [temp, scale] + ptrs[2:]
 
-        _run_rows(self._rows[tag], rows, v, [t, s, cst, loss, gs, gt, status],
-                  [rb, rb, 0, 8, rb, rb, 1], args)
+        _run_rows(fn, rows, v, [t, s, cst, loss, gs, gt, status], [rb, rb, 0, 8, rb, rb, 1],
+                  args)
         return loss, status
 
     def prob_rows(self, cst, p, q):
         """The probability kernel: ``(std_sum, diff, spread, status)`` per row."""
         rows, v = p.shape
-        tag = "f32" if p.dtype == np.float32 else "f64"
+        fn = self._fn("prob", "f32" if p.dtype == np.float32 else "f64")
         std_sum = np.empty(rows, dtype=np.float64)
         diff = np.empty(rows, dtype=np.float64)
         spread = np.empty(rows, dtype=np.float64)
         status = np.empty(rows, dtype=np.uint8)
         rb = v * p.itemsize
-        _run_rows(self._prob[tag], rows, v, [p, q, cst, std_sum, diff, spread, status],
+        _run_rows(fn, rows, v, [p, q, cst, std_sum, diff, spread, status],
                   [rb, rb, 0, 8, 8, 8, 1])
         return std_sum, diff, spread, status
 
@@ -227,16 +248,17 @@ class HostKernel:
         """``sum_i (p_i - q_i)`` again, compensated per element, on the rows ``sel``."""
         rows, v = p.shape
         tag = "f32" if p.dtype == np.float32 else "f64"
+        self._fn("prob", tag)
         rb = v * p.itemsize
-        _run_rows(self._diff[tag], rows, v, [p, q, sel, diff], [rb, rb, 1, 8])
+        _run_rows(self._fns[("diff", tag)], rows, v, [p, q, sel, diff], [rb, rb, 1, 8])
 
 
 _memo: dict[str, HostKernel] = {}
 
 
 def host_kernel(bound) -> HostKernel:
-    """The :class:`HostKernel` of the forms of ``bound`` (compiled on first use)."""
-    from numeric.codegen import compile_c
+    """The :class:`HostKernel` of the forms of ``bound`` (its libraries compile on first
+    use)."""
     from numeric.codegen._files import _ENTRY, amalgamate, fixed_files, forms_hash, forms_header_of
 
     ff = bound.family_forms
@@ -246,19 +268,17 @@ def host_kernel(bound) -> HostKernel:
     kern = _memo.get(key)
     if kern is not None:
         return kern
+    build = _build()
+    if build is None:
+        raise RuntimeError("no C compiler for the compiled CPU path")
     with _lock:
         kern = _memo.get(key)
         if kern is None:
-            build = _build()
-            if build is None:
-                raise RuntimeError("no C compiler for the compiled CPU path")
-            flags, libs = build
             family = "divkit_family"
             files = dict(fixed_files())
             files["divkit_forms.h"] = forms_header_of(ff, target="c", dtypes=("float64",),
                                                       name=family)
-            source = amalgamate(files, _ENTRY["c"])
-            kern = HostKernel(ff, family, source, compile_c(source, flags=flags, libs=libs))
+            kern = HostKernel(ff, family, amalgamate(files, _ENTRY["c"]), build)
             _memo[key] = kern
     return kern
 

@@ -1,6 +1,6 @@
 r"""The cupy route of numeric's public kernels: launchers for the generated CUDA row kernels.
 
-Three layers (STYLE.md): the device code generated from f
+Three layers: the device code generated from f
 (:func:`numeric._cuda_sources.row_kernel_entry`), this launcher (sizes, contiguity, dtype,
 the argument list), and the public functions of :mod:`numeric._api`, which call in here when
 an input is a cupy array. cupy is imported on the first cupy input, never by ``import

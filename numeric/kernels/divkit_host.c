@@ -42,22 +42,54 @@ double pow(double, double);
 #define DK_BLOCK 256
 #endif
 
+/* which parts to build (all by default; numeric/_cpu.py builds one kernel and one input
+   type per library, which halves the compile twice) */
+#ifndef DK_HOST_ROWS
+#define DK_HOST_ROWS 1
+#endif
+#ifndef DK_HOST_PROB
+#define DK_HOST_PROB 1
+#endif
+#ifndef DK_IN_F32
+#define DK_IN_F32 1
+#endif
+#ifndef DK_IN_F64
+#define DK_IN_F64 1
+#endif
+
 #include "divkit_dtype_f64.h"
 #include "divkit_common.h"
 #include "divkit_forms.h"
+#if DK_HOST_ROWS
 #include "divkit_elements.h"
 #include "divkit_host_elements.h"
+#endif
+#if DK_HOST_PROB
+#include "divkit_prob_slow.h"
+#endif
 
+#if DK_IN_F32
 #define DK_IN float
 #define DK_IN_TAG f32
+#if DK_HOST_ROWS
 #include "divkit_host_rows.h"
+#endif
+#if DK_HOST_PROB
 #include "divkit_prob.h"
+#endif
 #undef DK_IN
 #undef DK_IN_TAG
+#endif
 
+#if DK_IN_F64
 #define DK_IN double
 #define DK_IN_TAG f64
+#if DK_HOST_ROWS
 #include "divkit_host_rows.h"
+#endif
+#if DK_HOST_PROB
 #include "divkit_prob.h"
+#endif
 #undef DK_IN
 #undef DK_IN_TAG
+#endif
