@@ -220,7 +220,7 @@ def test_fork_while_another_thread_compiles_leaves_the_child_able_to_compute(mon
         return real(*args, **kwargs)
 
     monkeypatch.setattr(codegen, "compile_c", slow_compile)
-    worker = threading.Thread(target=lambda: _cpu.host_kernel(forms("hellinger")))
+    worker = threading.Thread(target=lambda: _cpu.host_kernel(forms("hellinger"))._fn("rows", "f64"))
     worker.start()
     assert entered.wait(60)
     pid = os.fork()

@@ -59,6 +59,21 @@ double pow(double, double);
 #define DK_BLOCK 256
 #endif
 
+/* which parts to build (all by default; numeric/_cpu.py builds one kernel and one input
+   type per library, which halves the compile twice) */
+#ifndef DK_HOST_ROWS
+#define DK_HOST_ROWS 1
+#endif
+#ifndef DK_HOST_PROB
+#define DK_HOST_PROB 1
+#endif
+#ifndef DK_IN_F32
+#define DK_IN_F32 1
+#endif
+#ifndef DK_IN_F64
+#define DK_IN_F64 1
+#endif
+
 /* ---- divkit_dtype_f64.h ---- */
 /* divkit_dtype_f64.h — select double for the dtype-generic kernel headers that follow
  * (see divkit_dtype_f32.h). */
@@ -681,6 +696,7 @@ DK_Q double divkit_js_f64_prob_hi_exp(double ell, double log_p, double beta)
 }
 #endif
 
+#if DK_HOST_ROWS
 /* ---- divkit_elements.h ---- */
 /* divkit_elements.h — one element of a from-logits row, evaluated carefully, for the current
  * family (DK_FAMILY) and dtype (DK_T).
@@ -1031,6 +1047,13 @@ static void DK_(DK_CAT(DK_X, _block))(int n, const double *restrict zt, const do
 #undef DK_X_OFF
 
 
+
+#endif
+#if DK_HOST_PROB
+/* ---- divkit_prob_slow.h ---- */
+/* divkit_prob_slow.h — the probability kernel's careful term, shared by both input types of
+ * divkit_prob.h (needs the family's prob_* forms and the f64 helpers). */
+
 /* the probability kernel's term (divkit_prob.h) where r = p/q is not a normal float or the
    fast forms overflowed */
 static inline double DK_(prob_slow)(double p, double q, const double *cst)
@@ -1065,9 +1088,12 @@ static inline double DK_(prob_slow)(double p, double q, const double *cst)
     return isfinite(out) ? out : NAN;
 }
 
+#endif
 
+#if DK_IN_F32
 #define DK_IN float
 #define DK_IN_TAG f32
+#if DK_HOST_ROWS
 /* ---- divkit_host_rows.h ---- */
 /* divkit_host_rows.h — the from-logits row kernel on the host CPU, for logits of type DK_IN
  * (float or double; included once per type by divkit_host.c). Arithmetic in double.
@@ -1104,9 +1130,12 @@ static inline void DK_HR(load)(int n, const DK_IN *restrict x, double temperatur
 }
 
 static void DK_HR(lse)(long long V, const DK_IN *restrict x, double temperature, int unit,
-    double *m_out, double *so_out, long long *j_out, int *valid)
+    double *m_out, double *so_out, long long *j_out, int *valid, double *restrict e_keep,
+    double *restrict m_keep)
 {
-    /* online max m, first argmax j, so = sum over i != j of exp(x_i - m) (compensated) */
+    /* online max m, first argmax j, so = sum over i != j of exp(x_i - m) (compensated);
+       e_keep (if not NULL) gets exp(x_i - m_b) and m_keep[b] the max m_b the block b was
+       taken against, so that pass 2 has exp(x_i - max) as one product */
     double buf[DK_BLOCK];
     double m = -INFINITY, s = 0.0, c = 0.0;
     long long j = 0;
@@ -1122,6 +1151,12 @@ static void DK_HR(lse)(long long V, const DK_IN *restrict x, double temperature,
             bm = v > bm ? v : bm;
         }
         if (bm == -INFINITY) {
+            if (e_keep != NULL) {
+                for (int k = 0; k < n; ++k) {
+                    e_keep[i0 + k] = 0.0;
+                }
+                m_keep[i0 / DK_BLOCK] = 0.0;
+            }
             continue;
         }
         if (bm > m) {
@@ -1140,10 +1175,21 @@ static void DK_HR(lse)(long long V, const DK_IN *restrict x, double temperature,
         }
         double sb = 0.0;
         const long long jb = j - i0; /* the argmax's place in this block, or outside it */
+        if (e_keep != NULL) {
+            double *eb = e_keep + i0;
 #pragma omp simd reduction(+ : sb)
-        for (int k = 0; k < n; ++k) {
-            const double e = exp(buf[k] - m);
-            sb += k == jb ? 0.0 : e;
+            for (int k = 0; k < n; ++k) {
+                const double e = exp(buf[k] - m);
+                eb[k] = e;
+                sb += k == jb ? 0.0 : e;
+            }
+            m_keep[i0 / DK_BLOCK] = m;
+        } else {
+#pragma omp simd reduction(+ : sb)
+            for (int k = 0; k < n; ++k) {
+                const double e = exp(buf[k] - m);
+                sb += k == jb ? 0.0 : e;
+            }
         }
         dk_neumaier_f64(&s, &c, sb);
     }
@@ -1153,14 +1199,26 @@ static void DK_HR(lse)(long long V, const DK_IN *restrict x, double temperature,
     *valid = !bad && m != -INFINITY;
 }
 
-/* the block's z_t, z_s, ell, p, q */
+/* the block's z_t, z_s, ell, p, q; with et/es (the exponentials of pass 1, against the
+   maxima mbt/mbs) p and q are one product each instead of an exp and a division */
 static inline void DK_HR(block_prep)(int n, const DK_IN *restrict xt, const DK_IN *restrict xs,
     double temperature, int unit, double mt, double ms, dk_rowc_f64 rc, double *restrict zt,
-    double *restrict zs, double *restrict ell, double *restrict p, double *restrict q)
+    double *restrict zs, double *restrict ell, double *restrict p, double *restrict q,
+    const double *restrict et, const double *restrict es, double mbt, double mbs)
 {
     DK_HR(load)(n, xt, temperature, unit, mt, zt);
     DK_HR(load)(n, xs, temperature, unit, ms, zs);
     const double dl = rc.lse_t - rc.lse_s, st = 1.0 + rc.so_t, ss = 1.0 + rc.so_s;
+    if (et != NULL) {
+        const double ft = exp(mbt - mt) / st, fs = exp(mbs - ms) / ss;
+#pragma omp simd
+        for (int k = 0; k < n; ++k) {
+            ell[k] = (zt[k] - zs[k]) - dl;
+            p[k] = et[k] * ft;
+            q[k] = es[k] * fs;
+        }
+        return;
+    }
 #pragma omp simd
     for (int k = 0; k < n; ++k) {
         ell[k] = (zt[k] - zs[k]) - dl;
@@ -1223,14 +1281,19 @@ void DK_HR(rows)(long long rows, long long V, const DK_IN *restrict teacher,
        cache), so that pass 3 only writes; NULL (allocation failed): pass 3 recomputes */
     double *keep_s = want_s ? (double *)malloc(2 * (size_t)V * sizeof(double)) : NULL;
     double *keep_t = want_t ? (double *)malloc(2 * (size_t)V * sizeof(double)) : NULL;
+    /* the exponentials of pass 1 (both rows) and the maxima they were taken against */
+    const long long nb = (V + DK_BLOCK - 1) / DK_BLOCK;
+    double *ex = (double *)malloc((2 * (size_t)V + 2 * (size_t)nb) * sizeof(double));
+    double *ext = ex, *exs = ex != NULL ? ex + V : NULL;
+    double *mbt = ex != NULL ? ex + 2 * V : NULL, *mbs = ex != NULL ? ex + 2 * V + nb : NULL;
     for (long long row = 0; row < rows; ++row) {
         const DK_IN *xt = teacher + row * V;
         const DK_IN *xs = student + row * V;
         double mt, ms, so_t, so_s;
         long long jt, js;
         int vt, vs;
-        DK_HR(lse)(V, xt, temperature, unit, &mt, &so_t, &jt, &vt);
-        DK_HR(lse)(V, xs, temperature, unit, &ms, &so_s, &js, &vs);
+        DK_HR(lse)(V, xt, temperature, unit, &mt, &so_t, &jt, &vt, ext, mbt);
+        DK_HR(lse)(V, xs, temperature, unit, &ms, &so_s, &js, &vs, exs, mbs);
         if (!(vt && vs)) {
             status[row] = 0;
             loss[row] = NAN;
@@ -1247,7 +1310,9 @@ void DK_HR(rows)(long long rows, long long V, const DK_IN *restrict teacher,
         for (long long i0 = 0; i0 < V; i0 += DK_BLOCK) {
             const int n = V - i0 < DK_BLOCK ? (int)(V - i0) : DK_BLOCK;
             DK_HR(block_prep)(n, xt + i0, xs + i0, temperature, unit, mt, ms, rc, zt, zs, ell,
-                              p, q);
+                              p, q, ex != NULL ? ext + i0 : NULL, ex != NULL ? exs + i0 : NULL,
+                              ex != NULL ? mbt[i0 / DK_BLOCK] : 0.0,
+                              ex != NULL ? mbs[i0 / DK_BLOCK] : 0.0);
             DK_(loss_block)(n, zt, zs, ell, q, p, rc, cst, t);
             DK_HR(block_sum)(n, t, -1, &d_s, &d_c, &d_j);
             if (want_s) {
@@ -1289,7 +1354,10 @@ void DK_HR(rows)(long long rows, long long V, const DK_IN *restrict teacher,
             for (long long i0 = 0; i0 < V; i0 += DK_BLOCK) {
                 const int n = V - i0 < DK_BLOCK ? (int)(V - i0) : DK_BLOCK;
                 DK_HR(block_prep)(n, xt + i0, xs + i0, temperature, unit, mt, ms, rc, zt, zs,
-                                  ell, p, q);
+                                  ell, p, q, ex != NULL ? ext + i0 : NULL,
+                                  ex != NULL ? exs + i0 : NULL,
+                                  ex != NULL ? mbt[i0 / DK_BLOCK] : 0.0,
+                                  ex != NULL ? mbs[i0 / DK_BLOCK] : 0.0);
                 if (near_s) {
                     DK_(ngs_block)(n, zt, zs, ell, q, p, rc, cst, t);
                     DK_HR(block_sum)(n, t, js - i0, &g_s, &g_c, &g_j);
@@ -1328,7 +1396,10 @@ void DK_HR(rows)(long long rows, long long V, const DK_IN *restrict teacher,
             const int n = V - i0 < DK_BLOCK ? (int)(V - i0) : DK_BLOCK;
             if (!flat && (again_s || again_t)) {
                 DK_HR(block_prep)(n, xt + i0, xs + i0, temperature, unit, mt, ms, rc, zt, zs,
-                                  ell, p, q);
+                                  ell, p, q, ex != NULL ? ext + i0 : NULL,
+                                  ex != NULL ? exs + i0 : NULL,
+                                  ex != NULL ? mbt[i0 / DK_BLOCK] : 0.0,
+                                  ex != NULL ? mbs[i0 / DK_BLOCK] : 0.0);
             }
             if (want_s) {
                 const double *ts = t, *ws = q;
@@ -1364,10 +1435,13 @@ void DK_HR(rows)(long long rows, long long V, const DK_IN *restrict teacher,
     }
     free(keep_s);
     free(keep_t);
+    free(ex);
 }
 
 #undef DK_HR
 
+#endif
+#if DK_HOST_PROB
 /* ---- divkit_prob.h ---- */
 /* divkit_prob.h — the probability kernel of numeric.divergence on the host: row sums of the
  * standardised terms q F(p/q) >= 0 for probabilities of type DK_IN (float or double; the
@@ -1535,11 +1609,15 @@ void DK_PR(prob_diff)(long long rows, long long V, const DK_IN *restrict p,
 
 #undef DK_PR
 
+#endif
 #undef DK_IN
 #undef DK_IN_TAG
+#endif
 
+#if DK_IN_F64
 #define DK_IN double
 #define DK_IN_TAG f64
+#if DK_HOST_ROWS
 /* ---- divkit_host_rows.h ---- */
 /* divkit_host_rows.h — the from-logits row kernel on the host CPU, for logits of type DK_IN
  * (float or double; included once per type by divkit_host.c). Arithmetic in double.
@@ -1576,9 +1654,12 @@ static inline void DK_HR(load)(int n, const DK_IN *restrict x, double temperatur
 }
 
 static void DK_HR(lse)(long long V, const DK_IN *restrict x, double temperature, int unit,
-    double *m_out, double *so_out, long long *j_out, int *valid)
+    double *m_out, double *so_out, long long *j_out, int *valid, double *restrict e_keep,
+    double *restrict m_keep)
 {
-    /* online max m, first argmax j, so = sum over i != j of exp(x_i - m) (compensated) */
+    /* online max m, first argmax j, so = sum over i != j of exp(x_i - m) (compensated);
+       e_keep (if not NULL) gets exp(x_i - m_b) and m_keep[b] the max m_b the block b was
+       taken against, so that pass 2 has exp(x_i - max) as one product */
     double buf[DK_BLOCK];
     double m = -INFINITY, s = 0.0, c = 0.0;
     long long j = 0;
@@ -1594,6 +1675,12 @@ static void DK_HR(lse)(long long V, const DK_IN *restrict x, double temperature,
             bm = v > bm ? v : bm;
         }
         if (bm == -INFINITY) {
+            if (e_keep != NULL) {
+                for (int k = 0; k < n; ++k) {
+                    e_keep[i0 + k] = 0.0;
+                }
+                m_keep[i0 / DK_BLOCK] = 0.0;
+            }
             continue;
         }
         if (bm > m) {
@@ -1612,10 +1699,21 @@ static void DK_HR(lse)(long long V, const DK_IN *restrict x, double temperature,
         }
         double sb = 0.0;
         const long long jb = j - i0; /* the argmax's place in this block, or outside it */
+        if (e_keep != NULL) {
+            double *eb = e_keep + i0;
 #pragma omp simd reduction(+ : sb)
-        for (int k = 0; k < n; ++k) {
-            const double e = exp(buf[k] - m);
-            sb += k == jb ? 0.0 : e;
+            for (int k = 0; k < n; ++k) {
+                const double e = exp(buf[k] - m);
+                eb[k] = e;
+                sb += k == jb ? 0.0 : e;
+            }
+            m_keep[i0 / DK_BLOCK] = m;
+        } else {
+#pragma omp simd reduction(+ : sb)
+            for (int k = 0; k < n; ++k) {
+                const double e = exp(buf[k] - m);
+                sb += k == jb ? 0.0 : e;
+            }
         }
         dk_neumaier_f64(&s, &c, sb);
     }
@@ -1625,14 +1723,26 @@ static void DK_HR(lse)(long long V, const DK_IN *restrict x, double temperature,
     *valid = !bad && m != -INFINITY;
 }
 
-/* the block's z_t, z_s, ell, p, q */
+/* the block's z_t, z_s, ell, p, q; with et/es (the exponentials of pass 1, against the
+   maxima mbt/mbs) p and q are one product each instead of an exp and a division */
 static inline void DK_HR(block_prep)(int n, const DK_IN *restrict xt, const DK_IN *restrict xs,
     double temperature, int unit, double mt, double ms, dk_rowc_f64 rc, double *restrict zt,
-    double *restrict zs, double *restrict ell, double *restrict p, double *restrict q)
+    double *restrict zs, double *restrict ell, double *restrict p, double *restrict q,
+    const double *restrict et, const double *restrict es, double mbt, double mbs)
 {
     DK_HR(load)(n, xt, temperature, unit, mt, zt);
     DK_HR(load)(n, xs, temperature, unit, ms, zs);
     const double dl = rc.lse_t - rc.lse_s, st = 1.0 + rc.so_t, ss = 1.0 + rc.so_s;
+    if (et != NULL) {
+        const double ft = exp(mbt - mt) / st, fs = exp(mbs - ms) / ss;
+#pragma omp simd
+        for (int k = 0; k < n; ++k) {
+            ell[k] = (zt[k] - zs[k]) - dl;
+            p[k] = et[k] * ft;
+            q[k] = es[k] * fs;
+        }
+        return;
+    }
 #pragma omp simd
     for (int k = 0; k < n; ++k) {
         ell[k] = (zt[k] - zs[k]) - dl;
@@ -1695,14 +1805,19 @@ void DK_HR(rows)(long long rows, long long V, const DK_IN *restrict teacher,
        cache), so that pass 3 only writes; NULL (allocation failed): pass 3 recomputes */
     double *keep_s = want_s ? (double *)malloc(2 * (size_t)V * sizeof(double)) : NULL;
     double *keep_t = want_t ? (double *)malloc(2 * (size_t)V * sizeof(double)) : NULL;
+    /* the exponentials of pass 1 (both rows) and the maxima they were taken against */
+    const long long nb = (V + DK_BLOCK - 1) / DK_BLOCK;
+    double *ex = (double *)malloc((2 * (size_t)V + 2 * (size_t)nb) * sizeof(double));
+    double *ext = ex, *exs = ex != NULL ? ex + V : NULL;
+    double *mbt = ex != NULL ? ex + 2 * V : NULL, *mbs = ex != NULL ? ex + 2 * V + nb : NULL;
     for (long long row = 0; row < rows; ++row) {
         const DK_IN *xt = teacher + row * V;
         const DK_IN *xs = student + row * V;
         double mt, ms, so_t, so_s;
         long long jt, js;
         int vt, vs;
-        DK_HR(lse)(V, xt, temperature, unit, &mt, &so_t, &jt, &vt);
-        DK_HR(lse)(V, xs, temperature, unit, &ms, &so_s, &js, &vs);
+        DK_HR(lse)(V, xt, temperature, unit, &mt, &so_t, &jt, &vt, ext, mbt);
+        DK_HR(lse)(V, xs, temperature, unit, &ms, &so_s, &js, &vs, exs, mbs);
         if (!(vt && vs)) {
             status[row] = 0;
             loss[row] = NAN;
@@ -1719,7 +1834,9 @@ void DK_HR(rows)(long long rows, long long V, const DK_IN *restrict teacher,
         for (long long i0 = 0; i0 < V; i0 += DK_BLOCK) {
             const int n = V - i0 < DK_BLOCK ? (int)(V - i0) : DK_BLOCK;
             DK_HR(block_prep)(n, xt + i0, xs + i0, temperature, unit, mt, ms, rc, zt, zs, ell,
-                              p, q);
+                              p, q, ex != NULL ? ext + i0 : NULL, ex != NULL ? exs + i0 : NULL,
+                              ex != NULL ? mbt[i0 / DK_BLOCK] : 0.0,
+                              ex != NULL ? mbs[i0 / DK_BLOCK] : 0.0);
             DK_(loss_block)(n, zt, zs, ell, q, p, rc, cst, t);
             DK_HR(block_sum)(n, t, -1, &d_s, &d_c, &d_j);
             if (want_s) {
@@ -1761,7 +1878,10 @@ void DK_HR(rows)(long long rows, long long V, const DK_IN *restrict teacher,
             for (long long i0 = 0; i0 < V; i0 += DK_BLOCK) {
                 const int n = V - i0 < DK_BLOCK ? (int)(V - i0) : DK_BLOCK;
                 DK_HR(block_prep)(n, xt + i0, xs + i0, temperature, unit, mt, ms, rc, zt, zs,
-                                  ell, p, q);
+                                  ell, p, q, ex != NULL ? ext + i0 : NULL,
+                                  ex != NULL ? exs + i0 : NULL,
+                                  ex != NULL ? mbt[i0 / DK_BLOCK] : 0.0,
+                                  ex != NULL ? mbs[i0 / DK_BLOCK] : 0.0);
                 if (near_s) {
                     DK_(ngs_block)(n, zt, zs, ell, q, p, rc, cst, t);
                     DK_HR(block_sum)(n, t, js - i0, &g_s, &g_c, &g_j);
@@ -1800,7 +1920,10 @@ void DK_HR(rows)(long long rows, long long V, const DK_IN *restrict teacher,
             const int n = V - i0 < DK_BLOCK ? (int)(V - i0) : DK_BLOCK;
             if (!flat && (again_s || again_t)) {
                 DK_HR(block_prep)(n, xt + i0, xs + i0, temperature, unit, mt, ms, rc, zt, zs,
-                                  ell, p, q);
+                                  ell, p, q, ex != NULL ? ext + i0 : NULL,
+                                  ex != NULL ? exs + i0 : NULL,
+                                  ex != NULL ? mbt[i0 / DK_BLOCK] : 0.0,
+                                  ex != NULL ? mbs[i0 / DK_BLOCK] : 0.0);
             }
             if (want_s) {
                 const double *ts = t, *ws = q;
@@ -1836,10 +1959,13 @@ void DK_HR(rows)(long long rows, long long V, const DK_IN *restrict teacher,
     }
     free(keep_s);
     free(keep_t);
+    free(ex);
 }
 
 #undef DK_HR
 
+#endif
+#if DK_HOST_PROB
 /* ---- divkit_prob.h ---- */
 /* divkit_prob.h — the probability kernel of numeric.divergence on the host: row sums of the
  * standardised terms q F(p/q) >= 0 for probabilities of type DK_IN (float or double; the
@@ -2007,5 +2133,7 @@ void DK_PR(prob_diff)(long long rows, long long V, const DK_IN *restrict p,
 
 #undef DK_PR
 
+#endif
 #undef DK_IN
 #undef DK_IN_TAG
+#endif
