@@ -317,7 +317,7 @@ def _from_logits_kept(fm, tk, sk, *, temperature, grad_scale, gs, gt, student, t
         # overflow no C form avoids): numpy, which has the family's general forms as a
         # further fallback; the loss of a row is redone only for its own reason, so it is the
         # same number with and without gradients
-        redo_loss = (status & 2) != 0
+        redo_loss = ((status & 2) != 0) | invalid  # invalid only after scaling by 1/T: numpy
         redo = redo_loss | ((status & 4) != 0)
         if redo.any():
             idx = np.flatnonzero(redo)

@@ -8,31 +8,61 @@ static void DK_(DK_CAT(DK_X, _block))(int n, const double *restrict zt, const do
 {
     const double rad = cst[DK_X_OFF + DK_EL_RADIUS];
     const double *coef = cst + DK_X_OFF + DK_EL_SERIES;
-    /* four loops, each vectorised: the lo form, the hi form (every exponential an
-       unconditional vector call), the series, then the selection (no load or call under a
-       condition, so that it is branch-free) */
-    double lo[DK_BLOCK], hi[DK_BLOCK], ser[DK_BLOCK];
-#pragma omp simd
+    /* the block sorted into lists without a branch: ell <= 0 (lo form), ell > 0 or NaN (hi
+       form), and |ell| below the series radius; each list gathered into contiguous arrays
+       and evaluated by a vectorised loop (every exponential an unconditional vector call,
+       no entry evaluated twice), the values scattered back */
+    int ilo[DK_BLOCK], ihi[DK_BLOCK], iser[DK_BLOCK];
+    int nlo = 0, nhi = 0, nser = 0;
     for (int k = 0; k < n; ++k) {
-        lo[k] = DK_(DK_CAT(DK_X, _lo))(ell[k], q[k] DK_THETA);
+        const double e = ell[k];
+        const int lo = e <= 0.0;
+        ilo[nlo] = k;
+        nlo += lo;
+        ihi[nhi] = k;
+        nhi += !lo;
+        iser[nser] = k;
+        nser += fabs(e) < rad;
+    }
+    double ge[DK_BLOCK], gw[DK_BLOCK];
+    for (int j = 0; j < nlo; ++j) {
+        ge[j] = ell[ilo[j]];
+        gw[j] = q[ilo[j]];
     }
 #pragma omp simd
-    for (int k = 0; k < n; ++k) {
-        hi[k] = DK_(DK_CAT(DK_X, _hi))(ell[k], p[k] DK_THETA);
+    for (int j = 0; j < nlo; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _lo))(ge[j], gw[j] DK_THETA);
     }
-    if (rad > 0.0) {
+    for (int j = 0; j < nlo; ++j) {
+        out[ilo[j]] = ge[j];
+    }
+    for (int j = 0; j < nhi; ++j) {
+        ge[j] = ell[ihi[j]];
+        gw[j] = p[ihi[j]];
+    }
 #pragma omp simd
-        for (int k = 0; k < n; ++k) {
-            ser[k] = q[k] * dk_poly_f64(coef, ell[k]);
+    for (int j = 0; j < nhi; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _hi))(ge[j], gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nhi; ++j) {
+        out[ihi[j]] = ge[j];
+    }
+    if (nser > 0) {
+        for (int j = 0; j < nser; ++j) {
+            ge[j] = ell[iser[j]];
+        }
+#pragma omp simd
+        for (int j = 0; j < nser; ++j) {
+            ge[j] = dk_poly_f64(coef, ge[j]);
+        }
+        for (int j = 0; j < nser; ++j) {
+            out[iser[j]] = q[iser[j]] * ge[j];
         }
     }
     int bad = 0;
 #pragma omp simd reduction(| : bad)
     for (int k = 0; k < n; ++k) {
-        const double e = ell[k];
-        double v = e <= 0.0 ? lo[k] : hi[k];
-        v = fabs(e) < rad ? ser[k] : v;
-        v = isfinite(e) ? v : NAN;
+        const double v = isfinite(ell[k]) ? out[k] : NAN;
         bad |= !isfinite(v);
         out[k] = v;
     }

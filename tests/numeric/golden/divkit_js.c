@@ -138,53 +138,45 @@ double pow(double, double);
 #undef DK_COMMON_BODY
 
 /* ---- the helpers of the printed forms ------------------------------------------------ */
+/* Written without branches around the calls (both values computed, one selected), so that a
+   loop over them vectorises with the vector math library; the selected value is the one the
+   branching form gives. */
 
 DK_Q DK_T DK_M(divkit_xlogy)(DK_T x, DK_T y)
 {
-    return x == DK_ZERO ? DK_ZERO : x * DK_M(log)(y);
+    const DK_T l = DK_M(log)(y);
+    return x == DK_ZERO ? DK_ZERO : x * l;
 }
 
 DK_Q DK_T DK_M(divkit_xlog1py)(DK_T x, DK_T y)
 {
-    return x == DK_ZERO ? DK_ZERO : x * DK_M(log1p)(y);
+    const DK_T l = DK_M(log1p)(y);
+    return x == DK_ZERO ? DK_ZERO : x * l;
 }
 
 DK_Q DK_T DK_M(divkit_log1mexp)(DK_T x)
 {
     /* log(1 - exp(x)), x <= 0 (Maechler 2012) */
-    return x > -DK_LN2 ? DK_M(log)(-DK_M(expm1)(x))
-                                         : DK_M(log1p)(-DK_M(exp)(x));
+    const DK_T near = DK_M(log)(-DK_M(expm1)(x));
+    const DK_T far = DK_M(log1p)(-DK_M(exp)(x));
+    return x > -DK_LN2 ? near : far;
 }
 
 DK_Q DK_T DK_M(divkit_logaddexp)(DK_T x, DK_T y)
 {
-    /* numpy's npy_logaddexp: max + log1p(exp(-|x - y|)) */
-    if (x == y) {
-        return x + DK_LN2;
-    }
+    /* numpy's npy_logaddexp: max + log1p(exp(-|x - y|)); x + log 2 where x == y (also for
+       infinities of one sign), NaN where x - y is NaN otherwise */
     const DK_T d = x - y;
-    if (d > DK_ZERO) {
-        return x + DK_M(log1p)(DK_M(exp)(-d));
-    }
-    if (d <= DK_ZERO) {
-        return y + DK_M(log1p)(DK_M(exp)(d));
-    }
-    return d;
+    const DK_T r = (d > DK_ZERO ? x : y) + DK_M(log1p)(DK_M(exp)(-DK_M(fabs)(d)));
+    return x == y ? x + DK_LN2 : (d == d ? r : d);
 }
 
 DK_Q DK_T DK_M(divkit_softplus)(DK_T x)
 {
-    /* log(1 + exp(x)) = logaddexp(0, x), numpy's branch order */
-    if (x == DK_ZERO) {
-        return DK_LN2;
-    }
-    if (x < DK_ZERO) {
-        return DK_M(log1p)(DK_M(exp)(x));
-    }
-    if (x > DK_ZERO) {
-        return x + DK_M(log1p)(DK_M(exp)(-x));
-    }
-    return x;
+    /* log(1 + exp(x)) = logaddexp(0, x): log1p(exp(x)) for x < 0, x + log1p(exp(-x)) for
+       x > 0 (numpy's branches, as one expression), log 2 at 0, NaN for NaN */
+    const DK_T r = (x > DK_ZERO ? x : DK_ZERO) + DK_M(log1p)(DK_M(exp)(-DK_M(fabs)(x)));
+    return x == DK_ZERO ? DK_LN2 : r;
 }
 
 DK_Q DK_T DK_M(divkit_sign)(DK_T x)
@@ -794,31 +786,61 @@ static void DK_(DK_CAT(DK_X, _block))(int n, const double *restrict zt, const do
 {
     const double rad = cst[DK_X_OFF + DK_EL_RADIUS];
     const double *coef = cst + DK_X_OFF + DK_EL_SERIES;
-    /* four loops, each vectorised: the lo form, the hi form (every exponential an
-       unconditional vector call), the series, then the selection (no load or call under a
-       condition, so that it is branch-free) */
-    double lo[DK_BLOCK], hi[DK_BLOCK], ser[DK_BLOCK];
-#pragma omp simd
+    /* the block sorted into lists without a branch: ell <= 0 (lo form), ell > 0 or NaN (hi
+       form), and |ell| below the series radius; each list gathered into contiguous arrays
+       and evaluated by a vectorised loop (every exponential an unconditional vector call,
+       no entry evaluated twice), the values scattered back */
+    int ilo[DK_BLOCK], ihi[DK_BLOCK], iser[DK_BLOCK];
+    int nlo = 0, nhi = 0, nser = 0;
     for (int k = 0; k < n; ++k) {
-        lo[k] = DK_(DK_CAT(DK_X, _lo))(ell[k], q[k] DK_THETA);
+        const double e = ell[k];
+        const int lo = e <= 0.0;
+        ilo[nlo] = k;
+        nlo += lo;
+        ihi[nhi] = k;
+        nhi += !lo;
+        iser[nser] = k;
+        nser += fabs(e) < rad;
+    }
+    double ge[DK_BLOCK], gw[DK_BLOCK];
+    for (int j = 0; j < nlo; ++j) {
+        ge[j] = ell[ilo[j]];
+        gw[j] = q[ilo[j]];
     }
 #pragma omp simd
-    for (int k = 0; k < n; ++k) {
-        hi[k] = DK_(DK_CAT(DK_X, _hi))(ell[k], p[k] DK_THETA);
+    for (int j = 0; j < nlo; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _lo))(ge[j], gw[j] DK_THETA);
     }
-    if (rad > 0.0) {
+    for (int j = 0; j < nlo; ++j) {
+        out[ilo[j]] = ge[j];
+    }
+    for (int j = 0; j < nhi; ++j) {
+        ge[j] = ell[ihi[j]];
+        gw[j] = p[ihi[j]];
+    }
 #pragma omp simd
-        for (int k = 0; k < n; ++k) {
-            ser[k] = q[k] * dk_poly_f64(coef, ell[k]);
+    for (int j = 0; j < nhi; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _hi))(ge[j], gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nhi; ++j) {
+        out[ihi[j]] = ge[j];
+    }
+    if (nser > 0) {
+        for (int j = 0; j < nser; ++j) {
+            ge[j] = ell[iser[j]];
+        }
+#pragma omp simd
+        for (int j = 0; j < nser; ++j) {
+            ge[j] = dk_poly_f64(coef, ge[j]);
+        }
+        for (int j = 0; j < nser; ++j) {
+            out[iser[j]] = q[iser[j]] * ge[j];
         }
     }
     int bad = 0;
 #pragma omp simd reduction(| : bad)
     for (int k = 0; k < n; ++k) {
-        const double e = ell[k];
-        double v = e <= 0.0 ? lo[k] : hi[k];
-        v = fabs(e) < rad ? ser[k] : v;
-        v = isfinite(e) ? v : NAN;
+        const double v = isfinite(ell[k]) ? out[k] : NAN;
         bad |= !isfinite(v);
         out[k] = v;
     }
@@ -847,31 +869,61 @@ static void DK_(DK_CAT(DK_X, _block))(int n, const double *restrict zt, const do
 {
     const double rad = cst[DK_X_OFF + DK_EL_RADIUS];
     const double *coef = cst + DK_X_OFF + DK_EL_SERIES;
-    /* four loops, each vectorised: the lo form, the hi form (every exponential an
-       unconditional vector call), the series, then the selection (no load or call under a
-       condition, so that it is branch-free) */
-    double lo[DK_BLOCK], hi[DK_BLOCK], ser[DK_BLOCK];
-#pragma omp simd
+    /* the block sorted into lists without a branch: ell <= 0 (lo form), ell > 0 or NaN (hi
+       form), and |ell| below the series radius; each list gathered into contiguous arrays
+       and evaluated by a vectorised loop (every exponential an unconditional vector call,
+       no entry evaluated twice), the values scattered back */
+    int ilo[DK_BLOCK], ihi[DK_BLOCK], iser[DK_BLOCK];
+    int nlo = 0, nhi = 0, nser = 0;
     for (int k = 0; k < n; ++k) {
-        lo[k] = DK_(DK_CAT(DK_X, _lo))(ell[k], q[k] DK_THETA);
+        const double e = ell[k];
+        const int lo = e <= 0.0;
+        ilo[nlo] = k;
+        nlo += lo;
+        ihi[nhi] = k;
+        nhi += !lo;
+        iser[nser] = k;
+        nser += fabs(e) < rad;
+    }
+    double ge[DK_BLOCK], gw[DK_BLOCK];
+    for (int j = 0; j < nlo; ++j) {
+        ge[j] = ell[ilo[j]];
+        gw[j] = q[ilo[j]];
     }
 #pragma omp simd
-    for (int k = 0; k < n; ++k) {
-        hi[k] = DK_(DK_CAT(DK_X, _hi))(ell[k], p[k] DK_THETA);
+    for (int j = 0; j < nlo; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _lo))(ge[j], gw[j] DK_THETA);
     }
-    if (rad > 0.0) {
+    for (int j = 0; j < nlo; ++j) {
+        out[ilo[j]] = ge[j];
+    }
+    for (int j = 0; j < nhi; ++j) {
+        ge[j] = ell[ihi[j]];
+        gw[j] = p[ihi[j]];
+    }
 #pragma omp simd
-        for (int k = 0; k < n; ++k) {
-            ser[k] = q[k] * dk_poly_f64(coef, ell[k]);
+    for (int j = 0; j < nhi; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _hi))(ge[j], gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nhi; ++j) {
+        out[ihi[j]] = ge[j];
+    }
+    if (nser > 0) {
+        for (int j = 0; j < nser; ++j) {
+            ge[j] = ell[iser[j]];
+        }
+#pragma omp simd
+        for (int j = 0; j < nser; ++j) {
+            ge[j] = dk_poly_f64(coef, ge[j]);
+        }
+        for (int j = 0; j < nser; ++j) {
+            out[iser[j]] = q[iser[j]] * ge[j];
         }
     }
     int bad = 0;
 #pragma omp simd reduction(| : bad)
     for (int k = 0; k < n; ++k) {
-        const double e = ell[k];
-        double v = e <= 0.0 ? lo[k] : hi[k];
-        v = fabs(e) < rad ? ser[k] : v;
-        v = isfinite(e) ? v : NAN;
+        const double v = isfinite(ell[k]) ? out[k] : NAN;
         bad |= !isfinite(v);
         out[k] = v;
     }
@@ -900,31 +952,61 @@ static void DK_(DK_CAT(DK_X, _block))(int n, const double *restrict zt, const do
 {
     const double rad = cst[DK_X_OFF + DK_EL_RADIUS];
     const double *coef = cst + DK_X_OFF + DK_EL_SERIES;
-    /* four loops, each vectorised: the lo form, the hi form (every exponential an
-       unconditional vector call), the series, then the selection (no load or call under a
-       condition, so that it is branch-free) */
-    double lo[DK_BLOCK], hi[DK_BLOCK], ser[DK_BLOCK];
-#pragma omp simd
+    /* the block sorted into lists without a branch: ell <= 0 (lo form), ell > 0 or NaN (hi
+       form), and |ell| below the series radius; each list gathered into contiguous arrays
+       and evaluated by a vectorised loop (every exponential an unconditional vector call,
+       no entry evaluated twice), the values scattered back */
+    int ilo[DK_BLOCK], ihi[DK_BLOCK], iser[DK_BLOCK];
+    int nlo = 0, nhi = 0, nser = 0;
     for (int k = 0; k < n; ++k) {
-        lo[k] = DK_(DK_CAT(DK_X, _lo))(ell[k], q[k] DK_THETA);
+        const double e = ell[k];
+        const int lo = e <= 0.0;
+        ilo[nlo] = k;
+        nlo += lo;
+        ihi[nhi] = k;
+        nhi += !lo;
+        iser[nser] = k;
+        nser += fabs(e) < rad;
+    }
+    double ge[DK_BLOCK], gw[DK_BLOCK];
+    for (int j = 0; j < nlo; ++j) {
+        ge[j] = ell[ilo[j]];
+        gw[j] = q[ilo[j]];
     }
 #pragma omp simd
-    for (int k = 0; k < n; ++k) {
-        hi[k] = DK_(DK_CAT(DK_X, _hi))(ell[k], p[k] DK_THETA);
+    for (int j = 0; j < nlo; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _lo))(ge[j], gw[j] DK_THETA);
     }
-    if (rad > 0.0) {
+    for (int j = 0; j < nlo; ++j) {
+        out[ilo[j]] = ge[j];
+    }
+    for (int j = 0; j < nhi; ++j) {
+        ge[j] = ell[ihi[j]];
+        gw[j] = p[ihi[j]];
+    }
 #pragma omp simd
-        for (int k = 0; k < n; ++k) {
-            ser[k] = q[k] * dk_poly_f64(coef, ell[k]);
+    for (int j = 0; j < nhi; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _hi))(ge[j], gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nhi; ++j) {
+        out[ihi[j]] = ge[j];
+    }
+    if (nser > 0) {
+        for (int j = 0; j < nser; ++j) {
+            ge[j] = ell[iser[j]];
+        }
+#pragma omp simd
+        for (int j = 0; j < nser; ++j) {
+            ge[j] = dk_poly_f64(coef, ge[j]);
+        }
+        for (int j = 0; j < nser; ++j) {
+            out[iser[j]] = q[iser[j]] * ge[j];
         }
     }
     int bad = 0;
 #pragma omp simd reduction(| : bad)
     for (int k = 0; k < n; ++k) {
-        const double e = ell[k];
-        double v = e <= 0.0 ? lo[k] : hi[k];
-        v = fabs(e) < rad ? ser[k] : v;
-        v = isfinite(e) ? v : NAN;
+        const double v = isfinite(ell[k]) ? out[k] : NAN;
         bad |= !isfinite(v);
         out[k] = v;
     }
@@ -953,31 +1035,61 @@ static void DK_(DK_CAT(DK_X, _block))(int n, const double *restrict zt, const do
 {
     const double rad = cst[DK_X_OFF + DK_EL_RADIUS];
     const double *coef = cst + DK_X_OFF + DK_EL_SERIES;
-    /* four loops, each vectorised: the lo form, the hi form (every exponential an
-       unconditional vector call), the series, then the selection (no load or call under a
-       condition, so that it is branch-free) */
-    double lo[DK_BLOCK], hi[DK_BLOCK], ser[DK_BLOCK];
-#pragma omp simd
+    /* the block sorted into lists without a branch: ell <= 0 (lo form), ell > 0 or NaN (hi
+       form), and |ell| below the series radius; each list gathered into contiguous arrays
+       and evaluated by a vectorised loop (every exponential an unconditional vector call,
+       no entry evaluated twice), the values scattered back */
+    int ilo[DK_BLOCK], ihi[DK_BLOCK], iser[DK_BLOCK];
+    int nlo = 0, nhi = 0, nser = 0;
     for (int k = 0; k < n; ++k) {
-        lo[k] = DK_(DK_CAT(DK_X, _lo))(ell[k], q[k] DK_THETA);
+        const double e = ell[k];
+        const int lo = e <= 0.0;
+        ilo[nlo] = k;
+        nlo += lo;
+        ihi[nhi] = k;
+        nhi += !lo;
+        iser[nser] = k;
+        nser += fabs(e) < rad;
+    }
+    double ge[DK_BLOCK], gw[DK_BLOCK];
+    for (int j = 0; j < nlo; ++j) {
+        ge[j] = ell[ilo[j]];
+        gw[j] = q[ilo[j]];
     }
 #pragma omp simd
-    for (int k = 0; k < n; ++k) {
-        hi[k] = DK_(DK_CAT(DK_X, _hi))(ell[k], p[k] DK_THETA);
+    for (int j = 0; j < nlo; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _lo))(ge[j], gw[j] DK_THETA);
     }
-    if (rad > 0.0) {
+    for (int j = 0; j < nlo; ++j) {
+        out[ilo[j]] = ge[j];
+    }
+    for (int j = 0; j < nhi; ++j) {
+        ge[j] = ell[ihi[j]];
+        gw[j] = p[ihi[j]];
+    }
 #pragma omp simd
-        for (int k = 0; k < n; ++k) {
-            ser[k] = q[k] * dk_poly_f64(coef, ell[k]);
+    for (int j = 0; j < nhi; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _hi))(ge[j], gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nhi; ++j) {
+        out[ihi[j]] = ge[j];
+    }
+    if (nser > 0) {
+        for (int j = 0; j < nser; ++j) {
+            ge[j] = ell[iser[j]];
+        }
+#pragma omp simd
+        for (int j = 0; j < nser; ++j) {
+            ge[j] = dk_poly_f64(coef, ge[j]);
+        }
+        for (int j = 0; j < nser; ++j) {
+            out[iser[j]] = q[iser[j]] * ge[j];
         }
     }
     int bad = 0;
 #pragma omp simd reduction(| : bad)
     for (int k = 0; k < n; ++k) {
-        const double e = ell[k];
-        double v = e <= 0.0 ? lo[k] : hi[k];
-        v = fabs(e) < rad ? ser[k] : v;
-        v = isfinite(e) ? v : NAN;
+        const double v = isfinite(ell[k]) ? out[k] : NAN;
         bad |= !isfinite(v);
         out[k] = v;
     }
@@ -1006,31 +1118,61 @@ static void DK_(DK_CAT(DK_X, _block))(int n, const double *restrict zt, const do
 {
     const double rad = cst[DK_X_OFF + DK_EL_RADIUS];
     const double *coef = cst + DK_X_OFF + DK_EL_SERIES;
-    /* four loops, each vectorised: the lo form, the hi form (every exponential an
-       unconditional vector call), the series, then the selection (no load or call under a
-       condition, so that it is branch-free) */
-    double lo[DK_BLOCK], hi[DK_BLOCK], ser[DK_BLOCK];
-#pragma omp simd
+    /* the block sorted into lists without a branch: ell <= 0 (lo form), ell > 0 or NaN (hi
+       form), and |ell| below the series radius; each list gathered into contiguous arrays
+       and evaluated by a vectorised loop (every exponential an unconditional vector call,
+       no entry evaluated twice), the values scattered back */
+    int ilo[DK_BLOCK], ihi[DK_BLOCK], iser[DK_BLOCK];
+    int nlo = 0, nhi = 0, nser = 0;
     for (int k = 0; k < n; ++k) {
-        lo[k] = DK_(DK_CAT(DK_X, _lo))(ell[k], q[k] DK_THETA);
+        const double e = ell[k];
+        const int lo = e <= 0.0;
+        ilo[nlo] = k;
+        nlo += lo;
+        ihi[nhi] = k;
+        nhi += !lo;
+        iser[nser] = k;
+        nser += fabs(e) < rad;
+    }
+    double ge[DK_BLOCK], gw[DK_BLOCK];
+    for (int j = 0; j < nlo; ++j) {
+        ge[j] = ell[ilo[j]];
+        gw[j] = q[ilo[j]];
     }
 #pragma omp simd
-    for (int k = 0; k < n; ++k) {
-        hi[k] = DK_(DK_CAT(DK_X, _hi))(ell[k], p[k] DK_THETA);
+    for (int j = 0; j < nlo; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _lo))(ge[j], gw[j] DK_THETA);
     }
-    if (rad > 0.0) {
+    for (int j = 0; j < nlo; ++j) {
+        out[ilo[j]] = ge[j];
+    }
+    for (int j = 0; j < nhi; ++j) {
+        ge[j] = ell[ihi[j]];
+        gw[j] = p[ihi[j]];
+    }
 #pragma omp simd
-        for (int k = 0; k < n; ++k) {
-            ser[k] = q[k] * dk_poly_f64(coef, ell[k]);
+    for (int j = 0; j < nhi; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _hi))(ge[j], gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nhi; ++j) {
+        out[ihi[j]] = ge[j];
+    }
+    if (nser > 0) {
+        for (int j = 0; j < nser; ++j) {
+            ge[j] = ell[iser[j]];
+        }
+#pragma omp simd
+        for (int j = 0; j < nser; ++j) {
+            ge[j] = dk_poly_f64(coef, ge[j]);
+        }
+        for (int j = 0; j < nser; ++j) {
+            out[iser[j]] = q[iser[j]] * ge[j];
         }
     }
     int bad = 0;
 #pragma omp simd reduction(| : bad)
     for (int k = 0; k < n; ++k) {
-        const double e = ell[k];
-        double v = e <= 0.0 ? lo[k] : hi[k];
-        v = fabs(e) < rad ? ser[k] : v;
-        v = isfinite(e) ? v : NAN;
+        const double v = isfinite(ell[k]) ? out[k] : NAN;
         bad |= !isfinite(v);
         out[k] = v;
     }

@@ -123,53 +123,45 @@
 #undef DK_COMMON_BODY
 
 /* ---- the helpers of the printed forms ------------------------------------------------ */
+/* Written without branches around the calls (both values computed, one selected), so that a
+   loop over them vectorises with the vector math library; the selected value is the one the
+   branching form gives. */
 
 DK_Q DK_T DK_M(divkit_xlogy)(DK_T x, DK_T y)
 {
-    return x == DK_ZERO ? DK_ZERO : x * DK_M(log)(y);
+    const DK_T l = DK_M(log)(y);
+    return x == DK_ZERO ? DK_ZERO : x * l;
 }
 
 DK_Q DK_T DK_M(divkit_xlog1py)(DK_T x, DK_T y)
 {
-    return x == DK_ZERO ? DK_ZERO : x * DK_M(log1p)(y);
+    const DK_T l = DK_M(log1p)(y);
+    return x == DK_ZERO ? DK_ZERO : x * l;
 }
 
 DK_Q DK_T DK_M(divkit_log1mexp)(DK_T x)
 {
     /* log(1 - exp(x)), x <= 0 (Maechler 2012) */
-    return x > -DK_LN2 ? DK_M(log)(-DK_M(expm1)(x))
-                                         : DK_M(log1p)(-DK_M(exp)(x));
+    const DK_T near = DK_M(log)(-DK_M(expm1)(x));
+    const DK_T far = DK_M(log1p)(-DK_M(exp)(x));
+    return x > -DK_LN2 ? near : far;
 }
 
 DK_Q DK_T DK_M(divkit_logaddexp)(DK_T x, DK_T y)
 {
-    /* numpy's npy_logaddexp: max + log1p(exp(-|x - y|)) */
-    if (x == y) {
-        return x + DK_LN2;
-    }
+    /* numpy's npy_logaddexp: max + log1p(exp(-|x - y|)); x + log 2 where x == y (also for
+       infinities of one sign), NaN where x - y is NaN otherwise */
     const DK_T d = x - y;
-    if (d > DK_ZERO) {
-        return x + DK_M(log1p)(DK_M(exp)(-d));
-    }
-    if (d <= DK_ZERO) {
-        return y + DK_M(log1p)(DK_M(exp)(d));
-    }
-    return d;
+    const DK_T r = (d > DK_ZERO ? x : y) + DK_M(log1p)(DK_M(exp)(-DK_M(fabs)(d)));
+    return x == y ? x + DK_LN2 : (d == d ? r : d);
 }
 
 DK_Q DK_T DK_M(divkit_softplus)(DK_T x)
 {
-    /* log(1 + exp(x)) = logaddexp(0, x), numpy's branch order */
-    if (x == DK_ZERO) {
-        return DK_LN2;
-    }
-    if (x < DK_ZERO) {
-        return DK_M(log1p)(DK_M(exp)(x));
-    }
-    if (x > DK_ZERO) {
-        return x + DK_M(log1p)(DK_M(exp)(-x));
-    }
-    return x;
+    /* log(1 + exp(x)) = logaddexp(0, x): log1p(exp(x)) for x < 0, x + log1p(exp(-x)) for
+       x > 0 (numpy's branches, as one expression), log 2 at 0, NaN for NaN */
+    const DK_T r = (x > DK_ZERO ? x : DK_ZERO) + DK_M(log1p)(DK_M(exp)(-DK_M(fabs)(x)));
+    return x == DK_ZERO ? DK_LN2 : r;
 }
 
 DK_Q DK_T DK_M(divkit_sign)(DK_T x)
@@ -1147,53 +1139,45 @@ DK_ROWS_KERNEL(DK_(rows))
 #undef DK_COMMON_BODY
 
 /* ---- the helpers of the printed forms ------------------------------------------------ */
+/* Written without branches around the calls (both values computed, one selected), so that a
+   loop over them vectorises with the vector math library; the selected value is the one the
+   branching form gives. */
 
 DK_Q DK_T DK_M(divkit_xlogy)(DK_T x, DK_T y)
 {
-    return x == DK_ZERO ? DK_ZERO : x * DK_M(log)(y);
+    const DK_T l = DK_M(log)(y);
+    return x == DK_ZERO ? DK_ZERO : x * l;
 }
 
 DK_Q DK_T DK_M(divkit_xlog1py)(DK_T x, DK_T y)
 {
-    return x == DK_ZERO ? DK_ZERO : x * DK_M(log1p)(y);
+    const DK_T l = DK_M(log1p)(y);
+    return x == DK_ZERO ? DK_ZERO : x * l;
 }
 
 DK_Q DK_T DK_M(divkit_log1mexp)(DK_T x)
 {
     /* log(1 - exp(x)), x <= 0 (Maechler 2012) */
-    return x > -DK_LN2 ? DK_M(log)(-DK_M(expm1)(x))
-                                         : DK_M(log1p)(-DK_M(exp)(x));
+    const DK_T near = DK_M(log)(-DK_M(expm1)(x));
+    const DK_T far = DK_M(log1p)(-DK_M(exp)(x));
+    return x > -DK_LN2 ? near : far;
 }
 
 DK_Q DK_T DK_M(divkit_logaddexp)(DK_T x, DK_T y)
 {
-    /* numpy's npy_logaddexp: max + log1p(exp(-|x - y|)) */
-    if (x == y) {
-        return x + DK_LN2;
-    }
+    /* numpy's npy_logaddexp: max + log1p(exp(-|x - y|)); x + log 2 where x == y (also for
+       infinities of one sign), NaN where x - y is NaN otherwise */
     const DK_T d = x - y;
-    if (d > DK_ZERO) {
-        return x + DK_M(log1p)(DK_M(exp)(-d));
-    }
-    if (d <= DK_ZERO) {
-        return y + DK_M(log1p)(DK_M(exp)(d));
-    }
-    return d;
+    const DK_T r = (d > DK_ZERO ? x : y) + DK_M(log1p)(DK_M(exp)(-DK_M(fabs)(d)));
+    return x == y ? x + DK_LN2 : (d == d ? r : d);
 }
 
 DK_Q DK_T DK_M(divkit_softplus)(DK_T x)
 {
-    /* log(1 + exp(x)) = logaddexp(0, x), numpy's branch order */
-    if (x == DK_ZERO) {
-        return DK_LN2;
-    }
-    if (x < DK_ZERO) {
-        return DK_M(log1p)(DK_M(exp)(x));
-    }
-    if (x > DK_ZERO) {
-        return x + DK_M(log1p)(DK_M(exp)(-x));
-    }
-    return x;
+    /* log(1 + exp(x)) = logaddexp(0, x): log1p(exp(x)) for x < 0, x + log1p(exp(-x)) for
+       x > 0 (numpy's branches, as one expression), log 2 at 0, NaN for NaN */
+    const DK_T r = (x > DK_ZERO ? x : DK_ZERO) + DK_M(log1p)(DK_M(exp)(-DK_M(fabs)(x)));
+    return x == DK_ZERO ? DK_LN2 : r;
 }
 
 DK_Q DK_T DK_M(divkit_sign)(DK_T x)
