@@ -112,15 +112,42 @@ def kernel_constants(bound) -> np.ndarray:
     return cached
 
 
+def _bound_element(bound, name: str):
+    """The bound element ``name`` of ``bound``, through its cached attributes where one
+    holds it (a binding computes the zero-mass limits and the Taylor series: the cost of a
+    new parameter value)."""
+    for attr in ("loss", "grad_student", "grad_teacher", "grad_student_near",
+                 "grad_teacher_near"):
+        el = getattr(bound, attr)
+        if el is not None and el.form.name == name:
+            return el
+    return bound._bind(name)
+
+
 def _kernel_constants(bound) -> np.ndarray:
     ff = bound.family_forms
     lay = layout(len(ff.theta))
     cst = np.zeros(lay["SIZE"], dtype=np.float64)
     cst[lay["THETA"]: lay["THETA"] + len(ff.theta)] = bound.theta
+    flags = lay["FLAGS"]
+    # a value whose zero-anchored gradient form is not usable takes the r = 1 form on every
+    # row (threshold +inf); otherwise rows with D below the threshold do
+    use_near = {}
+    for g, use, thr in (("grad_student", "USE_NEAR_S", "THRESHOLD_S"),
+                        ("grad_teacher", "USE_NEAR_T", "THRESHOLD_T")):
+        symbolic_main = getattr(ff, g).name == g
+        uses_main = getattr(bound, g).name == g
+        use_near[g] = symbolic_main
+        if symbolic_main:
+            cst[flags + FLAG_FIELDS[use]] = 1.0
+            cst[flags + FLAG_FIELDS[thr]] = bound.near_threshold[g] if uses_main else np.inf
     names = {"LOSS": "loss", "GS": ff.grad_student.name, "GT": ff.grad_teacher.name,
-             "NGS": "grad_student_near", "NGT": "grad_teacher_near"}
+             "NGS": "grad_student_near" if use_near["grad_student"] else None,
+             "NGT": "grad_teacher_near" if use_near["grad_teacher"] else None}
     for key, _ in ELEMENTS:
-        el = bound._bind(names[key])
+        if names[key] is None:  # a form the kernels never take at this value: zeros
+            continue
+        el = _bound_element(bound, names[key])
         off = lay[key]
         cst[off + ELEMENT_FIELDS["AT_P_ZERO"]] = el.at_p_zero
         cst[off + ELEMENT_FIELDS["AT_Q_ZERO"]] = el.at_q_zero
@@ -129,16 +156,6 @@ def _kernel_constants(bound) -> np.ndarray:
             cst[off + ELEMENT_FIELDS["RADIUS"]] = radius
             start = off + ELEMENT_FIELDS["SERIES"]
             cst[start: start + len(coeffs)] = coeffs
-    flags = lay["FLAGS"]
-    # a value whose zero-anchored gradient form is not usable takes the r = 1 form on every
-    # row (threshold +inf); otherwise rows with D below the threshold do
-    for g, use, thr in (("grad_student", "USE_NEAR_S", "THRESHOLD_S"),
-                        ("grad_teacher", "USE_NEAR_T", "THRESHOLD_T")):
-        symbolic_main = getattr(ff, g).name == g
-        uses_main = getattr(bound, g).name == g
-        if symbolic_main:
-            cst[flags + FLAG_FIELDS[use]] = 1.0
-            cst[flags + FLAG_FIELDS[thr]] = bound.near_threshold[g] if uses_main else np.inf
     return cst
 
 
