@@ -259,7 +259,13 @@ _memo: dict[str, HostKernel] = {}
 def host_kernel(bound) -> HostKernel:
     """The :class:`HostKernel` of the forms of ``bound`` (its libraries compile on first
     use)."""
-    from numeric.codegen._files import _ENTRY, amalgamate, fixed_files, forms_hash, forms_header_of
+    from numeric.codegen._files import (
+        ENTRY_FILES,
+        amalgamate,
+        fixed_files,
+        forms_hash,
+        forms_header_of,
+    )
 
     ff = bound.family_forms
     key = ff.__dict__.get("_cpu_key")
@@ -278,7 +284,7 @@ def host_kernel(bound) -> HostKernel:
             files = dict(fixed_files())
             files["divkit_forms.h"] = forms_header_of(ff, target="c", dtypes=("float64",),
                                                       name=family)
-            kern = HostKernel(ff, family, amalgamate(files, _ENTRY["c"]), build)
+            kern = HostKernel(ff, family, amalgamate(files, ENTRY_FILES["c"]), build)
             _memo[key] = kern
     return kern
 

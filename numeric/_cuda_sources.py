@@ -36,7 +36,7 @@ import numpy as np
 from numeric import _abi
 from numeric._forms import forms
 from numeric.codegen._files import (
-    _ENTRY,
+    ENTRY_FILES,
     amalgamate,
     family_name,
     fixed_files,
@@ -113,13 +113,13 @@ def row_kernel_source(f, *, target: str = "cuda", dtypes=("float32", "float64"),
             if d not in _DTYPE_TAG:
                 raise ValueError(f"dtypes: expected float32/float64, got {d!r}")
         if len(dtypes) == 1:  # keep only that dtype's instantiation
-            files[_ENTRY["cuda"]] = _only_dtype(files[_ENTRY["cuda"]], dtypes[0])
+            files[ENTRY_FILES["cuda"]] = _only_dtype(files[ENTRY_FILES["cuda"]], dtypes[0])
     else:
         dtypes = ("float64",)
     forms_text = forms_header_of(bound.family_forms, target=target, dtypes=dtypes, name=family)
     files["divkit_forms.h"] = forms_text
     head, _, _ = forms_text.partition("\n#undef")
-    return head + "\n\n" + amalgamate(files, _ENTRY[target])
+    return head + "\n\n" + amalgamate(files, ENTRY_FILES[target])
 
 
 def _only_dtype(text: str, dtype: str) -> str:

@@ -30,14 +30,14 @@ import sympy
 from numeric import _abi
 from numeric._forms import ELL, LOG_P, LOG_Q, P, Q, forms, log_weighted
 
-__all__ = ["KERNEL_DIR", "kernel_files", "kernel_constants", "amalgamate", "forms_header",
-           "forms_header_of", "family_name", "forms_hash", "fixed_files"]
+__all__ = ["KERNEL_DIR", "ENTRY_FILES", "kernel_files", "kernel_constants", "amalgamate",
+           "forms_header", "forms_header_of", "family_name", "forms_hash", "fixed_files"]
 
 #: The package's kernel source files.
 KERNEL_DIR = Path(__file__).resolve().parent.parent / "kernels"
 
 #: Entry file of each target.
-_ENTRY = {"cuda": "divkit_rows.cu", "c": "divkit_host.c"}
+ENTRY_FILES = {"cuda": "divkit_rows.cu", "c": "divkit_host.c"}
 
 #: Elements of the row kernels: (name in C, attribute of the family forms).
 _ROW_ELEMENTS = (("loss", "loss"), ("gs", "grad_student"), ("gt", "grad_teacher"),
@@ -395,7 +395,7 @@ def kernel_files(f, *, target: str, dtype: str = "float32", params=None) -> dict
     out: dict[str, str] = {}
     targets = ("c", "cuda") if target == "numpy" else (target,)
     for t in targets:
-        entry = _ENTRY[t]
+        entry = ENTRY_FILES[t]
         forms_text = forms_header(f, target=t, params=params, name=family,
                                   dtypes=("float32", "float64") if t == "cuda" else ("float64",))
         files = dict(fixed)
@@ -405,7 +405,7 @@ def kernel_files(f, *, target: str, dtype: str = "float32", params=None) -> dict
             out[prefix + name] = files[name]
     readme_target = target
     out["README.md"] = _readme(f, bound, family, readme_target, dtype,
-                               _ENTRY.get(target, "divkit_host.c"))
+                               ENTRY_FILES.get(target, "divkit_host.c"))
     return dict(sorted(out.items()))
 
 
