@@ -156,6 +156,18 @@ def _row_specs(ff):
     return out
 
 
+def _ratio_specs(ff):
+    """The host row kernel's fast forms: ``lo``/``hi`` of every element with each
+    ``exp(c ell)`` (small rational ``c``) written as a power of ``r = p/q`` (lo) or
+    ``s = q/p`` (hi), which the kernel has from p and q without an exponential."""
+    out = []
+    for cname, attr in _ROW_ELEMENTS:
+        el = getattr(ff, attr)
+        out += [(f"{cname}_lo_r", _in_ratio(el.lo, +1), (ELL, Q, _R)),
+                (f"{cname}_hi_r", _in_ratio(el.hi, -1), (ELL, P, _R))]
+    return out
+
+
 def _prob_specs(ff):
     """The probability kernel's functions: the ratio forms and the log-weight forms, printed
     without the stability rewrite (the forms are final; the rewrite would turn sqrt(r) - 1
@@ -242,6 +254,7 @@ def forms_header_of(ff, *, target: str, dtypes, name: str) -> str:
                          f"{params_text});")
         parts += _print_functions(_row_specs(ff), theta, family, dtype, cuda)
         if not cuda:
+            parts += _print_functions(_ratio_specs(ff), theta, family, dtype, cuda, plain=True)
             parts += _print_functions(_prob_specs(ff), theta, family, dtype, cuda, plain=True)
         sections[dtype] = "\n".join(parts)
     if len(sections) == 2:

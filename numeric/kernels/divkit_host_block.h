@@ -8,23 +8,59 @@ static void DK_(DK_CAT(DK_X, _block))(int n, const double *restrict zt, const do
 {
     const double rad = cst[DK_X_OFF + DK_EL_RADIUS];
     const double *coef = cst + DK_X_OFF + DK_EL_SERIES;
-    /* the block sorted into lists without a branch: ell <= 0 (lo form), ell > 0 or NaN (hi
-       form), and |ell| below the series radius; each list gathered into contiguous arrays
-       and evaluated by a vectorised loop (every exponential an unconditional vector call,
-       no entry evaluated twice), the values scattered back */
-    int ilo[DK_BLOCK], ihi[DK_BLOCK], iser[DK_BLOCK];
-    int nlo = 0, nhi = 0, nser = 0;
+    /* the block sorted into lists without a branch, each list gathered into contiguous
+       arrays, evaluated by a vectorised loop (every exponential an unconditional vector
+       call, no entry evaluated twice) and scattered back:
+         |ell| < radius            the Taylor polynomial;
+         ell <= -1/2, ell >= 1/2   the lo / hi forms in r = p/q, s = q/p: the exponentials
+                                   of ell that are powers of the ratio come from p and q
+                                   (1 - r and s - 1 are not small there);
+         the rest                  the lo / hi forms in ell (their exponentials), where
+                                   r - 1 computed from p/q would cancel; NaN goes here. */
+    int ilo[DK_BLOCK], ihi[DK_BLOCK], ilr[DK_BLOCK], ihr[DK_BLOCK], iser[DK_BLOCK];
+    int nlo = 0, nhi = 0, nlr = 0, nhr = 0, nser = 0;
     for (int k = 0; k < n; ++k) {
         const double e = ell[k];
-        const int lo = e <= 0.0;
+        const int ser = fabs(e) < rad;
+        const int lr = !ser & (e <= -0.5);
+        const int hr = !ser & (e >= 0.5);
+        const int lo = !ser & !lr & (e <= 0.0);
+        iser[nser] = k;
+        nser += ser;
+        ilr[nlr] = k;
+        nlr += lr;
+        ihr[nhr] = k;
+        nhr += hr;
         ilo[nlo] = k;
         nlo += lo;
         ihi[nhi] = k;
-        nhi += !lo;
-        iser[nser] = k;
-        nser += fabs(e) < rad;
+        nhi += !ser & !lr & !hr & !lo;
     }
-    double ge[DK_BLOCK], gw[DK_BLOCK];
+    double ge[DK_BLOCK], gw[DK_BLOCK], gr[DK_BLOCK];
+    for (int j = 0; j < nlr; ++j) {
+        ge[j] = ell[ilr[j]];
+        gw[j] = q[ilr[j]];
+        gr[j] = p[ilr[j]];
+    }
+#pragma omp simd
+    for (int j = 0; j < nlr; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _lo_r))(ge[j], gw[j], gr[j] / gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nlr; ++j) {
+        out[ilr[j]] = ge[j];
+    }
+    for (int j = 0; j < nhr; ++j) {
+        ge[j] = ell[ihr[j]];
+        gw[j] = p[ihr[j]];
+        gr[j] = q[ihr[j]];
+    }
+#pragma omp simd
+    for (int j = 0; j < nhr; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _hi_r))(ge[j], gw[j], gr[j] / gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nhr; ++j) {
+        out[ihr[j]] = ge[j];
+    }
     for (int j = 0; j < nlo; ++j) {
         ge[j] = ell[ilo[j]];
         gw[j] = q[ilo[j]];

@@ -643,6 +643,68 @@ DK_Q double divkit_js_f64_ngt_hi_exp(double ell, double log_p, double beta)
     return t0*ell - t0*(ell + log(t1 + beta - t1*beta));
 }
 
+DK_Q double divkit_js_f64_loss_lo_r(double ell, double q, double dk_r, double beta)
+{
+    const double t0 = beta*dk_r;
+    const double t1 = t0 - beta;
+    return q*(t0*ell + divkit_xlog1py(-1.0 - t1, t1));
+}
+
+DK_Q double divkit_js_f64_loss_hi_r(double ell, double p, double dk_r, double beta)
+{
+    const double t0 = beta*dk_r;
+    const double t1 = ell + log(beta + dk_r - t0);
+    return p*(t0*t1 + beta*ell - t1*beta - t1*dk_r);
+}
+
+DK_Q double divkit_js_f64_gs_lo_r(double ell, double q, double dk_r, double beta)
+{
+    (void)dk_r;
+    const double t0 = -1.0 + beta;
+    return t0*q*divkit_softplus(ell + log(-beta/t0));
+}
+
+DK_Q double divkit_js_f64_gs_hi_r(double ell, double p, double dk_r, double beta)
+{
+    const double t0 = dk_r*divkit_softplus(ell + log(-beta/(-1.0 + beta)));
+    return p*(-t0 + t0*beta);
+}
+
+DK_Q double divkit_js_f64_gt_lo_r(double ell, double q, double dk_r, double beta)
+{
+    return -beta*q*dk_r*divkit_softplus(-ell + log((1.0 - beta)/beta));
+}
+
+DK_Q double divkit_js_f64_gt_hi_r(double ell, double p, double dk_r, double beta)
+{
+    (void)dk_r;
+    return -beta*p*divkit_softplus(-ell + log(-1.0 + 1.0/beta));
+}
+
+DK_Q double divkit_js_f64_ngs_lo_r(double ell, double q, double dk_r, double beta)
+{
+    (void)ell;
+    return q*divkit_xlog1py(-1.0 + beta, -beta + beta*dk_r);
+}
+
+DK_Q double divkit_js_f64_ngs_hi_r(double ell, double p, double dk_r, double beta)
+{
+    const double t0 = beta*dk_r;
+    const double t1 = ell + log(beta + dk_r - t0);
+    return p*(t0*t1 - t1*dk_r);
+}
+
+DK_Q double divkit_js_f64_ngt_lo_r(double ell, double q, double dk_r, double beta)
+{
+    const double t0 = beta*dk_r;
+    return q*(-divkit_xlog1py(t0, t0 - beta) + t0*ell);
+}
+
+DK_Q double divkit_js_f64_ngt_hi_r(double ell, double p, double dk_r, double beta)
+{
+    return p*(beta*ell - beta*(ell + log(beta + dk_r - beta*dk_r)));
+}
+
 DK_Q double divkit_js_f64_prob_lo(double ell, double q, double dk_r, double beta)
 {
     const double t0 = beta*dk_r;
@@ -786,23 +848,59 @@ static void DK_(DK_CAT(DK_X, _block))(int n, const double *restrict zt, const do
 {
     const double rad = cst[DK_X_OFF + DK_EL_RADIUS];
     const double *coef = cst + DK_X_OFF + DK_EL_SERIES;
-    /* the block sorted into lists without a branch: ell <= 0 (lo form), ell > 0 or NaN (hi
-       form), and |ell| below the series radius; each list gathered into contiguous arrays
-       and evaluated by a vectorised loop (every exponential an unconditional vector call,
-       no entry evaluated twice), the values scattered back */
-    int ilo[DK_BLOCK], ihi[DK_BLOCK], iser[DK_BLOCK];
-    int nlo = 0, nhi = 0, nser = 0;
+    /* the block sorted into lists without a branch, each list gathered into contiguous
+       arrays, evaluated by a vectorised loop (every exponential an unconditional vector
+       call, no entry evaluated twice) and scattered back:
+         |ell| < radius            the Taylor polynomial;
+         ell <= -1/2, ell >= 1/2   the lo / hi forms in r = p/q, s = q/p: the exponentials
+                                   of ell that are powers of the ratio come from p and q
+                                   (1 - r and s - 1 are not small there);
+         the rest                  the lo / hi forms in ell (their exponentials), where
+                                   r - 1 computed from p/q would cancel; NaN goes here. */
+    int ilo[DK_BLOCK], ihi[DK_BLOCK], ilr[DK_BLOCK], ihr[DK_BLOCK], iser[DK_BLOCK];
+    int nlo = 0, nhi = 0, nlr = 0, nhr = 0, nser = 0;
     for (int k = 0; k < n; ++k) {
         const double e = ell[k];
-        const int lo = e <= 0.0;
+        const int ser = fabs(e) < rad;
+        const int lr = !ser & (e <= -0.5);
+        const int hr = !ser & (e >= 0.5);
+        const int lo = !ser & !lr & (e <= 0.0);
+        iser[nser] = k;
+        nser += ser;
+        ilr[nlr] = k;
+        nlr += lr;
+        ihr[nhr] = k;
+        nhr += hr;
         ilo[nlo] = k;
         nlo += lo;
         ihi[nhi] = k;
-        nhi += !lo;
-        iser[nser] = k;
-        nser += fabs(e) < rad;
+        nhi += !ser & !lr & !hr & !lo;
     }
-    double ge[DK_BLOCK], gw[DK_BLOCK];
+    double ge[DK_BLOCK], gw[DK_BLOCK], gr[DK_BLOCK];
+    for (int j = 0; j < nlr; ++j) {
+        ge[j] = ell[ilr[j]];
+        gw[j] = q[ilr[j]];
+        gr[j] = p[ilr[j]];
+    }
+#pragma omp simd
+    for (int j = 0; j < nlr; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _lo_r))(ge[j], gw[j], gr[j] / gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nlr; ++j) {
+        out[ilr[j]] = ge[j];
+    }
+    for (int j = 0; j < nhr; ++j) {
+        ge[j] = ell[ihr[j]];
+        gw[j] = p[ihr[j]];
+        gr[j] = q[ihr[j]];
+    }
+#pragma omp simd
+    for (int j = 0; j < nhr; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _hi_r))(ge[j], gw[j], gr[j] / gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nhr; ++j) {
+        out[ihr[j]] = ge[j];
+    }
     for (int j = 0; j < nlo; ++j) {
         ge[j] = ell[ilo[j]];
         gw[j] = q[ilo[j]];
@@ -869,23 +967,59 @@ static void DK_(DK_CAT(DK_X, _block))(int n, const double *restrict zt, const do
 {
     const double rad = cst[DK_X_OFF + DK_EL_RADIUS];
     const double *coef = cst + DK_X_OFF + DK_EL_SERIES;
-    /* the block sorted into lists without a branch: ell <= 0 (lo form), ell > 0 or NaN (hi
-       form), and |ell| below the series radius; each list gathered into contiguous arrays
-       and evaluated by a vectorised loop (every exponential an unconditional vector call,
-       no entry evaluated twice), the values scattered back */
-    int ilo[DK_BLOCK], ihi[DK_BLOCK], iser[DK_BLOCK];
-    int nlo = 0, nhi = 0, nser = 0;
+    /* the block sorted into lists without a branch, each list gathered into contiguous
+       arrays, evaluated by a vectorised loop (every exponential an unconditional vector
+       call, no entry evaluated twice) and scattered back:
+         |ell| < radius            the Taylor polynomial;
+         ell <= -1/2, ell >= 1/2   the lo / hi forms in r = p/q, s = q/p: the exponentials
+                                   of ell that are powers of the ratio come from p and q
+                                   (1 - r and s - 1 are not small there);
+         the rest                  the lo / hi forms in ell (their exponentials), where
+                                   r - 1 computed from p/q would cancel; NaN goes here. */
+    int ilo[DK_BLOCK], ihi[DK_BLOCK], ilr[DK_BLOCK], ihr[DK_BLOCK], iser[DK_BLOCK];
+    int nlo = 0, nhi = 0, nlr = 0, nhr = 0, nser = 0;
     for (int k = 0; k < n; ++k) {
         const double e = ell[k];
-        const int lo = e <= 0.0;
+        const int ser = fabs(e) < rad;
+        const int lr = !ser & (e <= -0.5);
+        const int hr = !ser & (e >= 0.5);
+        const int lo = !ser & !lr & (e <= 0.0);
+        iser[nser] = k;
+        nser += ser;
+        ilr[nlr] = k;
+        nlr += lr;
+        ihr[nhr] = k;
+        nhr += hr;
         ilo[nlo] = k;
         nlo += lo;
         ihi[nhi] = k;
-        nhi += !lo;
-        iser[nser] = k;
-        nser += fabs(e) < rad;
+        nhi += !ser & !lr & !hr & !lo;
     }
-    double ge[DK_BLOCK], gw[DK_BLOCK];
+    double ge[DK_BLOCK], gw[DK_BLOCK], gr[DK_BLOCK];
+    for (int j = 0; j < nlr; ++j) {
+        ge[j] = ell[ilr[j]];
+        gw[j] = q[ilr[j]];
+        gr[j] = p[ilr[j]];
+    }
+#pragma omp simd
+    for (int j = 0; j < nlr; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _lo_r))(ge[j], gw[j], gr[j] / gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nlr; ++j) {
+        out[ilr[j]] = ge[j];
+    }
+    for (int j = 0; j < nhr; ++j) {
+        ge[j] = ell[ihr[j]];
+        gw[j] = p[ihr[j]];
+        gr[j] = q[ihr[j]];
+    }
+#pragma omp simd
+    for (int j = 0; j < nhr; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _hi_r))(ge[j], gw[j], gr[j] / gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nhr; ++j) {
+        out[ihr[j]] = ge[j];
+    }
     for (int j = 0; j < nlo; ++j) {
         ge[j] = ell[ilo[j]];
         gw[j] = q[ilo[j]];
@@ -952,23 +1086,59 @@ static void DK_(DK_CAT(DK_X, _block))(int n, const double *restrict zt, const do
 {
     const double rad = cst[DK_X_OFF + DK_EL_RADIUS];
     const double *coef = cst + DK_X_OFF + DK_EL_SERIES;
-    /* the block sorted into lists without a branch: ell <= 0 (lo form), ell > 0 or NaN (hi
-       form), and |ell| below the series radius; each list gathered into contiguous arrays
-       and evaluated by a vectorised loop (every exponential an unconditional vector call,
-       no entry evaluated twice), the values scattered back */
-    int ilo[DK_BLOCK], ihi[DK_BLOCK], iser[DK_BLOCK];
-    int nlo = 0, nhi = 0, nser = 0;
+    /* the block sorted into lists without a branch, each list gathered into contiguous
+       arrays, evaluated by a vectorised loop (every exponential an unconditional vector
+       call, no entry evaluated twice) and scattered back:
+         |ell| < radius            the Taylor polynomial;
+         ell <= -1/2, ell >= 1/2   the lo / hi forms in r = p/q, s = q/p: the exponentials
+                                   of ell that are powers of the ratio come from p and q
+                                   (1 - r and s - 1 are not small there);
+         the rest                  the lo / hi forms in ell (their exponentials), where
+                                   r - 1 computed from p/q would cancel; NaN goes here. */
+    int ilo[DK_BLOCK], ihi[DK_BLOCK], ilr[DK_BLOCK], ihr[DK_BLOCK], iser[DK_BLOCK];
+    int nlo = 0, nhi = 0, nlr = 0, nhr = 0, nser = 0;
     for (int k = 0; k < n; ++k) {
         const double e = ell[k];
-        const int lo = e <= 0.0;
+        const int ser = fabs(e) < rad;
+        const int lr = !ser & (e <= -0.5);
+        const int hr = !ser & (e >= 0.5);
+        const int lo = !ser & !lr & (e <= 0.0);
+        iser[nser] = k;
+        nser += ser;
+        ilr[nlr] = k;
+        nlr += lr;
+        ihr[nhr] = k;
+        nhr += hr;
         ilo[nlo] = k;
         nlo += lo;
         ihi[nhi] = k;
-        nhi += !lo;
-        iser[nser] = k;
-        nser += fabs(e) < rad;
+        nhi += !ser & !lr & !hr & !lo;
     }
-    double ge[DK_BLOCK], gw[DK_BLOCK];
+    double ge[DK_BLOCK], gw[DK_BLOCK], gr[DK_BLOCK];
+    for (int j = 0; j < nlr; ++j) {
+        ge[j] = ell[ilr[j]];
+        gw[j] = q[ilr[j]];
+        gr[j] = p[ilr[j]];
+    }
+#pragma omp simd
+    for (int j = 0; j < nlr; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _lo_r))(ge[j], gw[j], gr[j] / gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nlr; ++j) {
+        out[ilr[j]] = ge[j];
+    }
+    for (int j = 0; j < nhr; ++j) {
+        ge[j] = ell[ihr[j]];
+        gw[j] = p[ihr[j]];
+        gr[j] = q[ihr[j]];
+    }
+#pragma omp simd
+    for (int j = 0; j < nhr; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _hi_r))(ge[j], gw[j], gr[j] / gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nhr; ++j) {
+        out[ihr[j]] = ge[j];
+    }
     for (int j = 0; j < nlo; ++j) {
         ge[j] = ell[ilo[j]];
         gw[j] = q[ilo[j]];
@@ -1035,23 +1205,59 @@ static void DK_(DK_CAT(DK_X, _block))(int n, const double *restrict zt, const do
 {
     const double rad = cst[DK_X_OFF + DK_EL_RADIUS];
     const double *coef = cst + DK_X_OFF + DK_EL_SERIES;
-    /* the block sorted into lists without a branch: ell <= 0 (lo form), ell > 0 or NaN (hi
-       form), and |ell| below the series radius; each list gathered into contiguous arrays
-       and evaluated by a vectorised loop (every exponential an unconditional vector call,
-       no entry evaluated twice), the values scattered back */
-    int ilo[DK_BLOCK], ihi[DK_BLOCK], iser[DK_BLOCK];
-    int nlo = 0, nhi = 0, nser = 0;
+    /* the block sorted into lists without a branch, each list gathered into contiguous
+       arrays, evaluated by a vectorised loop (every exponential an unconditional vector
+       call, no entry evaluated twice) and scattered back:
+         |ell| < radius            the Taylor polynomial;
+         ell <= -1/2, ell >= 1/2   the lo / hi forms in r = p/q, s = q/p: the exponentials
+                                   of ell that are powers of the ratio come from p and q
+                                   (1 - r and s - 1 are not small there);
+         the rest                  the lo / hi forms in ell (their exponentials), where
+                                   r - 1 computed from p/q would cancel; NaN goes here. */
+    int ilo[DK_BLOCK], ihi[DK_BLOCK], ilr[DK_BLOCK], ihr[DK_BLOCK], iser[DK_BLOCK];
+    int nlo = 0, nhi = 0, nlr = 0, nhr = 0, nser = 0;
     for (int k = 0; k < n; ++k) {
         const double e = ell[k];
-        const int lo = e <= 0.0;
+        const int ser = fabs(e) < rad;
+        const int lr = !ser & (e <= -0.5);
+        const int hr = !ser & (e >= 0.5);
+        const int lo = !ser & !lr & (e <= 0.0);
+        iser[nser] = k;
+        nser += ser;
+        ilr[nlr] = k;
+        nlr += lr;
+        ihr[nhr] = k;
+        nhr += hr;
         ilo[nlo] = k;
         nlo += lo;
         ihi[nhi] = k;
-        nhi += !lo;
-        iser[nser] = k;
-        nser += fabs(e) < rad;
+        nhi += !ser & !lr & !hr & !lo;
     }
-    double ge[DK_BLOCK], gw[DK_BLOCK];
+    double ge[DK_BLOCK], gw[DK_BLOCK], gr[DK_BLOCK];
+    for (int j = 0; j < nlr; ++j) {
+        ge[j] = ell[ilr[j]];
+        gw[j] = q[ilr[j]];
+        gr[j] = p[ilr[j]];
+    }
+#pragma omp simd
+    for (int j = 0; j < nlr; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _lo_r))(ge[j], gw[j], gr[j] / gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nlr; ++j) {
+        out[ilr[j]] = ge[j];
+    }
+    for (int j = 0; j < nhr; ++j) {
+        ge[j] = ell[ihr[j]];
+        gw[j] = p[ihr[j]];
+        gr[j] = q[ihr[j]];
+    }
+#pragma omp simd
+    for (int j = 0; j < nhr; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _hi_r))(ge[j], gw[j], gr[j] / gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nhr; ++j) {
+        out[ihr[j]] = ge[j];
+    }
     for (int j = 0; j < nlo; ++j) {
         ge[j] = ell[ilo[j]];
         gw[j] = q[ilo[j]];
@@ -1118,23 +1324,59 @@ static void DK_(DK_CAT(DK_X, _block))(int n, const double *restrict zt, const do
 {
     const double rad = cst[DK_X_OFF + DK_EL_RADIUS];
     const double *coef = cst + DK_X_OFF + DK_EL_SERIES;
-    /* the block sorted into lists without a branch: ell <= 0 (lo form), ell > 0 or NaN (hi
-       form), and |ell| below the series radius; each list gathered into contiguous arrays
-       and evaluated by a vectorised loop (every exponential an unconditional vector call,
-       no entry evaluated twice), the values scattered back */
-    int ilo[DK_BLOCK], ihi[DK_BLOCK], iser[DK_BLOCK];
-    int nlo = 0, nhi = 0, nser = 0;
+    /* the block sorted into lists without a branch, each list gathered into contiguous
+       arrays, evaluated by a vectorised loop (every exponential an unconditional vector
+       call, no entry evaluated twice) and scattered back:
+         |ell| < radius            the Taylor polynomial;
+         ell <= -1/2, ell >= 1/2   the lo / hi forms in r = p/q, s = q/p: the exponentials
+                                   of ell that are powers of the ratio come from p and q
+                                   (1 - r and s - 1 are not small there);
+         the rest                  the lo / hi forms in ell (their exponentials), where
+                                   r - 1 computed from p/q would cancel; NaN goes here. */
+    int ilo[DK_BLOCK], ihi[DK_BLOCK], ilr[DK_BLOCK], ihr[DK_BLOCK], iser[DK_BLOCK];
+    int nlo = 0, nhi = 0, nlr = 0, nhr = 0, nser = 0;
     for (int k = 0; k < n; ++k) {
         const double e = ell[k];
-        const int lo = e <= 0.0;
+        const int ser = fabs(e) < rad;
+        const int lr = !ser & (e <= -0.5);
+        const int hr = !ser & (e >= 0.5);
+        const int lo = !ser & !lr & (e <= 0.0);
+        iser[nser] = k;
+        nser += ser;
+        ilr[nlr] = k;
+        nlr += lr;
+        ihr[nhr] = k;
+        nhr += hr;
         ilo[nlo] = k;
         nlo += lo;
         ihi[nhi] = k;
-        nhi += !lo;
-        iser[nser] = k;
-        nser += fabs(e) < rad;
+        nhi += !ser & !lr & !hr & !lo;
     }
-    double ge[DK_BLOCK], gw[DK_BLOCK];
+    double ge[DK_BLOCK], gw[DK_BLOCK], gr[DK_BLOCK];
+    for (int j = 0; j < nlr; ++j) {
+        ge[j] = ell[ilr[j]];
+        gw[j] = q[ilr[j]];
+        gr[j] = p[ilr[j]];
+    }
+#pragma omp simd
+    for (int j = 0; j < nlr; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _lo_r))(ge[j], gw[j], gr[j] / gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nlr; ++j) {
+        out[ilr[j]] = ge[j];
+    }
+    for (int j = 0; j < nhr; ++j) {
+        ge[j] = ell[ihr[j]];
+        gw[j] = p[ihr[j]];
+        gr[j] = q[ihr[j]];
+    }
+#pragma omp simd
+    for (int j = 0; j < nhr; ++j) {
+        ge[j] = DK_(DK_CAT(DK_X, _hi_r))(ge[j], gw[j], gr[j] / gw[j] DK_THETA);
+    }
+    for (int j = 0; j < nhr; ++j) {
+        out[ihr[j]] = ge[j];
+    }
     for (int j = 0; j < nlo; ++j) {
         ge[j] = ell[ilo[j]];
         gw[j] = q[ilo[j]];
