@@ -4,7 +4,8 @@ Each figure is measured in a fresh Python process with an empty code cache
 (``DIVKIT_CACHE_DIR`` set to a new temporary directory), so it includes the derivation of
 the family's element forms, code generation and the per-value constants:
 
-- ``cold``: first ``numeric.divergence_from_logits(name, t, s, params=..., return_grad=True)``
+- ``cold``: first ``numeric.divergence_from_logits(name, t, s, params=..., return_grad=True,
+                                                   reduction="none")``
   on a 64×1024 batch in the process;
 - ``warm``: the same call again with a new parameter value (one compiled kernel per family
   serves every value: only the per-value constants are new);
@@ -35,11 +36,11 @@ t = rng.standard_normal((64, 1024)) * 3
 s = t + rng.standard_normal((64, 1024))
 kw = {param: v1} if param else {}
 t0 = time.perf_counter()
-numeric.divergence_from_logits(name, t, s, params=kw, return_grad=True)
+numeric.divergence_from_logits(name, t, s, params=kw, return_grad=True, reduction="none")
 cold = time.perf_counter() - t0
 kw = {param: v2} if param else {}
 t0 = time.perf_counter()
-numeric.divergence_from_logits(name, t, s, params=kw, return_grad=True)
+numeric.divergence_from_logits(name, t, s, params=kw, return_grad=True, reduction="none")
 warm = time.perf_counter() - t0
 print(json.dumps({"import": t_import, "cold": cold, "warm": warm}))
 """
@@ -64,7 +65,7 @@ n = 0
 for name, opts, p, values in SWEEPS:
     fam = fdiv.family(name, **opts)
     for v in values:
-        numeric.divergence_from_logits(fam, t, s, params={p: v}, return_grad=True)
+        numeric.divergence_from_logits(fam, t, s, params={p: v}, return_grad=True, reduction="none")
         n += 1
 print(json.dumps({"calls": n, "seconds": time.perf_counter() - t0}))
 """

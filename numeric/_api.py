@@ -28,7 +28,6 @@ __all__ = ["divergence", "divergence_from_logits", "fdpo_loss", "policy_from_rew
 PolicyResult = _alignment.PolicyResult
 
 _REDUCTIONS = ("none", "sum", "mean", "batchmean")
-_GRADS = (False, True, "student", "both")
 
 
 def _out_dtype(*arrays) -> np.dtype:
@@ -131,8 +130,32 @@ def divergence(f, p, q, *, axis=-1, params=None):
     return out.reshape(batch).astype(dt)
 
 
+def _grad_flags(return_grad, teacher_grad) -> tuple[bool, bool]:
+    """``(student, teacher)`` gradients asked for; ``return_grad`` and ``teacher_grad`` bools."""
+    if isinstance(return_grad, str):
+        raise TypeError(f"return_grad must be a bool, got {return_grad!r}; ask for the teacher "
+                        "gradient with return_grad=True, teacher_grad=True")
+    if not isinstance(return_grad, (bool, np.bool_)):
+        raise TypeError(f"return_grad must be a bool, got {type(return_grad).__name__}")
+    if not isinstance(teacher_grad, (bool, np.bool_)):
+        raise TypeError(f"teacher_grad must be a bool, got {type(teacher_grad).__name__}")
+    if teacher_grad and not return_grad:
+        raise ValueError("teacher_grad=True needs return_grad=True")
+    return bool(return_grad), bool(teacher_grad)
+
+
+def _reduction_scale(reduction, kept: int, batch: tuple) -> float:
+    """The factor of the summed per-row losses for ``reduction`` (1 for "none")."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    first = batch[0] if batch else 1
+    return {"none": 1.0, "sum": 1.0, "mean": 1.0 / max(kept, 1),
+            "batchmean": 1.0 / max(first, 1)}[reduction]
+
+
 def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temperature=1.0,
-                           mask=None, reduction="none", return_grad=False, params=None):
+                           mask=None, reduction="mean", return_grad=False, teacher_grad=False,
+                           params=None):
     r""":math:`D_f(P\|Q)` with :math:`P = \mathrm{softmax}(a/T)` (teacher) and
     :math:`Q = \mathrm{softmax}(b/T)` (student), fused with its gradient.
 
@@ -152,25 +175,32 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
     mask : array_like of bool, optional
         Shape of the rows (the inputs without ``axis``); ``True`` keeps a row, ``False``
         drops it (ignore_index style): its loss and gradient are 0 and it does not count
-        in the reductions.
-    reduction : {"none", "sum", "mean", "batchmean"}
+        in ``"mean"``.
+    reduction : {"mean", "none", "sum", "batchmean"}
         ``"none"``: per-row divergences (shape of the rows). ``"sum"``: their sum over kept
-        rows. ``"batchmean"``: sum / number of kept rows (the true mean divergence).
-        ``"mean"``: sum / (kept rows × V), PyTorch's elementwise-mean convention. With no
-        kept row the reduced loss is 0.
-    return_grad : {False, True, "student", "both"}
-        ``True``/``"student"``: also return :math:`\partial L/\partial b`; ``"both"``: also
-        :math:`\partial L/\partial a` (online distillation). ``L`` is the reduced loss;
-        for ``"none"`` the gradient is that of the sum of the rows.
+        rows. ``"mean"`` (default): that sum divided by the number of kept rows — the mean
+        divergence per row (not per element: before this version ``"mean"`` divided by
+        rows × V). ``"batchmean"``: the sum divided by the size of the first batch dimension
+        (PyTorch's ``kl_div`` meaning; for 1-D input, by 1). With no kept row the reduced
+        loss is 0.
+    return_grad : bool
+        Also return :math:`\partial L/\partial b` (the student gradient), ``L`` the reduced
+        loss; for ``"none"`` the gradient of the sum of the rows.
+    teacher_grad : bool
+        With ``return_grad=True``, also return :math:`\partial L/\partial a` (online
+        distillation).
+    params : dict, optional
+        Parameter values of the family of ``f`` (run-time constants: a new value costs no
+        compile).
 
     Returns
     -------
     loss : numpy.ndarray
         Input dtype. Scalar (0-d) unless ``reduction="none"``.
     grad_student : numpy.ndarray, optional
-        Shape and dtype of ``student_logits``.
+        Shape and dtype of ``student_logits`` (``return_grad=True``).
     grad_teacher : numpy.ndarray, optional
-        Shape and dtype of ``teacher_logits`` (``"both"`` only).
+        Shape and dtype of ``teacher_logits`` (``teacher_grad=True``).
 
     Notes
     -----
@@ -183,7 +213,11 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
         \frac{\partial D}{\partial b_j} = q_j\Big(\hat g_j - \sum_i q_i \hat g_i\Big),\quad
         \frac{\partial D}{\partial a_j} = p_j\Big(\hat h_j - \sum_i p_i \hat h_i\Big).
 
-    All in log space (row log-sum-exps, no division by a probability), in float64. A row
+    For KL, :math:`\hat g = -r` and the student gradient is :math:`q - p`. Everything is in
+    log space (row log-sum-exps, no division by a probability) and in float64 arithmetic;
+    float32 input is read and the gradients written as float32. On the CPU the fused row
+    kernel of ``numeric/kernels/`` runs, compiled for this machine (two passes over each
+    row, the gradient written once, rows over threads); without a C compiler, numpy. A row
     whose divergence is ``+inf`` (e.g. KL with :math:`q_i = 0 < p_i`) has a gradient only
     where the limit is finite (the KL student gradient :math:`q - p`); otherwise NaN.
 
@@ -191,7 +225,11 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
     ------
     ValueError
         Shape mismatch, NaN or ``+inf`` logits, a kept row with all logits ``-inf``,
-        temperature ≤ 0, unknown reduction or return_grad, a mask of the wrong shape.
+        temperature ≤ 0, unknown reduction, a mask of the wrong shape,
+        ``teacher_grad=True`` without ``return_grad=True``.
+    TypeError
+        ``return_grad`` or ``teacher_grad`` not a bool (the former values ``"student"`` and
+        ``"both"`` are now ``return_grad=True`` and ``teacher_grad=True``).
 
     Examples
     --------
@@ -201,19 +239,16 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
     >>> float(loss), g.round(6).tolist()
     (0.1438410362..., [[-0.25, 0.25]])
     """
+    student, teacher = _grad_flags(return_grad, teacher_grad)
     if _backend.uses_cupy(teacher_logits, student_logits, mask):  # cupy route: numeric/_cupy.py
         from numeric import _cupy
         return _cupy.divergence_from_logits(f, teacher_logits, student_logits, axis=axis,
                                             temperature=temperature, mask=mask,
-                                            reduction=reduction, return_grad=return_grad,
-                                            params=params)
+                                            reduction=reduction, return_grad=student,
+                                            teacher_grad=teacher, params=params)
     fm = forms(f, **(params or {}))
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if not any(return_grad is g or (isinstance(g, str) and return_grad == g) for g in _GRADS):
-        raise ValueError(f"return_grad must be one of {_GRADS}, got {return_grad!r}")
-    student = return_grad is True or return_grad in ("student", "both")
-    teacher = return_grad == "both"
     t = as_numpy_input(teacher_logits, "teacher_logits")
     s = as_numpy_input(student_logits, "student_logits")
     if t.shape != s.shape:
@@ -237,22 +272,18 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
         keep = m.reshape(-1)
     rows = np.flatnonzero(keep)
     all_rows = rows.size == n
-    tk, sk = (t2, s2) if all_rows else (t2[rows], s2[rows])
-    if temperature != 1.0:
-        tk = tk.astype(np.float64) / temperature
-        sk = sk.astype(np.float64) / temperature
     kept = rows.size
-    scale = {"none": 1.0, "sum": 1.0, "batchmean": 1.0 / max(kept, 1),
-             "mean": 1.0 / max(kept * v, 1)}[reduction]
+    scale = _reduction_scale(reduction, kept, batch)
     gs = (np.empty if all_rows else np.zeros)((n, v), dtype=dt_s) if student else None
     gt = (np.empty if all_rows else np.zeros)((n, v), dtype=dt_t) if teacher else None
     gs_k = gs if all_rows or gs is None else np.empty((kept, v), dtype=dt_s)
     gt_k = gt if all_rows or gt is None else np.empty((kept, v), dtype=dt_t)
     per_row = np.zeros(n, dtype=np.float64)
-    if kept:
-        per_row[rows] = _kernels.from_logits_rows(fm, tk, sk, student=student, teacher=teacher,
-                                                  gs_out=gs_k, gt_out=gt_k,
-                                                  grad_scale=scale / temperature)
+    if kept and v:
+        tk, sk = (t2, s2) if all_rows else (t2[rows], s2[rows])
+        per_row[rows] = _from_logits_kept(fm, tk, sk, temperature=temperature,
+                                          grad_scale=scale / temperature, gs=gs_k, gt=gt_k,
+                                          student=student, teacher=teacher)
     loss = per_row.reshape(batch) if reduction == "none" else np.asarray(per_row.sum() * scale)
     loss = loss.astype(np.result_type(dt_t, dt_s))
     if not student:
@@ -267,6 +298,48 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
         out.append(np.ascontiguousarray(np.moveaxis(shaped, -1, ax)) if ax != x.ndim - 1
                    else shaped)
     return tuple(out)
+
+
+def _from_logits_kept(fm, tk, sk, *, temperature, grad_scale, gs, gt, student, teacher):
+    """Per-row divergences (float64) of the kept rows, gradients into ``gs``/``gt``: the
+    compiled row kernel where it runs, numpy for what it leaves (and without a compiler)."""
+    from numeric import _cpu
+
+    if (_cpu.available() and tk.dtype == sk.dtype and tk.dtype in (np.float32, np.float64)
+            and (gs is None or gs.dtype == tk.dtype) and (gt is None or gt.dtype == tk.dtype)):
+        loss, status = _cpu.from_logits_rows(fm, tk, sk, temperature=temperature,
+                                             grad_scale=grad_scale, gs=gs, gt=gt)
+        invalid = (status & 1) == 0
+        if invalid.any():
+            bad = np.flatnonzero(invalid)
+            _kernels.check_logits(tk[bad], "teacher_logits")
+            _kernels.check_logits(sk[bad], "student_logits")
+        # rows whose loss or gradient sums are not finite (an infinite divergence, an
+        # overflow no C form avoids): numpy, which has the family's general forms as a
+        # further fallback; the loss of a row is redone only for its own reason, so it is the
+        # same number with and without gradients
+        redo_loss = ((status & 2) != 0) | invalid  # invalid only after scaling by 1/T: numpy
+        redo = redo_loss | ((status & 4) != 0)
+        if redo.any():
+            idx = np.flatnonzero(redo)
+            xt = tk[idx].astype(np.float64) / temperature
+            xs = sk[idx].astype(np.float64) / temperature
+            g_s = np.empty(xt.shape, dtype=gs.dtype) if gs is not None else None
+            g_t = np.empty(xt.shape, dtype=gt.dtype) if gt is not None else None
+            alt = _kernels.from_logits_rows(fm, xt, xs, student=gs is not None,
+                                            teacher=gt is not None, gs_out=g_s, gt_out=g_t,
+                                            grad_scale=grad_scale)
+            loss[redo_loss] = alt[redo_loss[idx]]
+            if g_s is not None:
+                gs[idx] = g_s
+            if g_t is not None:
+                gt[idx] = g_t
+        return loss
+    if temperature != 1.0:
+        tk = tk.astype(np.float64) / temperature
+        sk = sk.astype(np.float64) / temperature
+    return _kernels.from_logits_rows(fm, tk, sk, student=student, teacher=teacher,
+                                     gs_out=gs, gt_out=gt, grad_scale=grad_scale)
 
 
 def fdpo_loss(f, logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected, *, beta,

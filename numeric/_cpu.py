@@ -1,404 +1,115 @@
-r"""The compiled CPU path of :func:`numeric.divergence` (probabilities in, one pass).
+r"""The compiled CPU path: the host kernels of ``numeric/kernels/`` built per family.
 
-One C kernel per family region (:class:`numeric._forms.FamilyForms`), printed from the same
-loss forms as the numpy, host-C and CUDA row kernels and taking the parameters at run time
-through the same ``cst`` array (:func:`numeric._cuda_sources.kernel_constants`). Per element
-it computes :math:`r = p/q` once and evaluates the standardised term :math:`q F(r) \ge 0`:
+One shared library per family region (:class:`numeric._forms.FamilyForms`), compiled from
+``divkit_host.c`` and the family's printed forms (:mod:`numeric.codegen._files`) with the
+host C compiler, cached on disk and in a :class:`HostKernel` object that the run path only
+calls. The parameter values come at run time in the ``cst`` array of :mod:`numeric._abi`, so
+a new value costs no compile. Two kernels:
 
-* the branch weighted by the larger probability (``lo``: weight :math:`q`, :math:`r \le 1`;
-  ``hi``: weight :math:`p`, :math:`s = q/p < 1`), with every :math:`e^{c\ell}` of the form
-  (:math:`c` rational) written as a power of :math:`r` or :math:`s` and :math:`\mathrm{expm1}
-  (c\ell)` as that power minus one. Nothing is lost: :math:`\ell = \log r` carries no more
-  information than the rounded :math:`r`, and :math:`r^{\pm 1} - 1` is exact on
-  :math:`[1/2, 2]` (Sterbenz); one ``log`` (for :math:`\ell`) per element instead of a
-  ``log`` and several ``exp``;
-* the Taylor polynomial of the term in :math:`\ell` where :math:`|\ell|` is below its radius
-  (the per-value coefficients of :mod:`numeric._series`), as every other kernel;
-* the zero-mass limits :math:`q F(0^+)`, :math:`p \lim F(u)/u` where :math:`p = 0` or
-  :math:`q = 0`;
-* the log-weight forms (weights inside the exponentials) where :math:`r` is not a normal
-  float or the term overflowed.
+* :meth:`HostKernel.from_logits` — the fused row kernel of
+  :func:`numeric.divergence_from_logits`: per row an online log-sum-exp of both logit rows,
+  the element terms and their compensated sums, and the gradient written once
+  (``divkit_host_rows.h``); float32 logits are read and written as float32, the arithmetic
+  is float64.
+* :meth:`HostKernel.prob_rows` — the probability kernel of :func:`numeric.divergence`
+  (``divkit_prob.h``): per element :math:`r = p/q` once and the standardised term
+  :math:`qF(r) \ge 0`.
 
-Rows are summed with Neumaier's compensation, the standardised terms and
-:math:`\sum_i (p_i - q_i)` separately (the caller adds :math:`f'(1)\sum_i (p_i - q_i)`).
 Rows are spread over threads: Python threads calling the C function, which runs without
-the GIL (no OpenMP runtime, which is not fork-safe); ``DIVKIT_NUM_THREADS`` sets the
-count. float32 input is read as is and computed in float64. Without a C compiler the
-numpy path of :mod:`numeric._kernels` answers; ``DIVKIT_NO_CC=1`` forces it.
+the GIL (ctypes releases it; no OpenMP runtime, which is not fork-safe); a row is never
+split, so results do not depend on the thread count. ``DIVKIT_NUM_THREADS`` sets the count.
+The transcendental loops are vectorised with glibc's vector math library (libmvec, at most
+4 ulp; ``-fopenmp-simd``, no ``-ffast-math``), compiled for this CPU (``-march=native``; the
+cache key holds the CPU's model and flags). Without a C compiler the numpy path of
+:mod:`numeric._kernels` answers; ``DIVKIT_NO_CC=1`` forces it.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
 import os
 import threading
 
 import numpy as np
-import sympy
 
-from numeric._forms import ELL, LOG_P, LOG_Q, P, Q, log_weighted
+from numeric import _abi
 
-__all__ = ["available", "divergence_rows"]
-
-_R = sympy.Symbol("dk_r", positive=True)  # p/q (lo branch) or q/p (hi branch)
-
-_KERNEL = """
-static inline double {NAME}_slow(double p, double q, const double *cst)
-{{
-    /* the zero-mass limits, and the weights inside the exponentials where r = p/q is
-       not a normal float or the term overflowed */
-    if (p == 0.0 || q == 0.0) {{
-        if (p == 0.0 && q == 0.0) {{
-            return 0.0;
-        }}
-        return p == 0.0 ? dk_limit(q, cst[{LOSS_C}]) : dk_limit(p, cst[{LOSS_C} + 1]);
-    }}
-    const double a = log(p), b = log(q), ell = a - b;
-    if (fabs(ell) < cst[{LOSS_C} + 2]) {{
-        return q * dk_poly(cst + {LOSS_C} + 3, ell);
-    }}
-    double out;
-    if (ell <= 0.0) {{
-        out = {NAME}_lo_log(ell, b{TH});
-        if (!isfinite(out)) {{
-            out = {NAME}_lo_exp(ell, b{TH});
-        }}
-    }} else {{
-        out = {NAME}_hi_log(ell, a{TH});
-        if (!isfinite(out)) {{
-            out = {NAME}_hi_exp(ell, a{TH});
-        }}
-    }}
-    /* still not finite: NaN marks the row for the numpy evaluation, which has the
-       family's general forms as a further fallback */
-    return isfinite(out) ? out : NAN;
-}}
-
-"""
-
-_ROWS = """
-void {NAME}_rows_{TAG}(long long rows, long long V, const {IN} *restrict p,
-    const {IN} *restrict q, const double *restrict cst, double *restrict std_sum,
-    double *restrict diff, double *restrict spread, unsigned char *restrict status)
-{{
-    /* std_sum[row] = sum_i q_i F(p_i/q_i), diff[row] = sum_i (p_i - q_i), spread[row] =
-       sum_i |p_i - q_i| (the scale of the rounding error of diff); status[row]:
-       1 done, 0 an entry is negative, NaN or infinite (the caller then raises), 2 a term
-       no C form could evaluate (the caller evaluates the row in numpy). Blocks of
-       DK_BLOCK elements in passes: ratios, logs, terms, the rare fixes, the sums. */
-    for (long long row = 0; row < rows; ++row) {{
-        const {IN} *pr = p + row * V;
-        const {IN} *qr = q + row * V;
-        double s = 0.0, c = 0.0, d = 0.0, dc = 0.0, m = 0.0;
-        int ok = 1, redo = 0;
-        double r[DK_BLOCK], ell[DK_BLOCK], t[DK_BLOCK];
-        int iser[DK_BLOCK], ibad[DK_BLOCK];
-        double se[DK_BLOCK];
-        const double rad = cst[{LOSS_C} + 2];
-        for (long long i0 = 0; i0 < V; i0 += DK_BLOCK) {{
-            const int n = V - i0 < DK_BLOCK ? (int)(V - i0) : DK_BLOCK;
-            const {IN} *pb = pr + i0;
-            const {IN} *qb = qr + i0;
-            double db = 0.0, mb = 0.0;
-#pragma omp simd reduction(+:db, mb) reduction(&:ok)
-            for (int j = 0; j < n; ++j) {{
-                const double pj = (double)pb[j], qj = (double)qb[j];
-                ok &= (pj >= 0.0) & (qj >= 0.0) & (pj <= DBL_MAX) & (qj <= DBL_MAX);
-                r[j] = pj / qj;
-                db += pj - qj;
-                mb += fabs(pj - qj);
-            }}
-            for (int j = 0; j < n; ++j) {{
-                /* log p/q = log r - log(1 + d), r = (p/q)(1 + d) rounded: the rounding d of
-                   the ratio, exact from the fma residual r q - p, is all of ell when the rows
-                   differ by a few ulps (log r alone: TV and chi2 of rows 1 ulp apart 10 % off) */
-                ell[j] = log(r[j]) - fma(r[j], (double)qb[j], -(double)pb[j]) / (double)pb[j];
-            }}
-{FORMS}
-            /* the series on the gathered elements (contiguous: the loop vectorises) */
-            for (int k = 0; k < nser; ++k) {{
-                se[k] = ell[iser[k]];
-            }}
-#pragma omp simd
-            for (int k = 0; k < nser; ++k) {{
-                se[k] = dk_poly(cst + {LOSS_C} + 3, se[k]);
-            }}
-            for (int k = 0; k < nser; ++k) {{
-                const int j = iser[k];
-                t[j] = (double)qb[j] * se[k];
-            }}
-            for (int k = 0; k < nbad; ++k) {{
-                const int j = ibad[k];
-                t[j] = {NAME}_slow((double)pb[j], (double)qb[j], cst);
-                redo |= isnan(t[j]);
-            }}
-            double sb = 0.0;
-#pragma omp simd reduction(+:sb)
-            for (int j = 0; j < n; ++j) {{
-                sb += t[j];
-            }}
-            if (!isfinite(sb)) {{
-                /* an overflow (or a NaN from the branch not taken): those terms again,
-                   the slow way; an infinite zero-mass limit stays infinite */
-                sb = 0.0;
-                for (int j = 0; j < n; ++j) {{
-                    if (!isfinite(t[j])) {{
-                        t[j] = {NAME}_slow((double)pb[j], (double)qb[j], cst);
-                    }}
-                    redo |= isnan(t[j]);
-                    sb += t[j];
-                }}
-            }}
-            dk_neumaier(&s, &c, sb);
-            dk_neumaier(&d, &dc, db);
-            m += mb;
-        }}
-        std_sum[row] = isfinite(s) ? s + c : s;
-        diff[row] = d + dc;
-        spread[row] = m;
-        status[row] = (unsigned char)(ok ? (redo ? 2 : 1) : 0);
-    }}
-}}
-"""
-
-#: sum_i (p_i - q_i) to (almost) the exact value, for rows where f'(1) times its rounding
-#: error would show in the divergence (f'(1) large, or the divergence tiny).
-_DIFF = """
-void {NAME}_diff_{TAG}(long long rows, long long V, const {IN} *restrict p,
-    const {IN} *restrict q, const unsigned char *restrict sel, double *restrict diff)
-{{
-    for (long long row = 0; row < rows; ++row) {{
-        if (!sel[row]) {{
-            continue;
-        }}
-        const {IN} *pr = p + row * V;
-        const {IN} *qr = q + row * V;
-        double s = 0.0, c = 0.0;
-        for (long long i = 0; i < V; ++i) {{
-            dk_neumaier(&s, &c, (double)pr[i]);
-            dk_neumaier(&s, &c, -(double)qr[i]);
-        }}
-        diff[row] = s + c;
-    }}
-}}
-"""
-
-#: lo and hi forms of arithmetic and square roots only: both computed, blended with an
-#: exact 0/1 weight (no comparison in the loop, so that it vectorises); an overflow in
-#: the branch not taken gives NaN, which the overflow pass then recomputes.
-_BLEND = """#pragma omp simd
-            for (int j = 0; j < n; ++j) {{
-                const double e = ell[j], pj = (double)pb[j], qj = (double)qb[j];
-                const double lo = {NAME}_lo(e, qj, r[j]{TH});
-                const double hi = {NAME}_hi(e, pj, qj / pj{TH});
-                const double m = 0.5 - copysign(0.5, e); /* 1 for ell < 0, 0 for ell > 0 */
-                t[j] = m * lo + (1.0 - m) * hi;
-            }}
-            /* the elements near r = 1 (series) and the ratios that are not normal floats
-               (slow), listed branch-free */
-            int nser = 0, nbad = 0;
-            for (int j = 0; j < n; ++j) {{
-                const int normal = (r[j] >= DBL_MIN) & (r[j] <= DBL_MAX);
-                iser[nser] = j;
-                nser += normal & (fabs(ell[j]) < rad);
-                ibad[nbad] = j;
-                nbad += !normal;
-            }}"""
-
-#: lo and hi forms with further calls (log1p, exp, ...): the block sorted into lists,
-#: branch-free, each list through its own form (no mispredicted branch, no wasted call).
-_LISTS = """            int ilo[DK_BLOCK], ihi[DK_BLOCK];
-            int nser = 0, nlo = 0, nhi = 0, nbad = 0;
-            for (int j = 0; j < n; ++j) {{
-                const double e = ell[j];
-                const int normal = (r[j] >= DBL_MIN) & (r[j] <= DBL_MAX);
-                const int ser = normal & (fabs(e) < rad);
-                const int lo = normal & !ser & (e <= 0.0);
-                iser[nser] = j;
-                nser += ser;
-                ilo[nlo] = j;
-                nlo += lo;
-                ihi[nhi] = j;
-                nhi += normal & !ser & !lo;
-                ibad[nbad] = j;
-                nbad += !normal;
-            }}
-            for (int k = 0; k < nlo; ++k) {{
-                const int j = ilo[k];
-                t[j] = {NAME}_lo(ell[j], (double)qb[j], r[j]{TH});
-            }}
-            for (int k = 0; k < nhi; ++k) {{
-                const int j = ihi[k];
-                t[j] = {NAME}_hi(ell[j], (double)pb[j], (double)qb[j] / (double)pb[j]{TH});
-            }}"""
-
-_COMMON = """#include <float.h>
-#include <math.h>
-
-#define DK_BLOCK 256
-
-static inline double dk_limit(double w, double c)
-{{
-    /* the zero-mass term w * c, or c itself when the limit is infinite (or NaN) */
-    return isfinite(c) ? w * c : c;
-}}
-
-static inline double dk_poly(const double *c, double x)
-{{
-    /* the {K} Taylor coefficients c[0..{K}) of the term around ell = 0, Estrin's scheme
-       written out (no loop, independent products: a block of elements vectorises) */
-{ESTRIN}
-}}
-
-static inline void dk_neumaier(double *s, double *c, double x)
-{{
-    /* s + c += x, Neumaier's compensated sum; an infinite sum stays in s alone */
-    const double t = *s + x;
-    if (isfinite(t)) {{
-        *c += fabs(*s) >= fabs(x) ? (*s - t) + x : (x - t) + *s;
-    }}
-    *s = t;
-}}
-"""
-
-
-def _power_of_ratio(coeff, ratio):
-    """``e^{c ell}`` as a power of ``ratio`` (= e^{±ell}) for a rational ``c``, else None."""
-    if not coeff.is_Rational or coeff == 0 or coeff.q > 2 or abs(coeff) > 4:
-        return None
-    return ratio ** coeff
-
-
-def _in_ratio(expr, sign: int):
-    """``expr`` with ``exp(c ell)``/``expm1(c ell)``/``softplus(c ell)`` written with
-    ``_R = e^{sign ell}`` where ``c`` is a small rational (see the module docstring)."""
-    from numeric.codegen.nodes import expm1, softplus
-
-    def coeff_of(arg):
-        c, rest = arg.as_coeff_Mul()
-        if rest != ELL:
-            return None
-        return sympy.Rational(c) * sign if c.is_Rational else None
-
-    def rule(e):
-        if isinstance(e, sympy.exp):
-            c = coeff_of(e.args[0])
-            power = None if c is None else _power_of_ratio(c, _R)
-            return e if power is None else power
-        if isinstance(e, expm1):
-            c = coeff_of(e.args[0])
-            power = None if c is None else _power_of_ratio(c, _R)
-            return e if power is None else power - 1
-        if isinstance(e, softplus):
-            c = coeff_of(e.args[0])
-            power = None if c is None else _power_of_ratio(c, _R)
-            return e if power is None else sympy.log(1 + power)
-        return e
-
-    return expr.replace(lambda e: isinstance(e, (sympy.exp, expm1, softplus)), rule)
-
-
-def _estrin(k: int) -> str:
-    """C statements evaluating sum_{i<k} c[i] x^i by Estrin's scheme, straight-line."""
-    lines = []
-    level = [f"c[{i}]" for i in range(k)]
-    power, depth = "x", 0
-    while len(level) > 1:
-        nxt = []
-        for i in range(0, len(level) - 1, 2):
-            name = f"e{depth}_{i // 2}"
-            lines.append(f"const double {name} = {level[i]} + {level[i + 1]} * {power};")
-            nxt.append(name)
-        if len(level) % 2:
-            nxt.append(level[-1])
-        if len(nxt) > 1:
-            lines.append(f"const double x{2 ** (depth + 1)} = {power} * {power};")
-            power = f"x{2 ** (depth + 1)}"  # x2, x4, x8, ...
-        level, depth = nxt, depth + 1
-    lines.append(f"return {level[0]};")
-    return "\n".join("    " + line for line in lines)
-
-
-@functools.lru_cache(maxsize=256)
-def _single_program(expr, args: tuple):
-    """cse of one element expression (a value-returning C function). No rewrite pass: the
-    forms are final (numeric._forms applied the passes), and the stability rewrites would
-    turn sqrt(r) - 1 back into expm1(log(r)/2), a log and an expm1 where a sqrt does."""
-    from numeric.codegen._source import program
-
-    return program(expr, list(args), passes=())
-
-
-def _arithmetic(expr) -> bool:
-    """Whether ``expr`` is rational arithmetic and square roots only (cheap to evaluate
-    on both branches)."""
-    for e in sympy.preorder_traversal(expr):
-        if isinstance(e, sympy.Function):
-            return False
-        if isinstance(e, sympy.Pow) and not (e.exp.is_Integer or abs(e.exp) == sympy.S.Half):
-            return False
-    return True
-
-
-def kernel_source(ff, name: str) -> str:
-    """The C source of the probability kernel of the family forms ``ff`` (both input
-    dtypes; element arithmetic in float64)."""
-    from numeric._cuda_sources import constants_layout
-    from numeric._series import SERIES_TERMS
-    from numeric.codegen._source import _c_function, _c_helper
-    from numeric.codegen.printers import CPrinter
-
-    theta = list(ff.theta)
-    el = ff.loss
-    specs = [
-        ("lo", _in_ratio(el.lo, +1), [ELL, Q, _R]),
-        ("hi", _in_ratio(el.hi, -1), [ELL, P, _R]),
-        ("lo_log", log_weighted(el.lo, Q, LOG_Q), [ELL, LOG_Q]),
-        ("hi_log", log_weighted(el.hi, P, LOG_P), [ELL, LOG_P]),
-        ("lo_exp", log_weighted(el.lo, Q, LOG_Q, elementary=True), [ELL, LOG_Q]),
-        ("hi_exp", log_weighted(el.hi, P, LOG_P, elementary=True), [ELL, LOG_P]),
-    ]
-    qualifier = "static inline"
-    functions, kinds = [], set()
-    for suffix, expr, args in specs:
-        prog = _single_program(expr, tuple(args + theta))
-        printer = CPrinter("float64", prog.names)
-        functions.append(_c_function(prog, f"{name}_{suffix}", "float64", printer, qualifier))
-        kinds |= printer.helpers_used
-    layout = constants_layout(len(theta))
-    fill = {
-        "NAME": name,
-        "LOSS_C": str(layout["LOSS"]),
-        "K": str(SERIES_TERMS),
-        "ESTRIN": _estrin(SERIES_TERMS),
-        "TH": "".join(f", cst[{k}]" for k in range(len(theta))),
-    }
-    arithmetic = _arithmetic(specs[0][1]) and _arithmetic(specs[1][1])
-    fill["FORMS"] = (_BLEND if arithmetic else _LISTS).format(**fill)
-    parts = [_COMMON.format(**fill)]
-    parts += [_c_helper(k, "float64", qualifier) for k in sorted(kinds)]
-    parts += functions
-    parts.append(_KERNEL.format(**fill))
-    for tag, ctype in (("f64", "double"), ("f32", "float")):
-        parts.append(_ROWS.format(TAG=tag, IN=ctype, **fill))
-        parts.append(_DIFF.format(TAG=tag, IN=ctype, **fill))
-    return "\n".join(parts)
-
+__all__ = ["available", "threads", "host_kernel", "HostKernel", "divergence_rows",
+           "from_logits_rows"]
 
 _lock = threading.Lock()
 
 
+def _reinit_after_fork():
+    # a fork while another thread compiles holds the lock in the child forever: the child
+    # gets a fresh one (the compile itself is not in the child; it simply compiles again)
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
+
+
 @functools.lru_cache(maxsize=1)
-def _flags() -> tuple | None:
-    """The compiler flags, or None without a compiler (or with ``DIVKIT_NO_CC`` set)."""
-    from numeric.codegen._runtime import C_FLAGS, find_cc
+def _cpu_id() -> str:
+    """A short hash of this CPU's model and feature flags (``-march=native`` code is only
+    valid on the CPU it was built for: another CPU rebuilds)."""
+    text = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith(("model name", "flags")):
+                    text += line
+                if line.strip() == "":
+                    break
+    except OSError:
+        import platform
+
+        text = platform.processor() + platform.machine()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_BASE_FLAGS = ("-O2", "-ftree-vectorize", "-shared", "-fPIC", "-std=c99", "-fno-fast-math",
+               "-ffp-contract=off", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math")
+
+
+@functools.lru_cache(maxsize=1)
+def _build() -> tuple | None:
+    """``(flags, libs)`` of the host compile, or None without a compiler (or with
+    ``DIVKIT_NO_CC`` set). ``-march=native`` and libmvec where the compiler takes them."""
+    from numeric.codegen._runtime import find_cc
 
     if os.environ.get("DIVKIT_NO_CC") or find_cc() is None:
         return None
-    # -fopenmp-simd: the simd pragmas only (no OpenMP runtime, which is not fork-safe);
-    # rows are spread over Python threads (ctypes releases the GIL)
-    return tuple(f for f in C_FLAGS if f != "-O2") + ("-O3", "-fopenmp-simd", "-fno-math-errno")
+    flags = _BASE_FLAGS + (f"-DDK_CPU_ID={_cpu_id()}",)
+    for extra, libs in ((("-march=native", "-DDK_VECTOR_MATH"), ("-lmvec",)),
+                        (("-march=native",), ()), ((), ())):
+        if _probe(flags + extra, libs):
+            return flags + extra, libs
+    return None
+
+
+def _probe(flags, libs) -> bool:
+    """Whether the compiler builds and loads a tiny library with these flags."""
+    from numeric.codegen import compile_c
+    from numeric.codegen._files import fixed_files
+
+    code = fixed_files()["divkit_probe.c"]
+    try:
+        lib = compile_c(code, flags=flags, libs=libs)
+        x = np.zeros(9)
+        lib.dk_probe(ctypes.c_int(9), ctypes.c_void_p(x.ctypes.data))
+        return bool(np.all(x == 1.0))
+    except Exception:
+        return False
+
+
+def available() -> bool:
+    """Whether the compiled path can run here (a C compiler was found)."""
+    return _build() is not None
 
 
 def threads() -> int:
@@ -420,16 +131,18 @@ def threads() -> int:
 _MIN_ELEMENTS_PER_THREAD = 1 << 16
 
 
-def _run_rows(fn, rows: int, v: int, arrays, itemsizes):
+def _run_rows(fn, rows: int, v: int, arrays, itemsizes, scalars=()):
     """``fn(rows, V, *pointers)`` over row ranges in parallel threads; the pointer of
-    ``arrays[k]`` advances by ``itemsizes[k]`` bytes per row (0: the same for every row)."""
+    ``arrays[k]`` advances by ``itemsizes[k]`` bytes per row (0: the same for every row);
+    ``scalars``, if given, maps the pointer list to the argument list."""
     n = min(threads(), rows, max(1, rows * v // _MIN_ELEMENTS_PER_THREAD))
     bounds = [rows * k // n for k in range(n + 1)]
 
     def call(lo, hi):
         if hi > lo:
-            fn(hi - lo, v, *[None if a is None else a.ctypes.data + lo * step
-                             for a, step in zip(arrays, itemsizes, strict=True)])
+            ptrs = [None if a is None else a.ctypes.data + lo * step
+                    for a, step in zip(arrays, itemsizes, strict=True)]
+            fn(hi - lo, v, *scalars(ptrs) if callable(scalars) else ptrs)
 
     if n == 1:
         call(0, rows)
@@ -443,36 +156,137 @@ def _run_rows(fn, rows: int, v: int, arrays, itemsizes):
         w.join()
 
 
-def available() -> bool:
-    """Whether the compiled path can run here (a C compiler was found)."""
-    return _flags() is not None
+class HostKernel:
+    """The compiled host kernels of one family region: built on first use, then only called.
+
+    One shared library per (kernel, input dtype): the row kernel and the probability kernel,
+    float32 and float64 input, each compiled from the same amalgamated source with the
+    parts it needs (``DK_HOST_ROWS``, ``DK_HOST_PROB``, ``DK_IN_F32``, ``DK_IN_F64``).
+
+    Attributes
+    ----------
+    family : str
+        ``DK_FAMILY`` of the libraries.
+    source : str
+        The amalgamated C source they are compiled from.
+    """
+
+    def __init__(self, ff, family: str, source: str, build):
+        self.family_forms = ff
+        self.family = family
+        self.source = source
+        self._build = build
+        self._fns: dict = {}
+
+    def _fn(self, kind: str, tag: str):
+        key = (kind, tag)
+        fn = self._fns.get(key)
+        if fn is not None:
+            return fn
+        from numeric.codegen import compile_c
+
+        with _lock:
+            fn = self._fns.get(key)
+            if fn is not None:
+                return fn
+            flags, libs = self._build
+            rows = kind == "rows"
+            parts = (f"-DDK_HOST_ROWS={int(rows)}", f"-DDK_HOST_PROB={int(not rows)}",
+                     f"-DDK_IN_F32={int(tag == 'f32')}", f"-DDK_IN_F64={int(tag == 'f64')}")
+            lib = compile_c(self.source, flags=flags + parts, libs=libs)
+            vp, ll, dd = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_double
+            if rows:
+                fn = getattr(lib, f"{self.family}_f64_rows_in{tag}")
+                fn.argtypes = [ll, ll, vp, vp, dd, dd, vp, vp, vp, vp, vp]
+                fn.restype = None
+                self._fns[key] = fn
+            else:
+                fn = getattr(lib, f"{self.family}_f64_prob_rows_{tag}")
+                fn.argtypes = [ll, ll] + [vp] * 7
+                fn.restype = None
+                diff = getattr(lib, f"{self.family}_f64_prob_diff_{tag}")
+                diff.argtypes = [ll, ll] + [vp] * 4
+                diff.restype = None
+                self._fns[("diff", tag)] = diff
+                self._fns[key] = fn
+            return fn
+
+    def from_logits(self, cst, t, s, *, temperature: float, grad_scale: float, gs=None,
+                    gt=None):
+        """Run the row kernel on (rows, V) C-contiguous logits of one dtype (float32 or
+        float64); gradients are written into ``gs``/``gt`` (same shape and dtype) when
+        given. Returns ``(loss float64 per row, status uint8 per row)`` (status bits in
+        ``divkit_host_rows.h``)."""
+        rows, v = t.shape
+        fn = self._fn("rows", "f32" if t.dtype == np.float32 else "f64")
+        loss = np.empty(rows, dtype=np.float64)
+        status = np.empty(rows, dtype=np.uint8)
+        rb = v * t.itemsize
+        temp, scale = float(temperature), float(grad_scale)
+
+        def args(ptrs):
+            return ptrs[:2] + [temp, scale] + ptrs[2:]
+
+        _run_rows(fn, rows, v, [t, s, cst, loss, gs, gt, status], [rb, rb, 0, 8, rb, rb, 1],
+                  args)
+        return loss, status
+
+    def prob_rows(self, cst, p, q):
+        """The probability kernel: ``(std_sum, diff, spread, status)`` per row."""
+        rows, v = p.shape
+        fn = self._fn("prob", "f32" if p.dtype == np.float32 else "f64")
+        std_sum = np.empty(rows, dtype=np.float64)
+        diff = np.empty(rows, dtype=np.float64)
+        spread = np.empty(rows, dtype=np.float64)
+        status = np.empty(rows, dtype=np.uint8)
+        rb = v * p.itemsize
+        _run_rows(fn, rows, v, [p, q, cst, std_sum, diff, spread, status],
+                  [rb, rb, 0, 8, 8, 8, 1])
+        return std_sum, diff, spread, status
+
+    def prob_diff(self, p, q, sel, diff):
+        """``sum_i (p_i - q_i)`` again, compensated per element, on the rows ``sel``."""
+        rows, v = p.shape
+        tag = "f32" if p.dtype == np.float32 else "f64"
+        self._fn("prob", tag)
+        rb = v * p.itemsize
+        _run_rows(self._fns[("diff", tag)], rows, v, [p, q, sel, diff], [rb, rb, 1, 8])
 
 
-_memo: dict[str, object] = {}
+_memo: dict[str, HostKernel] = {}
 
 
-def _library(ff):
-    from numeric._cuda_sources import _forms_hash
-    from numeric.codegen import compile_c
+def host_kernel(bound) -> HostKernel:
+    """The :class:`HostKernel` of the forms of ``bound`` (its libraries compile on first
+    use)."""
+    from numeric.codegen._files import (
+        ENTRY_FILES,
+        amalgamate,
+        fixed_files,
+        forms_hash,
+        forms_header_of,
+    )
 
+    ff = bound.family_forms
     key = ff.__dict__.get("_cpu_key")
     if key is None:
-        key = ff.__dict__["_cpu_key"] = _forms_hash(ff)
-    lib = _memo.get(key)
-    if lib is None:
-        with _lock:
-            lib = _memo.get(key)
-            if lib is None:
-                lib = compile_c(kernel_source(ff, "dk_prob"), flags=_flags())
-                for tag in ("f64", "f32"):
-                    fn = getattr(lib, f"dk_prob_rows_{tag}")
-                    fn.argtypes = [ctypes.c_longlong, ctypes.c_longlong] + [ctypes.c_void_p] * 7
-                    fn.restype = None
-                    fn = getattr(lib, f"dk_prob_diff_{tag}")
-                    fn.argtypes = [ctypes.c_longlong, ctypes.c_longlong] + [ctypes.c_void_p] * 4
-                    fn.restype = None
-                _memo[key] = lib
-    return lib
+        key = ff.__dict__["_cpu_key"] = forms_hash(ff)
+    kern = _memo.get(key)
+    if kern is not None:
+        return kern
+    build = _build()
+    if build is None:
+        raise RuntimeError("no C compiler for the compiled CPU path")
+    with _lock:
+        kern = _memo.get(key)
+        if kern is None:
+            family = "divkit_family"
+            files = dict(fixed_files())
+            files["divkit_forms.h"] = forms_header_of(ff, target="c", dtypes=("float64",),
+                                                      name=family)
+            kern = HostKernel(ff, family, amalgamate(files, ENTRY_FILES["c"]), build)
+            _memo[key] = kern
+    return kern
 
 
 def divergence_rows(bound, p, q):
@@ -480,19 +294,9 @@ def divergence_rows(bound, p, q):
     dtype (float32 or float64), float64 sums; ``status`` is 1 on finished rows, 0 on rows
     with a negative, NaN or infinite entry, 2 on rows to evaluate in numpy;
     ``bound`` a :class:`numeric._forms.BoundForms`."""
-    from numeric._cuda_sources import kernel_constants
-
-    lib = _library(bound.family_forms)
-    tag = "f32" if p.dtype == np.float32 else "f64"
-    rows, v = p.shape
-    cst = kernel_constants(bound)
-    std_sum = np.empty(rows, dtype=np.float64)
-    diff = np.empty(rows, dtype=np.float64)
-    spread = np.empty(rows, dtype=np.float64)
-    status = np.empty(rows, dtype=np.uint8)
-    row_bytes = v * p.itemsize
-    _run_rows(getattr(lib, f"dk_prob_rows_{tag}"), rows, v,
-              [p, q, cst, std_sum, diff, spread, status], [row_bytes, row_bytes, 0, 8, 8, 8, 1])
+    kern = host_kernel(bound)
+    cst = _abi.kernel_constants(bound)
+    std_sum, diff, spread, status = kern.prob_rows(cst, p, q)
     # f'(1) sum(p - q) is added to the standardised sum: where the rounding error of the
     # blockwise sum (about 2^-50 sum |p - q|) times |f'(1)| could reach 2^-46 of the
     # result, the sum again, compensated per element
@@ -501,7 +305,12 @@ def divergence_rows(bound, p, q):
         with np.errstate(invalid="ignore"):
             sel = (status == 1) & (df1 * 2.0 ** -50 * spread > 2.0 ** -46 * np.abs(std_sum))
         if sel.any():
-            sel8 = np.ascontiguousarray(sel, dtype=np.uint8)
-            _run_rows(getattr(lib, f"dk_prob_diff_{tag}"), rows, v, [p, q, sel8, diff],
-                      [row_bytes, row_bytes, 1, 8])
+            kern.prob_diff(p, q, np.ascontiguousarray(sel, dtype=np.uint8), diff)
     return std_sum, diff, status
+
+
+def from_logits_rows(bound, t, s, *, temperature: float, grad_scale: float, gs=None, gt=None):
+    """:meth:`HostKernel.from_logits` of ``bound``'s family with its constants."""
+    return host_kernel(bound).from_logits(_abi.kernel_constants(bound), t, s,
+                                          temperature=temperature, grad_scale=grad_scale,
+                                          gs=gs, gt=gt)

@@ -1,6 +1,6 @@
 r"""The cupy route of numeric's public kernels: launchers for the generated CUDA row kernels.
 
-Three layers (STYLE.md): the device code generated from f
+Three layers: the device code generated from f
 (:func:`numeric._cuda_sources.row_kernel_entry`), this launcher (sizes, contiguity, dtype,
 the argument list), and the public functions of :mod:`numeric._api`, which call in here when
 an input is a cupy array. cupy is imported on the first cupy input, never by ``import
@@ -272,7 +272,8 @@ def _kernel_view(cp, g, i, j, kdt):
 
 
 def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temperature=1.0,
-                           mask=None, reduction="none", return_grad=False, params=None):
+                           mask=None, reduction="mean", return_grad=False, teacher_grad=False,
+                           params=None):
     r"""cupy route of :func:`numeric.divergence_from_logits` (same arguments and results).
 
     The generated row kernel of ``f``: per row, the log-sum-exps of both
@@ -293,18 +294,15 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
 
     Not checked on the device (that would need a device→host synchronisation): NaN or
     ``+inf`` logits and kept rows whose logits are all ``-inf`` give NaN in their row.
-    With a cupy ``mask`` and ``reduction="mean"``/``"batchmean"`` the number of kept rows is
+    With a cupy ``mask`` and ``reduction="mean"`` the number of kept rows is
     read back to the host (one synchronisation); a numpy mask avoids it.
     """
-    from numeric._api import _GRADS, _REDUCTIONS, _axis
+    from numeric._api import _REDUCTIONS, _axis, _grad_flags, _reduction_scale
 
     cp = _backend.require_cupy()
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if not any(return_grad is g or (isinstance(g, str) and return_grad == g) for g in _GRADS):
-        raise ValueError(f"return_grad must be one of {_GRADS}, got {return_grad!r}")
-    student = return_grad is True or return_grad in ("student", "both")
-    teacher = return_grad == "both"
+    student, teacher = _grad_flags(return_grad, teacher_grad)
     t, s = teacher_logits, student_logits
     for name, x in (("teacher_logits", t), ("student_logits", s)):
         if not _backend.is_cupy_array(x):
@@ -324,8 +322,7 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
     batch = tuple(d for i, d in enumerate(t.shape) if i != ax)
     n = math.prod(batch)
     keep, kept = _keep(cp, mask, batch, n, reduction)
-    scale = {"none": 1.0, "sum": 1.0, "batchmean": 1.0 / max(kept, 1),
-             "mean": 1.0 / max(kept * v, 1)}[reduction]
+    scale = _reduction_scale(reduction, kept, batch)
     # rows x V views (a copy in the input dtype only where axis is not the last one)
     t_rows = cp.moveaxis(t, ax, -1).reshape(n, v)
     s_rows = cp.moveaxis(s, ax, -1).reshape(n, v)
@@ -375,7 +372,7 @@ def _keep(cp, mask, batch, n, reduction):
         if mask.dtype != np.dtype(bool):
             raise ValueError(f"mask must be boolean (True keeps a row), got dtype {mask.dtype}")
         keep = cp.ascontiguousarray(mask).reshape(n).view(cp.uint8)
-        kept = int(mask.sum()) if reduction in ("mean", "batchmean") else n
+        kept = int(mask.sum()) if reduction == "mean" else n
         return keep, kept
     m = np.asarray(mask)
     if m.shape != batch:

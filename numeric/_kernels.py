@@ -27,7 +27,8 @@ import numpy as np
 from numeric._compile import compile_numpy
 from numeric._forms import ELL, LOG_P, LOG_Q, DivergenceForms, P, Q, log_weighted
 
-__all__ = ["CHUNK_ELEMENTS", "divergence_rows", "from_logits_rows", "element_values"]
+__all__ = ["CHUNK_ELEMENTS", "divergence_rows", "from_logits_rows", "element_values",
+           "check_logits"]
 
 #: Elements per chunk of rows (a few hundred KiB of float64 per temporary).
 CHUNK_ELEMENTS = 1 << 15
@@ -191,7 +192,8 @@ def _shifted_exp(x):
     return z, e, so, j
 
 
-def _check_logits(x, name):
+def check_logits(x, name):
+    """Raise ValueError for NaN or +inf logits, or a row of all -inf logits."""
     bad = np.isnan(x) | np.isposinf(x)
     if bad.any():
         raise ValueError(f"{name} contains NaN or +inf; logits must be finite or -inf (masked)")
@@ -220,8 +222,8 @@ def _group_terms(fm, group, xt, xs, zt, zs, lst, lss, ell, q):
     ok = np.logical_and.reduce([np.isfinite(s) for s in sums])
     if not ok.all():
         bad = np.flatnonzero(~ok)
-        _check_logits(xt[bad], "teacher_logits")
-        _check_logits(xs[bad], "student_logits")
+        check_logits(xt[bad], "teacher_logits")
+        check_logits(xs[bad], "student_logits")
         with np.errstate(all="ignore"):
             fixed = _careful_terms(fm, group, zt[bad] - lst[bad], zs[bad] - lss[bad], ell[bad])
         for k in range(len(group)):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ACCURACY", "OVERRIDES", "eps", "backend_rtol", "row_bound", "tolerance",
+__all__ = ["ACCURACY", "FUSED_FLOAT32", "OVERRIDES", "eps", "backend_rtol", "row_bound", "tolerance",
            "assert_close", "ALIGNMENT"]
 
 #: Accuracy claims against the mpmath reference, by dtype name:
@@ -37,6 +37,12 @@ ACCURACY = {
     "float32": {"loss": 1e-5, "grad": 1e-4},
     "float16": {"loss": 1e-2, "grad": 1e-2},
 }
+
+#: The fused from-logits row kernel in float32 (compiled CPU path, float64 arithmetic inside):
+#: loss relative error, and the largest gradient error relative to the row's largest
+#: gradient entry, against a 50-digit reference — on bulk rows and on peaky 128k-vocabulary
+#: rows whose distributions barely overlap.
+FUSED_FLOAT32 = {"loss": 1e-6, "grad_of_row_max": 1e-6}
 
 #: Per-kernel overrides of the backend rule, ``{kernel: {dtype: (atol, rtol)}}``.
 OVERRIDES: dict[str, dict[str, tuple[float, float]]] = {}

@@ -14,9 +14,11 @@ Pipeline (``sympy.codegen`` style, our own implementation):
    namespace ``xp``, masked branches), ``"c"`` (host C99, float or double) and ``"cuda"``
    (``__device__`` functions and a ``__global__`` loop, float32 or float64).
 
-:func:`source` returns the labelled source text; :func:`numpy_function` and
-:func:`c_function` return callables built through the on-disk cache (``$DIVKIT_CACHE_DIR``,
-default ``~/.cache/divkit``); :func:`cuda_elementwise` gives the arguments of a
+:func:`kernel_files` returns the fused row kernel and the probability kernel of a divergence
+as C/CUDA files (``numeric/kernels/`` plus the printed forms) and :func:`kernel_constants`
+their ``cst`` array; :func:`source` returns the labelled source text of one expression;
+:func:`numpy_function` and :func:`c_function` return callables built through the on-disk
+cache (``$DIVKIT_CACHE_DIR``, default ``~/.cache/divkit``); :func:`cuda_elementwise` gives the arguments of a
 ``cupy.ElementwiseKernel``; :func:`nvcc_check` compiles CUDA source with ``nvcc -c``.
 
 Examples
@@ -51,6 +53,8 @@ from numeric.codegen.printers import CodegenError, UnsupportedFunctionError
 from numeric.codegen.rewrite import DEFAULT_PASSES, PASSES, Pass, rewrite
 
 __all__ = [
+    "kernel_files",
+    "kernel_constants",
     "source",
     "kernel_files",
     "kernel_constants",

@@ -51,6 +51,17 @@ __all__ = [
 C_FLAGS = ("-O2", "-shared", "-fPIC", "-std=c99", "-fno-fast-math", "-ffp-contract=off")
 
 _lock = threading.Lock()
+
+
+def _reinit_lock_after_fork():
+    # a fork while another thread held the lock (compiling) would leave the child's copy
+    # locked forever: the child starts with a fresh one
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_lock_after_fork)
 _numpy_memo: dict[str, Callable] = {}
 _lib_memo: dict[str, ctypes.CDLL] = {}
 
@@ -183,7 +194,8 @@ def find_cc() -> str | None:
     return None
 
 
-def compile_c(code: str, *, flags: Sequence[str] = C_FLAGS) -> ctypes.CDLL:
+def compile_c(code: str, *, flags: Sequence[str] = C_FLAGS,
+              libs: Sequence[str] = ()) -> ctypes.CDLL:
     """Compile C ``code`` to a shared object with the system compiler and load it.
 
     The shared object is cached on disk (keyed by the source, compiler, flags and
@@ -200,7 +212,8 @@ def compile_c(code: str, *, flags: Sequence[str] = C_FLAGS) -> ctypes.CDLL:
     if cc is None:
         raise CompilerNotFoundError("no C compiler found (set $CC or install cc/gcc/clang)")
     digest = hashlib.sha256(code.encode()).hexdigest()
-    key = cache_key("c-shared", digest, cc, " ".join(flags), platform.machine(), platform.system())
+    key = cache_key("c-shared", digest, cc, " ".join(flags), " ".join(libs), platform.machine(),
+                    platform.system())
     with _lock:
         lib = _lib_memo.get(key)
     if lib is not None:
@@ -212,7 +225,7 @@ def compile_c(code: str, *, flags: Sequence[str] = C_FLAGS) -> ctypes.CDLL:
             out = Path(tmp) / "kernel.so"
             src.write_text(code)
             proc = subprocess.run(
-                [cc, *flags, "-o", str(out), str(src), "-lm"],
+                [cc, *flags, "-o", str(out), str(src), *libs, "-lm"],
                 capture_output=True,
                 text=True,
                 timeout=300,

@@ -123,7 +123,7 @@ def build(source: str) -> EmuModule:
     gxx = find_gxx()
     if gxx is None:
         raise RuntimeError("g++ not found")
-    names = [n for n, _ in _KERNEL.findall(source)]
+    names = list(dict.fromkeys(n for n, _ in _KERNEL.findall(source)))
     unit = (f'#include "{HEADER}"\n' + source + "\n"
             + "".join(f"DK_EMU_EXPORT({n})\n" for n in names))
     version = subprocess.run([gxx, "--version"], capture_output=True, text=True).stdout

@@ -31,7 +31,7 @@ def _cupy_like_type():
 def test_cupy_input_without_cupy_names_the_extras(monkeypatch):
     monkeypatch.delitem(sys.modules, "cupy", raising=False)
     x = _cupy_like_type()()
-    for call in (lambda: numeric.divergence_from_logits("kl", x, x),
+    for call in (lambda: numeric.divergence_from_logits("kl", x, x, reduction="none"),
                  lambda: numeric.divergence("kl", x, x),
                  lambda: numeric.fdpo_loss("kl", x, x, x, x, beta=0.1),
                  lambda: numeric.policy_from_reward("kl", x, x, beta=0.1)):
@@ -159,7 +159,7 @@ def _check(got, want, dtype):
 def test_float32_cupy_mask_batchmean_through_the_launcher(fake_cupy, monkeypatch):
     t, s = _inputs(7, 33, np.float32)
     mask = np.array([1, 1, 0, 1, 1, 1, 0], dtype=bool)
-    kw = dict(temperature=0.8, reduction="batchmean", return_grad="both")
+    kw = dict(temperature=0.8, reduction="batchmean", return_grad=True, teacher_grad=True)
     got = numeric.divergence_from_logits("js", _fake(t), _fake(s), mask=_fake(mask), **kw)
     want = numeric.divergence_from_logits("js", t, s, mask=mask, **kw)
     _check(got, want, np.float32)
@@ -193,8 +193,9 @@ def test_float64_other_axis_sum_and_none(fake_cupy):
         assert got[1].shape == tt.shape
     # mixed float32 teacher / float64 student: the float64 kernel, teacher gradient rounded
     got = numeric.divergence_from_logits("kl", _fake(t.astype(np.float32)), _fake(s),
-                                         return_grad="both")
-    want = numeric.divergence_from_logits("kl", t.astype(np.float32), s, return_grad="both")
+                                         return_grad=True, teacher_grad=True, reduction="none")
+    want = numeric.divergence_from_logits("kl", t.astype(np.float32), s, return_grad=True,
+                                          teacher_grad=True, reduction="none")
     _check(got, want, np.float32)
     loss = numeric.divergence_from_logits("kl", _fake(t), _fake(s), reduction="sum")
     assert _backend.is_cupy_array(loss) and loss.shape == ()
@@ -205,15 +206,16 @@ def test_float64_other_axis_sum_and_none(fake_cupy):
 def test_mixed_libraries_and_bad_arguments_are_refused(fake_cupy):
     t, s = _inputs(2, 4, np.float32)
     with pytest.raises(TypeError, match="student_logits: expected a cupy array"):
-        numeric.divergence_from_logits("kl", _fake(t), s)
+        numeric.divergence_from_logits("kl", _fake(t), s, reduction="none")
     with pytest.raises(ValueError, match="same shape"):
-        numeric.divergence_from_logits("kl", _fake(t), _fake(s[:, :3]))
+        numeric.divergence_from_logits("kl", _fake(t), _fake(s[:, :3]), reduction="none")
     with pytest.raises(ValueError, match="reduction"):
         numeric.divergence_from_logits("kl", _fake(t), _fake(s), reduction="avg")
     with pytest.raises(ValueError, match="mask must have the shape"):
-        numeric.divergence_from_logits("kl", _fake(t), _fake(s), mask=_fake(np.ones(3, bool)))
+        numeric.divergence_from_logits("kl", _fake(t), _fake(s), mask=_fake(np.ones(3, bool)),
+                                       reduction="none")
     with pytest.raises(ValueError, match="temperature"):
-        numeric.divergence_from_logits("kl", _fake(t), _fake(s), temperature=0.0)
+        numeric.divergence_from_logits("kl", _fake(t), _fake(s), temperature=0.0, reduction="none")
     assert fake_cupy["launches"] == []
 
 

@@ -113,7 +113,8 @@ def test_every_row_against_mpmath(name, params, dtype):
     for k, (label, t, s) in enumerate(ROWS):
         d_ref, gs_ref, gt_ref = _reference(name, tuple(sorted(params.items())), k)
         tt, ss = t.astype(dtype)[None], s.astype(dtype)[None]
-        loss, gs, gt = numeric.divergence_from_logits(fd, tt, ss, return_grad="both")
+        loss, gs, gt = numeric.divergence_from_logits(fd, tt, ss, return_grad=True, teacher_grad=True,
+                                                      reduction="none")
         assert loss.dtype == dtype and gs.dtype == dtype and gt.dtype == dtype
         assert loss.shape == (1,) and gs.shape == tt.shape and gt.shape == tt.shape
         _check_row(label, dtype, t, s, d_ref, gs_ref, loss[0], gs[0], what=f"{fd.name} student")
@@ -128,7 +129,7 @@ def test_identical_rows_give_exactly_zero(name, params):
     t = rng.uniform(-30, 30, (3, 17))
     t[1, 4] = -np.inf
     loss, gs, gt = numeric.divergence_from_logits(_fd(name, params), t, t.copy(),
-                                                  return_grad="both")
+                                                  return_grad=True, teacher_grad=True, reduction="none")
     assert (loss == 0).all()
     assert (gs == 0).all() and (gt == 0).all()
 
@@ -139,7 +140,8 @@ def test_gradient_matches_mpmath_central_difference(name, params):
     rng = np.random.default_rng(7)
     t = rng.uniform(-4, 4, 5)
     s = t + rng.standard_normal(5)
-    _, gs, gt = numeric.divergence_from_logits(fd, t[None], s[None], return_grad="both")
+    _, gs, gt = numeric.divergence_from_logits(fd, t[None], s[None], return_grad=True, teacher_grad=True,
+                                               reduction="none")
     for side, got in (("student", gs[0]), ("teacher", gt[0])):
         cd = ref.to_float(ref.central_difference(fd, t, s, side=side))
         err = np.linalg.norm(got - cd) / np.linalg.norm(cd)
@@ -167,7 +169,7 @@ def test_peaky_row_js_gradient_keeps_its_accuracy(dtype):
     t, s = _peaky()
     d_ref, gr = _peaky_reference("js")
     loss, gs = numeric.divergence_from_logits("js", t[None].astype(dtype), s[None].astype(dtype),
-                                              return_grad=True)
+                                              return_grad=True, reduction="none")
     _check_row("peaky", dtype, t, s, mpmath.mpf(d_ref), list(gr), loss[0], gs[0],
                what="js peaky")
     rel = np.linalg.norm(gs[0].astype(np.float64) - gr) / np.linalg.norm(gr)
@@ -191,9 +193,9 @@ def test_weird_shape_41x1271_with_mask_and_axis(name):
     fd = fdiv.get(name)
     mask = np.ones(41, dtype=bool)
     mask[[0, 17, 40]] = False
-    loss, gs = numeric.divergence_from_logits(fd, t, s, mask=mask, return_grad=True)
+    loss, gs = numeric.divergence_from_logits(fd, t, s, mask=mask, return_grad=True, reduction="none")
     loss_t, gs_t = numeric.divergence_from_logits(fd, t.T.copy(), s.T.copy(), axis=0,
-                                                  mask=mask, return_grad=True)
+                                                  mask=mask, return_grad=True, reduction="none")
     tol.assert_close(loss_t, loss, rtol=0.0)
     tol.assert_close(gs_t, gs.T, rtol=0.0)
     for i in range(41):
@@ -216,7 +218,7 @@ def test_reductions_temperature_and_gradient_scaling():
     mask = np.array([[True, False, True], [True, True, False]])
     temp = 2.5
     per, g = numeric.divergence_from_logits("js", t, s, temperature=temp, mask=mask,
-                                            return_grad=True)
+                                            return_grad=True, reduction="none")
     assert per.shape == (2, 3) and g.shape == t.shape
     for i, j in np.ndindex(2, 3):
         if not mask[i, j]:
@@ -227,7 +229,8 @@ def test_reductions_temperature_and_gradient_scaling():
         tol.assert_close(g[i, j], ref.to_float(g_ref), rtol=1e-11, atol=1e-16)
     kept = int(mask.sum())
     total = float(np.sum(per))
-    for red, div in (("sum", 1), ("batchmean", kept), ("mean", kept * 7)):
+    # "mean": over the kept rows; "batchmean": over the first batch dimension (torch's)
+    for red, div in (("sum", 1), ("batchmean", 2), ("mean", kept)):
         loss, gr = numeric.divergence_from_logits("js", t, s, temperature=temp, mask=mask,
                                                   reduction=red, return_grad=True)
         assert loss.shape == ()
@@ -239,7 +242,7 @@ def test_float16_is_accepted_and_output_dtype_follows():
     rng = np.random.default_rng(5)
     t = rng.standard_normal((4, 9)).astype(np.float16)
     s = rng.standard_normal((4, 9)).astype(np.float16)
-    loss, g = numeric.divergence_from_logits("kl", t, s, return_grad=True)
+    loss, g = numeric.divergence_from_logits("kl", t, s, return_grad=True, reduction="none")
     assert loss.dtype == np.float16 and g.dtype == np.float16
     for i in range(4):
         d_ref, g_ref, _ = ref.from_logits(fdiv.get("kl"), t[i], s[i])
@@ -249,12 +252,12 @@ def test_float16_is_accepted_and_output_dtype_follows():
 def test_kl_with_student_zero_is_inf_with_finite_gradient_q_minus_p():
     t = np.array([[0.0, 1.0, 2.0]])
     s = np.array([[0.0, -np.inf, 2.0]])
-    loss, g = numeric.divergence_from_logits("kl", t, s, return_grad=True)
+    loss, g = numeric.divergence_from_logits("kl", t, s, return_grad=True, reduction="none")
     assert loss[0] == np.inf
     p = ref.to_float(ref.softmax(t[0]))
     q = ref.to_float(ref.softmax(s[0]))
     tol.assert_close(g[0], q - p, rtol=1e-15, atol=1e-17)
-    loss_js = numeric.divergence_from_logits("js", t, s)
+    loss_js = numeric.divergence_from_logits("js", t, s, reduction="none")
     assert np.isfinite(loss_js).all()
 
 
@@ -263,7 +266,8 @@ def test_user_defined_generator():
     fd = fdiv.FDivergence((u - 1) ** 4, name="quartic")
     rng = np.random.default_rng(9)
     t, s = rng.standard_normal(8), rng.standard_normal(8)
-    loss, gs, gt = numeric.divergence_from_logits(fd, t[None], s[None], return_grad="both")
+    loss, gs, gt = numeric.divergence_from_logits(fd, t[None], s[None], return_grad=True,
+                                                  teacher_grad=True, reduction="none")
     d_ref, gs_ref, gt_ref = ref.from_logits(fd, t, s)
     tol.assert_close(loss[0], float(d_ref), rtol=1e-13)
     tol.assert_close(gs[0], ref.to_float(gs_ref), rtol=1e-11, atol=1e-15)
@@ -274,7 +278,7 @@ def test_user_defined_generator():
     ("kwargs", "message"),
     [
         ({"reduction": "avg"}, "reduction"),
-        ({"return_grad": "teacher"}, "return_grad"),
+        ({"teacher_grad": True}, "teacher_grad"),
         ({"temperature": 0.0}, "temperature"),
         ({"mask": np.ones(3, dtype=bool)}, "mask"),
         ({"mask": np.ones(2)}, "mask"),
@@ -287,22 +291,49 @@ def test_invalid_options_raise_value_errors(kwargs, message):
         numeric.divergence_from_logits("kl", t, t, **kwargs)
 
 
+@pytest.mark.parametrize("value", ["student", "both", 1, None])
+def test_return_grad_is_a_bool_and_the_old_strings_name_teacher_grad(value):
+    t = np.zeros((2, 4))
+    with pytest.raises(TypeError, match="return_grad must be a bool") as err:
+        numeric.divergence_from_logits("kl", t, t, return_grad=value)
+    if isinstance(value, str):
+        assert "teacher_grad" in str(err.value)
+    with pytest.raises(TypeError, match="teacher_grad must be a bool"):
+        numeric.divergence_from_logits("kl", t, t, return_grad=True, teacher_grad="yes")
+
+
+def test_default_reduction_is_the_mean_over_kept_rows():
+    rng = np.random.default_rng(11)
+    t, s = rng.standard_normal((2, 5, 6)), rng.standard_normal((2, 5, 6))
+    mask = np.ones((2, 5), dtype=bool)
+    mask[1, 2:] = False
+    per = numeric.divergence_from_logits("js", t, s, mask=mask, reduction="none")
+    # independent reference: per-row mpmath values, averaged over the 7 kept rows
+    want = [float(ref.from_logits(fdiv.get("js"), t[i, j], s[i, j])[0])
+            for i, j in zip(*np.nonzero(mask), strict=True)]
+    tol.assert_close(numeric.divergence_from_logits("js", t, s, mask=mask),
+                     np.float64(np.mean(want)), rtol=1e-13)
+    tol.assert_close(per[mask], np.array(want), rtol=1e-13)
+    tol.assert_close(numeric.divergence_from_logits("js", t, s, mask=mask, reduction="batchmean"),
+                     np.float64(np.sum(want) / 2), rtol=1e-13)
+
+
 def test_invalid_inputs_name_the_argument():
     t = np.zeros((2, 4))
     with pytest.raises(ValueError, match="same shape"):
-        numeric.divergence_from_logits("kl", t, np.zeros((2, 5)))
+        numeric.divergence_from_logits("kl", t, np.zeros((2, 5)), reduction="none")
     bad = t.copy()
     bad[1, 2] = np.nan
     with pytest.raises(ValueError, match="student_logits"):
-        numeric.divergence_from_logits("kl", t, bad)
+        numeric.divergence_from_logits("kl", t, bad, reduction="none")
     bad = t.copy()
     bad[0] = -np.inf
     with pytest.raises(ValueError, match="teacher_logits"):
-        numeric.divergence_from_logits("kl", bad, t)
+        numeric.divergence_from_logits("kl", bad, t, reduction="none")
     with pytest.raises(ValueError, match="unknown divergence"):
-        numeric.divergence_from_logits("kll", t, t)
+        numeric.divergence_from_logits("kll", t, t, reduction="none")
     with pytest.raises(TypeError, match="catalog name"):
-        numeric.divergence_from_logits(3, t, t)
+        numeric.divergence_from_logits(3, t, t, reduction="none")
 
 
 # ------------------------------------------------------------- generalized JSD in beta
@@ -319,7 +350,7 @@ def test_generalized_jsd_is_continuous_in_beta_and_never_negative():
     small = sympy.Rational(1, 1000)
     vals = {}
     for b in (sympy.S(0), small, 1 - small, sympy.S(1)):
-        loss, g = numeric.divergence_from_logits(_js_beta(b), t, s, return_grad=True)
+        loss, g = numeric.divergence_from_logits(_js_beta(b), t, s, return_grad=True, reduction="none")
         assert (loss >= 0).all() and np.isfinite(g).all()
         vals[b] = (loss, g)
     for end, near in ((sympy.S(0), small), (sympy.S(1), 1 - small)):
@@ -328,9 +359,10 @@ def test_generalized_jsd_is_continuous_in_beta_and_never_negative():
         dist = float(abs(near - end))
         assert (vals[near][0] <= 10 * dist).all() and (vals[near][0] > 0).all()
         assert np.abs(vals[near][1]).max() <= 10 * dist
-    l0, g0 = numeric.divergence_from_logits(_js_beta(sympy.S(0), True), t, s, return_grad=True)
-    l1, g1 = numeric.divergence_from_logits(_js_beta(small, True), t, s, return_grad=True)
-    kl_pq, kl_g = numeric.divergence_from_logits("kl", t, s, return_grad=True)
+    l0, g0 = numeric.divergence_from_logits(_js_beta(sympy.S(0), True), t, s, return_grad=True,
+                                            reduction="none")
+    l1, g1 = numeric.divergence_from_logits(_js_beta(small, True), t, s, return_grad=True, reduction="none")
+    kl_pq, kl_g = numeric.divergence_from_logits("kl", t, s, return_grad=True, reduction="none")
     tol.assert_close(l0, kl_pq, rtol=1e-13)
     tol.assert_close(g0, kl_g, rtol=1e-12, atol=1e-16)
     # the step from beta = 0 to 1/1000 is the mathematical one (reference at 50 digits),
@@ -357,7 +389,8 @@ def test_jsd_no_nan_when_both_log_probs_underflow_float32():
     s[0, 1:] = -115.0
     t[0, 5] = -300.0
     for beta in (sympy.Rational(1, 2), sympy.Rational(1, 10)):
-        loss, gs, gt = numeric.divergence_from_logits(_js_beta(beta), t, s, return_grad="both")
+        loss, gs, gt = numeric.divergence_from_logits(_js_beta(beta), t, s, return_grad=True,
+                                                      teacher_grad=True, reduction="none")
         assert np.isfinite(loss).all() and (loss >= 0).all()
         assert np.isfinite(gs).all() and np.isfinite(gt).all()
         d_ref, g_ref, _ = ref.from_logits(_js_beta(beta), t[0], s[0])
@@ -382,6 +415,6 @@ def test_property_every_row_bound(tl, sl, name):
     if not np.isfinite(t).any():
         t[0] = 0.0
     fd = fdiv.get(name)
-    loss, gs = numeric.divergence_from_logits(fd, t[None], s[None], return_grad=True)
+    loss, gs = numeric.divergence_from_logits(fd, t[None], s[None], return_grad=True, reduction="none")
     d_ref, g_ref, _ = ref.from_logits(fd, t, s)
     _check_row("property", np.float64, t, s, d_ref, g_ref, loss[0], gs[0], what=name)

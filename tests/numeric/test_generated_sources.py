@@ -56,11 +56,17 @@ def test_sources_are_labelled(regenerated):
         catalog_name = name.split(".")[0].removeprefix("divkit_")
         assert f"f(u) = {sympy.sstr(fdiv.family(catalog_name).generator)}" in head
         for tag in ("f32", "f64"):
-            assert f"divkit_{catalog_name}_{tag}_rows(" in text
+            entry = (f"divkit_{catalog_name}_{tag}_rows(" if name.endswith(".cu")
+                     else f"#define DK_FAMILY divkit_{catalog_name}\n")
+            assert entry in text
         if name.endswith(".cu"):
-            assert text.count('extern "C" __global__') == 2
+            protos = re.findall(r'extern "C" __global__ void (\w+)\(', text)
+            assert set(protos) == {f"divkit_{catalog_name}_{t}_rows" for t in ("f32", "f64")}
             assert "#include" not in text  # NVRTC-ready: no host headers
-            assert "INFINITY" not in text and "NAN" not in text
+            # INFINITY / NAN only in the host branch of the dtype headers (#ifdef DK_CUDA)
+            for line in text.splitlines():
+                if "INFINITY" in line or re.search(r"\bNAN\b", line):
+                    assert line.startswith("#define DK_"), line
         else:
             assert "#include <math.h>" in text and "__global__" not in text
 
@@ -68,12 +74,17 @@ def test_sources_are_labelled(regenerated):
 def test_float32_kernels_use_float_math(regenerated):
     text = regenerated["divkit_js.cu"]
     code = re.sub(r"//[^\n]*|/\*.*?\*/", "", text, flags=re.S)  # comments removed
-    f32 = code.split("divkit_js_f32_rows(", 1)[0]
-    assert "expf(" in f32 and "log1pf(" in f32
-    # no double-precision function or literal inside the float32 half
-    assert not re.search(r"\b(exp|log|log1p|expm1|fma)\(", f32)
-    assert not re.search(r"(?<![\w.])\d+\.\d+(?![\d.ef])", f32)
-    f64 = code.split("divkit_js_f32_rows(", 1)[1].split("\n}\n", 1)[1]  # after that kernel
+    # the float32 instantiation: from the f32 dtype header to the f64 one
+    f32 = code.split("#define DK_F32 1", 1)[1].split("#define DK_F32 0", 1)[0]
+    f32 = re.sub(r"#else\n.*?#endif", "", f32, flags=re.S)  # the other dtype's branches
+    printed = re.findall(r"DK_Q float divkit_js_f32_\w+\([^)]*\)\n\{.*?\n\}", f32, flags=re.S)
+    assert printed and any("expf(" in p for p in printed)
+    # no double-precision function inside the float32 half, no double literal in its forms
+    assert not re.search(r"\b(exp|log|log1p|expm1|fma|sqrt|pow)\(", f32)
+    for p in printed:
+        assert not re.search(r"(?<![\w.])\d+\.\d+(?![\d.ef])", p), p
+    f64 = code.split("#define DK_F32 0", 1)[1]
+    f64 = re.sub(r"#if DK_F32\n.*?#else\n", "", f64, flags=re.S)  # the float32 branches
     assert re.search(r"\bexp\(", f64) and not re.search(r"\d\.\d*f\b", f64)
 
 
@@ -81,7 +92,7 @@ def test_row_kernel_source_for_a_user_defined_divergence():
     u = sympy.Symbol("u", positive=True)
     custom = fdiv.FDivergence((u - 1) ** 2 / (u + 2), name="custom")
     text = _cuda_sources.row_kernel_source(custom, target="cuda", dtypes=("float64",))
-    assert "divkit_custom_f64_rows" in text and "_f32_" not in text
+    assert "divkit_custom_f64_rows(" in text and "divkit_custom_f32_" not in text
     with pytest.raises(ValueError, match="target: expected one of"):
         _cuda_sources.row_kernel_source("kl", target="opencl")
 

@@ -87,7 +87,7 @@ def _units_of(eps, scale, got, want, grad, loss_ref):
 def _reference_numpy(name, t, s, temperature=1.0):
     with np.errstate(all="ignore"):
         return numeric.divergence_from_logits(
-            name, t, s, reduction="none", return_grad="both", temperature=temperature
+            name, t, s, reduction="none", return_grad=True, teacher_grad=True, temperature=temperature
         )
 
 
@@ -289,9 +289,9 @@ void dk_test_partitioned(const double *x, long long n, int parts, double *out)
     for (int j = 0; j < parts; ++j) {
         m[j] = -(double)INFINITY; s[j] = 0.0; c[j] = 0.0; ps[j] = 0.0; pc[j] = 0.0; jj[j] = 0;
         for (long long i = j; i < n; i += parts) {
-            dk_lse_push(&m[j], &s[j], &c[j], &jj[j], x[i], i);
+            dk_lse_push_f64(&m[j], &s[j], &c[j], &jj[j], x[i], i);
             if (x[i] != -(double)INFINITY) {
-                dk_two_sum(&ps[j], &pc[j], x[i]);
+                dk_two_sum_f64(&ps[j], &pc[j], x[i]);
             }
         }
     }
@@ -303,13 +303,13 @@ void dk_test_partitioned(const double *x, long long n, int parts, double *out)
             ps2[j] = ps[j ^ o]; pc2[j] = pc[j ^ o]; j2[j] = jj[j ^ o];
         }
         for (int j = 0; j < parts; ++j) {
-            dk_lse_merge(&m[j], &s[j], &c[j], &jj[j], m2[j], s2[j], c2[j], j2[j]);
-            dk_two_sum(&ps[j], &pc[j], ps2[j]);
+            dk_lse_merge_f64(&m[j], &s[j], &c[j], &jj[j], m2[j], s2[j], c2[j], j2[j]);
+            dk_two_sum_f64(&ps[j], &pc[j], ps2[j]);
             pc[j] += pc2[j];
         }
     }
     out[0] = m[0]; out[1] = s[0]; out[2] = c[0];
-    dk_split(ps[0], pc[0], &out[3], &out[4]);
+    dk_split_f64(ps[0], pc[0], &out[3], &out[4]);
     out[5] = (double)jj[0];
 }
 """

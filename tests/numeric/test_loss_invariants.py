@@ -24,8 +24,8 @@ def test_neyman_loss_with_and_without_gradient_equals_the_reference():
     t, s = np.array([[13.0, -2, 7]]), np.array([[34.0, -9, -55]])
     fd = fdiv.get("neyman")
     want = float(ref.from_logits(fd, t[0].tolist(), s[0].tolist())[0])   # 2.479e-3
-    plain = numeric.divergence_from_logits("neyman", t, s)
-    with_grad, _ = numeric.divergence_from_logits("neyman", t, s, return_grad=True)
+    plain = numeric.divergence_from_logits("neyman", t, s, reduction="none")
+    with_grad, _ = numeric.divergence_from_logits("neyman", t, s, return_grad=True, reduction="none")
     for got in (plain, with_grad):
         assert abs(float(got[0]) - want) <= 1e-13 * want
 
@@ -44,9 +44,10 @@ def test_loss_is_the_same_with_and_without_gradients_and_never_negative(name, sc
         t[0, :3] = -np.inf
         s[1, 2:5] = -np.inf
     mask = np.array([True, True, False, True])
-    plain = numeric.divergence_from_logits(name, t, s, mask=mask)
-    loss_s, _ = numeric.divergence_from_logits(name, t, s, mask=mask, return_grad=True)
-    loss_b, _, _ = numeric.divergence_from_logits(name, t, s, mask=mask, return_grad="both")
+    plain = numeric.divergence_from_logits(name, t, s, mask=mask, reduction="none")
+    loss_s, _ = numeric.divergence_from_logits(name, t, s, mask=mask, return_grad=True, reduction="none")
+    loss_b, _, _ = numeric.divergence_from_logits(name, t, s, mask=mask, return_grad=True,
+                                                  teacher_grad=True, reduction="none")
     assert np.array_equal(plain, loss_s) and np.array_equal(plain, loss_b)
     assert (plain >= 0).all()
 

@@ -66,7 +66,7 @@ def test_parameter_sweep_against_mpmath(key, value):
     fam = fdiv.family(name, **extra)
     _, _, fd = _member(key, value)
     loss, grad = numeric.divergence_from_logits(fam, t, s, params={PARAM[key]: value},
-                                                return_grad=True)
+                                                return_grad=True, reduction="none")
     for i in range(t.shape[0]):
         d_ref, g_ref, _ = ref.from_logits(fd, t[i].tolist(), s[i].tolist())
         d = float(d_ref)
@@ -98,9 +98,9 @@ def test_continuity_through_every_special_value(key):
             sympy.Rational(repr(v0 + d))) is sympy.true]
         if fam._param(pname).domain.contains(sympy.Rational(repr(v0))) is not sympy.true:
             continue
-        at = numeric.divergence_from_logits(fam, t, s, params={pname: v0})
+        at = numeric.divergence_from_logits(fam, t, s, params={pname: v0}, reduction="none")
         for v in near:
-            got = numeric.divergence_from_logits(fam, t, s, params={pname: v})
+            got = numeric.divergence_from_logits(fam, t, s, params={pname: v}, reduction="none")
             # dD/dθ is O(1 + D) on these rows: a 1e-9 step moves D by ~1e-9, never more
             tol.assert_close(got, at, rtol=1e-7, atol=1e-7,
                              err_msg=f"{key}: {pname} = {v} vs {v0}")
@@ -112,7 +112,7 @@ def test_one_derivation_serves_every_value():
     t, s = _rows()
     start = time.perf_counter()
     for beta in np.linspace(0.3, 0.7, 9):
-        numeric.divergence_from_logits(fam, t, s, params={"beta": float(beta)})
+        numeric.divergence_from_logits(fam, t, s, params={"beta": float(beta)}, reduction="none")
     # the general forms once; the region forms near 0 and 1 are not needed in (1/4, 3/4)
     assert family_forms.cache_info().currsize == 1
     assert time.perf_counter() - start < 30  # guards against a derivation per value
@@ -121,7 +121,7 @@ def test_one_derivation_serves_every_value():
 def test_beta_1e_7_no_longer_hangs_and_is_right():
     t, s = _rows()
     start = time.perf_counter()
-    d = numeric.divergence_from_logits(fdiv.get("js", beta="1e-7"), t, s)
+    d = numeric.divergence_from_logits(fdiv.get("js", beta="1e-7"), t, s, reduction="none")
     assert time.perf_counter() - start < 20
     d_ref = float(ref.from_logits(fdiv.get("js", beta="1e-7"), t[0].tolist(), s[0].tolist())[0])
     assert abs(float(d[0]) - d_ref) <= 1e-12 * d_ref
@@ -135,7 +135,8 @@ def test_user_family_with_a_parameter_end_to_end():
     assert member.family is fam and member.convexity_check.startswith("symbolic")
     t, s = _rows()
     for a in (0.3, 1e-9, 0.0, 2.5):
-        loss, grad = numeric.divergence_from_logits(fam, t, s, params={"a": a}, return_grad=True)
+        loss, grad = numeric.divergence_from_logits(fam, t, s, params={"a": a}, return_grad=True,
+                                                    reduction="none")
         fd = fam.at(a=repr(a))
         for i in range(2):
             d_ref, g_ref, _ = ref.from_logits(fd, t[i].tolist(), s[i].tolist())
@@ -146,7 +147,8 @@ def test_user_family_with_a_parameter_end_to_end():
 
     run = _cuda_sources.host_row_kernel(fam.at(a="0.3"), dtype="float64")
     c_loss, c_grad, _ = run(t, s, teacher_grad=False)
-    np_loss, np_grad = numeric.divergence_from_logits(fam, t, s, params={"a": 0.3}, return_grad=True)
+    np_loss, np_grad = numeric.divergence_from_logits(fam, t, s, params={"a": 0.3}, return_grad=True,
+                                                      reduction="none")
     scale = 1.0 + np.max(np.abs(np.concatenate([t, s], axis=1)), axis=1)
     bound = tol.row_bound(np.float64, scale, np_loss + np.sqrt(np_loss))
     assert (np.abs(c_loss - np_loss) <= bound).all(), (c_loss, np_loss, bound)
@@ -158,9 +160,9 @@ def test_bad_parameters_get_clear_errors():
     fam = fdiv.family("js")
     t, s = _rows()
     with pytest.raises(ValueError, match="beta.*must lie in"):
-        numeric.divergence_from_logits(fam, t, s, params={"beta": 1.5})
+        numeric.divergence_from_logits(fam, t, s, params={"beta": 1.5}, reduction="none")
     with pytest.raises(ValueError, match="no parameter"):
-        numeric.divergence_from_logits("kl", t, s, params={"beta": 0.5})
+        numeric.divergence_from_logits("kl", t, s, params={"beta": 0.5}, reduction="none")
     with pytest.raises(ValueError, match="finite"):
-        numeric.divergence_from_logits(fam, t, s, params={"beta": float("nan")})
+        numeric.divergence_from_logits(fam, t, s, params={"beta": float("nan")}, reduction="none")
     assert forms("js", beta=0.25).theta == (0.25,)
