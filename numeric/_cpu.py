@@ -289,6 +289,18 @@ def host_kernel(bound) -> HostKernel:
     return kern
 
 
+def kernel_from_files(bound, files: dict[str, str], family: str) -> HostKernel:
+    """A :class:`HostKernel` compiled from ``files`` (as :func:`numeric.codegen.kernel_files`
+    writes them: ``{name: text}``, entry ``divkit_host.c``, ``DK_FAMILY`` = ``family``) with
+    this machine's build flags: how ``divkit codegen --check`` runs the files it wrote."""
+    from numeric.codegen._files import ENTRY_FILES, amalgamate
+
+    build = _build()
+    if build is None:
+        raise RuntimeError("no C compiler for the compiled CPU path")
+    return HostKernel(bound.family_forms, family, amalgamate(files, ENTRY_FILES["c"]), build)
+
+
 def divergence_rows(bound, p, q):
     """Row sums ``(sum q F(p/q), sum (p - q), status)`` of 2-D C-contiguous arrays of one
     dtype (float32 or float64), float64 sums; ``status`` is 1 on finished rows, 0 on rows

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import math
 import threading
 
@@ -127,28 +126,11 @@ def _kernel(f, teacher, student, *, temperature, mask, reduction, student_grad, 
     "batchmean": sum / size of the first batch dimension), ``return_grad: bool`` and
     ``teacher_grad: bool``, the gradients being those of the reduced loss."""
     want = bool(student_grad or teacher_grad)
-    if _takes_teacher_grad():
-        out = numeric.divergence_from_logits(f, teacher, student, temperature=temperature,
-                                             mask=mask, reduction=reduction, return_grad=want,
-                                             teacher_grad=bool(teacher_grad), params=params)
-    else:  # the earlier interface: "mean" was "batchmean", and return_grad named the tensors
-        red = {"none": "none", "sum": "sum", "mean": "batchmean", "batchmean": "sum"}[reduction]
-        out = numeric.divergence_from_logits(f, teacher, student, temperature=temperature,
-                                             mask=mask, reduction=red,
-                                             return_grad="both" if teacher_grad else want,
-                                             params=params)
-        if reduction == "batchmean" and teacher.ndim > 1:
-            out = [x * (1.0 / max(teacher.shape[0], 1)) for x in (out if want else [out])]
-            out = tuple(out) if want else out[0]
+    out = numeric.divergence_from_logits(f, teacher, student, temperature=temperature,
+                                         mask=mask, reduction=reduction, return_grad=want,
+                                         teacher_grad=bool(teacher_grad), params=params)
     out = list(out) if want else [out]
     return out[0], (out[1] if want else None), (out[2] if teacher_grad else None)
-
-
-@functools.cache
-def _takes_teacher_grad() -> bool:
-    """Whether :func:`numeric.divergence_from_logits` has the ``teacher_grad`` keyword (the
-    interface above); the earlier one is adapted in :func:`_kernel`."""
-    return "teacher_grad" in inspect.signature(numeric.divergence_from_logits).parameters
 
 
 # ---------------------------------------------------------------------------- launchers

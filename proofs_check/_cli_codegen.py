@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -146,35 +145,13 @@ def _json_float(x):
 
 
 # --------------------------------------------------------------------------- checks
-_SIGNATURE = re.compile(r"^(?:extern \"C\" __global__ )?void\s+(\w+)\s*\(([^)]*)\)\s*\{",
-                        re.MULTILINE)
+#: The flags the written C is checked with: the sources' own dialect, warnings as errors.
+C_CHECK_FLAGS = ("-std=c99", "-O2", "-fopenmp-simd", "-fno-fast-math", "-ffp-contract=off",
+                 "-Wall", "-Werror")
 
 
-def _functions(text: str) -> dict[str, list[str]]:
-    """Exported ``void`` functions of a C source: name → parameter names."""
-    out = {}
-    for name, params in _SIGNATURE.findall(text):
-        names = []
-        for p in params.split(","):
-            m = re.search(r"(\w+)\s*$", p.strip())
-            if m:
-                names.append(m.group(1))
-        out[name] = names
-    return out
-
-
-def _c_flags() -> list[str]:
-    try:
-        from numeric.codegen._files import C_FLAGS
-    except ImportError:  # the flags the sources are written for
-        C_FLAGS = ("-std=c99", "-O2", "-fopenmp-simd", "-fno-fast-math", "-ffp-contract=off")
-    return list(C_FLAGS)
-
-
-def _compile_c(cc: str, sources: list[Path], out: Path, shared: bool) -> tuple[bool, str]:
-    cmd = [cc, *_c_flags(), "-Wall", "-Werror"]
-    cmd += ["-shared", "-fPIC", "-o", str(out), *map(str, sources), "-lm"] if shared else \
-        ["-c", "-o", str(out), *map(str, sources)]
+def _compile_c(cc: str, source: Path, out: Path) -> tuple[bool, str]:
+    cmd = [cc, *C_CHECK_FLAGS, "-c", "-o", str(out), str(source)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     return proc.returncode == 0, (proc.stderr or proc.stdout).strip()[-2000:]
 
@@ -219,14 +196,11 @@ def check_files(out: Path, names: list[str], f, params, target: str, dtype: str)
                                "detail": "no C compiler found ($CC, cc, gcc, clang)"})
             else:
                 for p in c_files:
-                    ok, msg = _compile_c(cc, [p], tmp / (p.stem + ".o"), shared=False)
+                    ok, msg = _compile_c(cc, p, tmp / (p.stem + ".o"))
                     checks.append({"what": f"cc -Wall -Werror {p.name}", "ok": ok,
                                    "detail": "compiled" if ok else msg})
-                lib_path = tmp / "libcheck.so"
-                ok, msg = _compile_c(cc, c_files, lib_path, shared=True)
-                if ok:
-                    text = "\n".join(p.read_text() for p in c_files)
-                    checks += _run_c_rows(lib_path, _functions(text), f, params, dtype, rtol)
+                if all(c["ok"] for c in checks):
+                    checks += _run_c_rows(out, names, f, params, dtype, rtol)
         for p in cu_files:
             from numeric.codegen import find_nvcc
 
@@ -259,84 +233,54 @@ def _reference(f, params, t, s):
 
     t64, s64 = t.astype(np.float64), s.astype(np.float64)
     loss, gs, gt = numeric.divergence_from_logits(f, t64, s64, reduction="none",
-                                                  return_grad="both", params=params)
+                                                  return_grad=True, teacher_grad=True,
+                                                  params=params)
     return np.asarray(loss), np.asarray(gs), np.asarray(gt)
 
 
-def _run_c_rows(lib_path: Path, functions: dict, f, params, dtype: str, rtol: float) -> list:
-    import ctypes
-
-    import numpy as np
-
-    from numeric.codegen import kernel_constants
-
-    _, cst = kernel_constants(f, params=params)
-    cst = np.ascontiguousarray(cst, dtype=np.float64)
-    lib = ctypes.CDLL(str(lib_path))
-    checks = []
-    np_dtype = np.dtype(dtype)
-    ct = ctypes.c_float if dtype == "float32" else ctypes.c_double
-    tag = "f32" if dtype == "float32" else "f64"
-    t, s = _row(np_dtype)
-    rows, v = t.shape
-    ref_loss, ref_gs, ref_gt = _reference(f, params, t, s)
-    for name, pnames in functions.items():
-        if {"teacher", "student", "cst", "loss"} <= set(pnames) and name.endswith(f"{tag}_rows"):
-            fn = getattr(lib, name)
-            fn.restype = None
-            loss = np.empty(rows, dtype=np_dtype)
-            gs = np.empty_like(t)
-            gt = np.empty_like(t)
-            values = {"rows": rows, "V": v, "teacher": t.ctypes.data, "student": s.ctypes.data,
-                      "temperature": ct(1.0), "grad_scale": ct(1.0), "keep": None,
-                      "cst": cst.ctypes.data, "loss": loss.ctypes.data,
-                      "grad_student": gs.ctypes.data, "grad_teacher": gt.ctypes.data}
-            fn.argtypes = [ctypes.c_longlong if p in ("rows", "V") else
-                           (ct if p in ("temperature", "grad_scale") else ctypes.c_void_p)
-                           for p in pnames]  # fmt: skip
-            fn(*[values[p] for p in pnames])
-            errs = {"loss": _rel_err(loss, ref_loss), "grad_student": _rel_err(gs, ref_gs),
-                    "grad_teacher": _rel_err(gt, ref_gt)}
-            worst = max(errs.values())
-            checks.append({"what": f"row kernel {name} vs numpy (1 row, V={v})",
-                           "ok": bool(worst <= rtol),
-                           "detail": ", ".join(f"{k} rel. error {e:.2e}" for k, e in errs.items())
-                           + f" (allowed {rtol:.2e})"})
-        elif {"p", "q", "cst", "std_sum", "diff"} <= set(pnames) and name.endswith("_f64"):
-            checks.append(_run_prob(lib, name, pnames, cst, f, params, rtol))
-    if not checks:
-        checks.append({"what": "C entry points", "ok": False,
-                       "detail": f"no row or probability kernel among {sorted(functions)}"})
-    return checks
-
-
-def _run_prob(lib, name, pnames, cst, f, params, rtol) -> dict:
-    import ctypes
-
+def _run_c_rows(out: Path, names: list[str], f, params, dtype: str, rtol: float) -> list:
+    """The written C files compiled with this machine's kernel flags and called through
+    numeric's host launcher: one random logit row (fused loss and both gradients) and one
+    probability row, against numeric's own evaluation."""
     import numpy as np
 
     import numeric
+    from numeric import _cpu
     from numeric._forms import forms
+    from numeric.codegen import kernel_constants
+    from numeric.codegen._files import family_name
 
+    bound = forms(f, **(params or {}))
+    files = {n: (out / n).read_text() for n in names if (out / n).suffix in (".c", ".h")}
+    kern = _cpu.kernel_from_files(bound, files, family_name(f, bound))
+    _, cst = kernel_constants(f, params=params)
+    cst = np.ascontiguousarray(cst, dtype=np.float64)
+    np_dtype = np.dtype(dtype)
+    t, s = _row(np_dtype)
+    ref_loss, ref_gs, ref_gt = _reference(f, params, t, s)
+    gs, gt = np.empty_like(t), np.empty_like(t)
+    loss, status = kern.from_logits(cst, t, s, temperature=1.0, grad_scale=1.0, gs=gs, gt=gt)
+    errs = {"loss": _rel_err(loss, ref_loss), "grad_student": _rel_err(gs, ref_gs),
+            "grad_teacher": _rel_err(gt, ref_gt)}
+    worst = max(errs.values())
+    checks = [{"what": f"row kernel {kern.family} ({dtype} logits) vs numpy (1 row, "
+               f"V={t.shape[1]})", "ok": bool(worst <= rtol and status[0] & 1),
+               "detail": ", ".join(f"{k} rel. error {e:.2e}" for k, e in errs.items())
+               + f" (allowed {rtol:.2e}), status {int(status[0])}"}]
     rng = np.random.default_rng(20261207)
     v = 29
-    p = rng.dirichlet(np.full(v, 0.7))[None, :]
-    q = rng.dirichlet(np.full(v, 0.7))[None, :]
-    out = {k: np.zeros(1, dtype=np.float64) for k in ("std_sum", "diff", "spread")}
-    status = np.zeros(1, dtype=np.uint8)
-    values = {"rows": 1, "V": v, "p": p.ctypes.data, "q": q.ctypes.data, "cst": cst.ctypes.data,
-              "status": status.ctypes.data, **{k: a.ctypes.data for k, a in out.items()}}
-    fn = getattr(lib, name)
-    fn.restype = None
-    fn.argtypes = [ctypes.c_longlong if a in ("rows", "V") else ctypes.c_void_p for a in pnames]
-    fn(*[values[a] for a in pnames])
-    df1 = forms(f, **(params or {})).df_at_one
-    got = out["std_sum"][0] + df1 * out["diff"][0]
-    ref = float(numeric.divergence(f, p[0], q[0], params=params))
+    p = rng.dirichlet(np.full(v, 0.7))[None, :].astype(np_dtype)
+    q = rng.dirichlet(np.full(v, 0.7))[None, :].astype(np_dtype)
+    std_sum, diff, _, pstatus = kern.prob_rows(cst, p, q)
+    got = std_sum[0] + bound.df_at_one * diff[0]
+    ref = float(numeric.divergence(f, p[0].astype(np.float64), q[0].astype(np.float64),
+                                   params=params))
     err = abs(got - ref) / abs(ref) if ref else abs(got)
-    return {"what": f"probability kernel {name} vs numeric.divergence (1 row, V={v})",
-            "ok": bool(status[0] == 1 and err <= rtol),
-            "detail": f"rel. error {err:.2e} (allowed {rtol:.2e}), status {int(status[0])}"}
+    checks.append({"what": f"probability kernel {kern.family} vs numeric.divergence (1 row, "
+                   f"V={v})", "ok": bool(pstatus[0] == 1 and err <= rtol),
+                   "detail": f"rel. error {err:.2e} (allowed {rtol:.2e}), status "
+                   f"{int(pstatus[0])}"})
+    return checks
 
 
 def _run_numpy(path: Path, f, params, rtol) -> list:

@@ -355,14 +355,36 @@ def _readme(f, bound, family: str, target: str, dtype: str, entry: str) -> str:
                   "Call from the same process with `ctypes` (the GIL is released during the "
                   "call), rows split over threads as you like: rows are independent."]
     else:
-        lines += ["The numpy target evaluates the same element forms with numpy "
-                  "(`numeric._kernels`); the files here are the C and CUDA sources it mirrors."]
+        args = ", ".join(["ell", "w", *theta_names, "xp=numpy"])
+        lines += ["## numpy", "",
+                  f"Each `{family}_<element>_<lo|hi>.py` defines `{family}_<element>_<lo|hi>"
+                  f"({args})` for arrays of any namespace: element `loss` (q F(r)), `gs` "
+                  "(the student-gradient term q g(r)) or `gt` (the teacher-gradient term "
+                  "p h(r)); branch `lo` takes ell = log(p/q) <= 0 and w = q, `hi` takes "
+                  "ell > 0 and w = p. Summed over a row, `loss` is "
+                  "D_f(P||Q) - f'(1) sum_i (p_i - q_i)."]
     lines += ["", "## cst layout (float64)", "", "| offset | meaning |", "|---|---|"]
     lines += [f"| {o} | {m} |" for o, m in _abi.describe(len(theta_names), theta_names)]
     lines += ["", f"Size {lay['SIZE']}; named offsets in `divkit_forms.h` "
               "(`DK_CST_*`, `DK_EL_*`, `DK_FLAG_*`). `kernel_constants(f, params=...)` returns "
               "the offsets and the array for a parameter value."]
     return "\n".join(lines) + "\n"
+
+
+def _numpy_files(bound, family: str) -> dict[str, str]:
+    """``{<family>_<element>_<lo|hi>.py: numpy source}``: the lo form in (ell, q) and the hi
+    form in (ell, p) of the loss and both gradient terms, parameters as arguments."""
+    from numeric.codegen import source
+
+    ff = bound.family_forms
+    out = {}
+    for cname, attr in _ROW_ELEMENTS[:3]:
+        el = getattr(ff, attr)
+        for branch, expr, w in (("lo", el.lo, Q), ("hi", el.hi, P)):
+            name = f"{family}_{cname}_{branch}"
+            out[f"{name}.py"] = source(expr, target="numpy", name=name,
+                                       args=[ELL, w, *ff.theta])
+    return out
 
 
 def kernel_files(f, *, target: str, dtype: str = "float32", params=None) -> dict[str, str]:
@@ -374,8 +396,9 @@ def kernel_files(f, *, target: str, dtype: str = "float32", params=None) -> dict
         The divergence (a catalog name, a family, or a member).
     target : {"c", "cuda", "numpy"}
         ``"cuda"``: the CUDA row kernel (``divkit_rows.cu``); ``"c"``: the host row kernel and
-        probability kernel (``divkit_host.c``); ``"numpy"``: both sets (the numpy path mirrors
-        them).
+        probability kernel (``divkit_host.c``); ``"numpy"``: one Python module per element
+        form (``<family>_<loss|gs|gt>_<lo|hi>.py``, each defining that function for any
+        array namespace), the forms every kernel evaluates.
     dtype : {"float32", "float64"}
         The element dtype of the CUDA kernel (the host kernels compute in double and take
         both input types).
@@ -406,16 +429,16 @@ def kernel_files(f, *, target: str, dtype: str = "float32", params=None) -> dict
     family = family_name(f, bound)
     fixed = fixed_files()
     out: dict[str, str] = {}
-    targets = ("c", "cuda") if target == "numpy" else (target,)
-    for t in targets:
+    if target == "numpy":
+        out.update(_numpy_files(bound, family))
+    for t in () if target == "numpy" else (target,):
         entry = ENTRY_FILES[t]
         forms_text = forms_header(f, target=t, params=params, name=family,
                                   dtypes=("float32", "float64") if t == "cuda" else ("float64",))
         files = dict(fixed)
         files["divkit_forms.h"] = forms_text
-        prefix = "" if len(targets) == 1 else f"{t}/"
         for name in _needed(entry, files):
-            out[prefix + name] = files[name]
+            out[name] = files[name]
     readme_target = target
     out["README.md"] = _readme(f, bound, family, readme_target, dtype,
                                ENTRY_FILES.get(target, "divkit_host.c"))

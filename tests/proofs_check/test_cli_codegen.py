@@ -53,7 +53,7 @@ def test_json_lists_the_files_and_the_constants(capsys, tmp_path):
     assert sorted(Path(p).name for p in doc["files"]) == sorted(Path(n).name for n in files)
     layout, cst = kernel_constants("js", params={"beta": 0.3})
     assert doc["constants"]["layout"] == layout
-    assert doc["constants"]["values"][layout["beta"]] == 0.3
+    assert doc["constants"]["values"][layout["THETA"]] == 0.3
     np.testing.assert_array_equal(
         np.array([float(x) for x in doc["constants"]["values"]]), cst)   # "inf" -> inf
     readme = [p for p in doc["files"] if p.endswith("README.md")]
@@ -88,8 +88,9 @@ def test_usage_errors(capsys, tmp_path, argv, message):
 
 def _emulated_row(files, f, params, dtype):
     """Run the written CUDA row kernel through the host emulation; one row."""
-    (source,) = [t for n, t in files.items() if n.endswith(".cu")]
-    mod = cuda_emu.build(source)
+    from numeric.codegen._files import ENTRY_FILES, amalgamate
+
+    mod = cuda_emu.build(amalgamate(files, ENTRY_FILES["cuda"]))
     tag = "f32" if dtype == "float32" else "f64"
     (name,) = [k for k in mod.signatures if k.endswith(f"_{tag}_rows")]
     _, cst = kernel_constants(f, params=params)
@@ -103,7 +104,8 @@ def _emulated_row(files, f, params, dtype):
                [np.int64(1), np.int64(t.shape[1]), t, s, one, one, None,
                 np.ascontiguousarray(cst), loss, gs, gt])
     ref = numeric.divergence_from_logits(f, t.astype(np.float64), s.astype(np.float64),
-                                         reduction="none", return_grad="both", params=params)
+                                         reduction="none", return_grad=True, teacher_grad=True,
+                                         params=params)
     rtol = backend_rtol(dtype)
     assert abs(float(loss[0]) - float(ref[0][0])) <= rtol * abs(float(ref[0][0]))
     for got, want in ((gs, ref[1]), (gt, ref[2])):
