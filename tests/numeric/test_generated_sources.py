@@ -37,12 +37,13 @@ def test_catalog_sources_cover_the_catalog(regenerated):
 
 @pytest.mark.parametrize("target", ["cu", "c"])
 def test_golden_file_regenerates_byte_identically(regenerated, target):
-    golden = (GOLDEN / f"divkit_js.{target}").read_bytes()
-    version = re.search(rb"sympy (\S+)", golden).group(1).decode()
-    if version != sympy.__version__:
-        pytest.skip(f"golden file made with sympy {version}, this is sympy {sympy.__version__}: "
-                    "regenerate with python -m numeric._cuda_sources tests/numeric/golden")
-    assert regenerated[f"divkit_js.{target}"].encode() == golden, (
+    # the sympy version in the label is not compared: a new sympy that prints the same
+    # kernel passes, one that prints it differently fails here (regenerate and review)
+    def unlabelled(text: bytes) -> bytes:
+        return re.sub(rb"sympy \S+", b"sympy <version>", text)
+
+    golden = unlabelled((GOLDEN / f"divkit_js.{target}").read_bytes())
+    assert unlabelled(regenerated[f"divkit_js.{target}"].encode()) == golden, (
         "the generated JS kernel differs from tests/numeric/golden; if the change is intended, "
         "regenerate it (python -m numeric._cuda_sources DIR, copy divkit_js.*)")
 
