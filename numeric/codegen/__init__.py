@@ -47,7 +47,14 @@ from numeric.codegen._runtime import (
     numpy_function,
     nvcc_check,
 )
-from numeric.codegen._source import CODEGEN_VERSION, TARGETS, expression_hash, program, source
+from numeric.codegen._source import (
+    CODEGEN_VERSION,
+    TARGETS,
+    expression_hash,
+    program,
+    register_target,
+    source,
+)
 from numeric.codegen.nodes import expm1, log1mexp, log1p, logaddexp, softplus, xlog1py, xlogy
 from numeric.codegen.printers import CodegenError, UnsupportedFunctionError
 from numeric.codegen.rewrite import DEFAULT_PASSES, PASSES, Pass, rewrite
@@ -77,6 +84,7 @@ __all__ = [
     "CompilerNotFoundError",
     "CODEGEN_VERSION",
     "TARGETS",
+    "register_target",
     "C_FLAGS",
     "nodes",
     "log1p",

@@ -30,9 +30,9 @@ from numeric.codegen._cache import (
     write_bytes,
     write_text,
 )
-from numeric.codegen._source import _check_name, _normalize, expression_hash, program, source
+from numeric.codegen._source import check_name, expression_hash, normalize_exprs, program, source
 from numeric.codegen.printers import DTYPES, CodegenError
-from numeric.codegen.rewrite import Pass, _resolve
+from numeric.codegen.rewrite import Pass, resolve_passes
 
 __all__ = [
     "CompilerNotFoundError",
@@ -71,11 +71,11 @@ class CompilerNotFoundError(RuntimeError):
 
 
 def _key_parts(expr, args, name, passes) -> tuple[str, tuple, tuple, bool, str]:
-    exprs, args, single = _normalize(expr, args)
+    exprs, args, single = normalize_exprs(expr, args)
     digest = expression_hash(expr, args)
-    chosen = _resolve(passes)
+    chosen = resolve_passes(passes)
     if name is not None:
-        _check_name(name)
+        check_name(name)
     return digest, exprs, args, single, ",".join(p.name for p in chosen)
 
 

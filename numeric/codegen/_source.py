@@ -18,14 +18,16 @@ from numeric.codegen.printers import (
     CudaPrinter,
     NumpyPrinter,
 )
-from numeric.codegen.rewrite import DEFAULT_PASSES, Pass, _resolve, rewrite
+from numeric.codegen.rewrite import DEFAULT_PASSES, Pass, resolve_passes, rewrite
 
 __all__ = ["CODEGEN_VERSION", "TARGETS", "Program", "expression_hash", "program", "source"]
 
 #: Bumped whenever generated code changes for the same input; part of every cache key.
 CODEGEN_VERSION = "1"
 
-TARGETS = ("numpy", "c", "cuda")
+#: Target name -> emitter ``emit(program, name, dtype) -> str`` (a printer's entry point);
+#: :func:`register_target` adds one. ``source`` looks targets up here, nothing else.
+TARGETS: dict = {}
 
 _C_KEYWORDS = frozenset(
     """auto break case char const continue default do double else enum extern float for goto
@@ -44,7 +46,7 @@ _RESERVED = (
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
-def _normalize(expr, args) -> tuple[tuple[sympy.Expr, ...], tuple[sympy.Symbol, ...], bool]:
+def normalize_exprs(expr, args) -> tuple[tuple[sympy.Expr, ...], tuple[sympy.Symbol, ...], bool]:
     single = not isinstance(expr, (tuple, list))
     exprs = (expr,) if single else tuple(expr)
     if not exprs:
@@ -81,7 +83,7 @@ def expression_hash(expr, args=None) -> str:
     ``srepr`` includes the symbols' assumptions, so ``x`` real and ``x`` positive hash
     differently; the hash is stable across processes for the same sympy version.
     """
-    exprs, args, single = _normalize(expr, args)
+    exprs, args, single = normalize_exprs(expr, args)
     text = "|".join([sympy.srepr(exprs), sympy.srepr(args), "single" if single else "tuple"])
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -146,8 +148,8 @@ def _fresh(prefix: str, used: set[str]):
 
 def program(expr, args=None, *, passes: Sequence[Pass | str] | None = None) -> Program:
     """Rewrite, extract ``Piecewise`` nodes, and cse ``expr`` (or a tuple of expressions)."""
-    exprs, args, single = _normalize(expr, args)
-    chosen = _resolve(passes)
+    exprs, args, single = normalize_exprs(expr, args)
+    chosen = resolve_passes(passes)
     rewritten = tuple(rewrite(e, chosen) for e in exprs)
     used: set[str] = set()
     names = {a: _identifier(a, i, used) for i, a in enumerate(args)}
@@ -217,7 +219,7 @@ def default_name(prog: Program, target: str, dtype: str) -> str:
     return base + ("_f32" if dtype == "float32" else "_f64")
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
     if not _IDENT.match(name) or name in _RESERVED:
         raise ValueError(f"name: expected a C/Python identifier, got {name!r}")
     return name
@@ -544,14 +546,27 @@ def source(
     }
     """
     if target not in TARGETS:
-        raise ValueError(f"target: expected one of {TARGETS}, got {target!r}")
+        raise ValueError(f"target: expected one of {tuple(TARGETS)}, got {target!r}")
     if dtype not in DTYPES:
         raise ValueError(f"dtype: expected one of {sorted(DTYPES)}, got {dtype!r}")
     prog = program(expr, args, passes=passes)
-    name = _check_name(name) if name is not None else default_name(prog, target, dtype)
-    if target == "numpy":
-        return _numpy_source(prog, name, dtype)
-    return _c_like_source(prog, name, dtype, target)
+    name = check_name(name) if name is not None else default_name(prog, target, dtype)
+    return TARGETS[target](prog, name, dtype)
 
 
-__all__ += ["DEFAULT_PASSES", "CodegenError", "default_name"]
+def register_target(name: str, emit, *, replace: bool = False) -> None:
+    """Add the code-generation target ``name``: ``emit(program, name, dtype) -> str`` prints
+    a :class:`Program` (rewritten, cse'd expressions) as source of that target. A new
+    target is this call and a backend that runs its output (:mod:`numeric.registry`)."""
+    if name in TARGETS and not replace:
+        raise ValueError(f"target {name!r} is already registered")
+    TARGETS[name] = emit
+
+
+register_target("numpy", _numpy_source)
+register_target("c", lambda prog, name, dtype: _c_like_source(prog, name, dtype, "c"))
+register_target("cuda", lambda prog, name, dtype: _c_like_source(prog, name, dtype, "cuda"))
+
+
+__all__ += ["DEFAULT_PASSES", "CodegenError", "default_name", "register_target", "check_name",
+            "normalize_exprs"]

@@ -408,7 +408,7 @@ def rewrite(expr, passes: Sequence[Pass | str] | None = None):
     ValueError
         If a pass name is unknown.
     """
-    chosen = _resolve(passes)
+    chosen = resolve_passes(passes)
     if isinstance(expr, (tuple, list)):
         return tuple(rewrite(e, chosen) for e in expr)
     out = sympy.sympify(expr)
@@ -417,7 +417,7 @@ def rewrite(expr, passes: Sequence[Pass | str] | None = None):
     return out
 
 
-def _resolve(passes: Iterable[Pass | str] | None) -> tuple[Pass, ...]:
+def resolve_passes(passes: Iterable[Pass | str] | None) -> tuple[Pass, ...]:
     if passes is None:
         return DEFAULT_PASSES
     chosen = []
