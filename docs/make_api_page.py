@@ -37,7 +37,24 @@ def summary(name, obj):
     return " ".join(first.split())
 
 
+def page() -> str:
+    """The whole page as text."""
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        _print_page()
+    return buf.getvalue()
+
+
 def main():
+    print(page(), end="")
+
+
+def _print_page():
+    from numeric import registry
+
     print("# Public API\n")
     print("The public names of each module are exactly its `__all__`; a test")
     print("(`tests/test_repository.py::test_api_page_lists_exactly_all`) holds this page equal to")
@@ -49,6 +66,11 @@ def main():
         for name in mod.__all__:
             print(f"- `{name}` — {summary(name, getattr(mod, name))}")
         print()
+        if m == "numeric":
+            print("### Backends of the numeric operations\n")
+            print("Generated from `numeric.registry` (the table that dispatches them): the input")
+            print("arrays pick the first backend of the row that takes them.\n")
+            print(registry.markdown())
 
 
 if __name__ == "__main__":

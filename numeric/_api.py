@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from numeric import _alignment, _backend, _kernels
+from numeric import _alignment, _kernels
 from numeric._backend import as_numpy_input
 from numeric._forms import forms
-from numeric._reduction import check_reduction, check_return_grad, reduction_scale
+from numeric._reduction import reduction_scale
+from numeric.registry import check_options, dispatch, operation
 
 __all__ = ["divergence", "divergence_from_logits", "fdpo_loss", "policy_from_reward",
            "PolicyResult"]
 
 PolicyResult = _alignment.PolicyResult
 
-_REDUCTIONS = ("none", "sum", "mean", "batchmean")
 
 
 def _out_dtype(*arrays) -> np.dtype:
@@ -39,7 +39,7 @@ def _out_dtype(*arrays) -> np.dtype:
     return dt
 
 
-def _axis(axis, ndim, name):
+def check_axis(axis, ndim, name):
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
         raise TypeError(f"axis must be an int, got {type(axis).__name__}")
     if ndim == 0:
@@ -56,6 +56,7 @@ def _rows(x, axis):
     return np.ascontiguousarray(moved).reshape(-1, moved.shape[-1]), batch
 
 
+@operation(backends={"cupy-host": "numeric._cupy:via_host", "host": "numeric._api:divergence_host"})
 def divergence(f, p, q, *, axis=-1, params=None):
     r"""The f-divergence :math:`D_f(P\|Q) = \sum_i q_i\, f(p_i/q_i)` along ``axis``.
 
@@ -103,9 +104,13 @@ def divergence(f, p, q, *, axis=-1, params=None):
     >>> float(divergence("kl", np.array([0.5, 0.5]), np.array([1.0, 0.0])))
     inf
     """
-    if _backend.uses_cupy(p, q):  # cupy route: numeric/_cupy.py
-        from numeric import _cupy
-        return _cupy.via_host(divergence, f, p, q, axis=axis, params=params)
+    check_options("divergence", params=params)
+    return dispatch("divergence", p, q)(f, p, q, axis=axis, params=params)
+
+
+def divergence_host(f, p, q, *, axis=-1, params=None):
+    """:func:`divergence` on the host (numpy arrays): the compiled C kernel, numpy where it
+    does not run."""
     fm = forms(f, **(params or {}))
     p = as_numpy_input(p, "p")
     q = as_numpy_input(q, "q")
@@ -115,7 +120,7 @@ def divergence(f, p, q, *, axis=-1, params=None):
     except ValueError:
         raise ValueError(f"p and q must have broadcastable shapes, got {p.shape} and {q.shape}")\
             from None
-    ax = _axis(axis, p.ndim, "p")
+    ax = check_axis(axis, p.ndim, "p")
     if dt not in (np.float32, np.float64) or p.dtype != q.dtype:
         p, q = p.astype(np.float64), q.astype(np.float64)
     p2, batch = _rows(p, ax)
@@ -130,7 +135,7 @@ def divergence(f, p, q, *, axis=-1, params=None):
     return out.reshape(batch).astype(dt)
 
 
-def _grad_flags(return_grad, teacher_grad) -> tuple[bool, bool]:
+def grad_flags(return_grad, teacher_grad) -> tuple[bool, bool]:
     """``(student, teacher)`` gradients asked for; ``return_grad`` and ``teacher_grad`` bools."""
     if isinstance(return_grad, str):
         raise TypeError(f"return_grad must be a bool, got {return_grad!r}; ask for the teacher "
@@ -144,15 +149,13 @@ def _grad_flags(return_grad, teacher_grad) -> tuple[bool, bool]:
     return bool(return_grad), bool(teacher_grad)
 
 
-def _reduction_scale(reduction, kept: int, batch: tuple) -> float:
+def reduction_factor(reduction, kept: int, batch: tuple) -> float:
     """The factor of the summed per-row losses for ``reduction`` (1 for "none")."""
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    first = batch[0] if batch else 1
-    return {"none": 1.0, "sum": 1.0, "mean": 1.0 / max(kept, 1),
-            "batchmean": 1.0 / max(first, 1)}[reduction]
+    return reduction_scale(reduction, kept, batch[0] if batch else 1)
 
 
+@operation(backends={"cupy": "numeric._cupy:divergence_from_logits",
+                     "host": "numeric._api:divergence_from_logits_host"})
 def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temperature=1.0,
                            mask=None, reduction="mean", return_grad=False, teacher_grad=False,
                            params=None):
@@ -239,23 +242,27 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
     >>> float(loss), g.round(6).tolist()
     (0.1438410362..., [[-0.25, 0.25]])
     """
-    student, teacher = _grad_flags(return_grad, teacher_grad)
-    if _backend.uses_cupy(teacher_logits, student_logits, mask):  # cupy route: numeric/_cupy.py
-        from numeric import _cupy
-        return _cupy.divergence_from_logits(f, teacher_logits, student_logits, axis=axis,
-                                            temperature=temperature, mask=mask,
-                                            reduction=reduction, return_grad=student,
-                                            teacher_grad=teacher, params=params)
+    grad_flags(return_grad, teacher_grad)
+    check_options("divergence_from_logits", reduction=reduction, params=params)
+    return dispatch("divergence_from_logits", teacher_logits, student_logits, mask)(
+        f, teacher_logits, student_logits, axis=axis, temperature=temperature, mask=mask,
+        reduction=reduction, return_grad=return_grad, teacher_grad=teacher_grad, params=params)
+
+
+def divergence_from_logits_host(f, teacher_logits, student_logits, *, axis=-1, temperature=1.0,
+                                mask=None, reduction="mean", return_grad=False,
+                                teacher_grad=False, params=None):
+    """:func:`divergence_from_logits` on the host (numpy arrays): the compiled row kernel,
+    numpy for the rows it leaves and without a compiler."""
+    student, teacher = grad_flags(return_grad, teacher_grad)
     fm = forms(f, **(params or {}))
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     t = as_numpy_input(teacher_logits, "teacher_logits")
     s = as_numpy_input(student_logits, "student_logits")
     if t.shape != s.shape:
         raise ValueError(f"teacher_logits and student_logits must have the same shape, got "
                          f"{t.shape} and {s.shape}")
     dt_t, dt_s = _out_dtype(t), _out_dtype(s)
-    ax = _axis(axis, t.ndim, "teacher_logits")
+    ax = check_axis(axis, t.ndim, "teacher_logits")
     temperature = float(temperature)
     if not (np.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a finite positive number, got {temperature}")
@@ -273,7 +280,7 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
     rows = np.flatnonzero(keep)
     all_rows = rows.size == n
     kept = rows.size
-    scale = _reduction_scale(reduction, kept, batch)
+    scale = reduction_factor(reduction, kept, batch)
     gs = (np.empty if all_rows else np.zeros)((n, v), dtype=dt_s) if student else None
     gt = (np.empty if all_rows else np.zeros)((n, v), dtype=dt_t) if teacher else None
     gs_k = gs if all_rows or gs is None else np.empty((kept, v), dtype=dt_s)
@@ -342,6 +349,7 @@ def _from_logits_kept(fm, tk, sk, *, temperature, grad_scale, gs, gt, student, t
                                      gs_out=gs, gt_out=gt, grad_scale=grad_scale)
 
 
+@operation(backends={"cupy-host": "numeric._cupy:via_host", "host": "numeric._api:fdpo_loss_host"})
 def fdpo_loss(f, logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected, *, beta,
               reduction="mean", return_grad=False, params=None):
     r"""f-DPO loss :math:`-\log\sigma\big(\beta f'(u_w) - \beta f'(u_l)\big)` per pair, reduced.
@@ -410,13 +418,15 @@ def fdpo_loss(f, logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected,
     ...           reduction="none", params={"beta": 0.3}).round(6).tolist()
     [0.693147, 0.693147, 0.693147]
     """
-    if _backend.uses_cupy(logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected):
-        from numeric import _cupy  # cupy route: numeric/_cupy.py
-        return _cupy.via_host(fdpo_loss, f, logp_chosen, logp_rejected, ref_logp_chosen,
-                              ref_logp_rejected, beta=beta, reduction=reduction,
-                              return_grad=return_grad, params=params)
-    check_reduction(reduction)
-    check_return_grad(return_grad)
+    check_options("fdpo_loss", reduction=reduction, return_grad=return_grad, params=params)
+    return dispatch("fdpo_loss", logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected)(
+        f, logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected, beta=beta,
+        reduction=reduction, return_grad=return_grad, params=params)
+
+
+def fdpo_loss_host(f, logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected, *, beta,
+                   reduction="mean", return_grad=False, params=None):
+    """:func:`fdpo_loss` on the host (numpy arrays)."""
     arrays = [as_numpy_input(x, n) for x, n in (
         (logp_chosen, "logp_chosen"), (logp_rejected, "logp_rejected"),
         (ref_logp_chosen, "ref_logp_chosen"), (ref_logp_rejected, "ref_logp_rejected"))]
@@ -446,6 +456,8 @@ def fdpo_loss(f, logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_rejected,
     return loss.astype(dt), tuple(g.astype(dt) for g in grads)
 
 
+@operation(backends={"cupy-host": "numeric._cupy:via_host",
+                     "host": "numeric._api:policy_from_reward_host"})
 def policy_from_reward(f, reward, ref_logp, *, beta, axis=-1, tol=None, max_iter=200, params=None):
     r"""The KKT-optimal policy :math:`\pi^* = \pi_{ref}\,(f')^{-1}\big((r - \lambda)/\beta\big)`.
 
@@ -505,10 +517,14 @@ def policy_from_reward(f, reward, ref_logp, *, beta, axis=-1, tol=None, max_iter
     >>> res.policy.round(6).tolist(), bool(res.converged.all())
     ([0.268941, 0.731059], True)
     """
-    if _backend.uses_cupy(reward, ref_logp):  # cupy route: numeric/_cupy.py
-        from numeric import _cupy
-        return _cupy.via_host(policy_from_reward, f, reward, ref_logp, beta=beta, axis=axis,
-                              tol=tol, max_iter=max_iter, params=params)
+    check_options("policy_from_reward", params=params)
+    return dispatch("policy_from_reward", reward, ref_logp)(
+        f, reward, ref_logp, beta=beta, axis=axis, tol=tol, max_iter=max_iter, params=params)
+
+
+def policy_from_reward_host(f, reward, ref_logp, *, beta, axis=-1, tol=None, max_iter=200,
+                            params=None):
+    """:func:`policy_from_reward` on the host (numpy arrays)."""
     fm = forms(f, **(params or {}))
     r = as_numpy_input(reward, "reward")
     lr = as_numpy_input(ref_logp, "ref_logp")
@@ -519,7 +535,7 @@ def policy_from_reward(f, reward, ref_logp, *, beta, axis=-1, tol=None, max_iter
     if not (np.isfinite(beta) and beta > 0):
         raise ValueError(f"beta must be a finite positive number, got {beta}")
     dt = _out_dtype(r, lr)
-    ax = _axis(axis, r.ndim, "reward")
+    ax = check_axis(axis, r.ndim, "reward")
     r2, batch = _rows(np.asarray(r, dtype=np.float64), ax)
     l2, _ = _rows(np.asarray(lr, dtype=np.float64), ax)
     # one reduction each: a NaN propagates through max/min

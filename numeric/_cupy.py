@@ -297,12 +297,10 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
     With a cupy ``mask`` and ``reduction="mean"`` the number of kept rows is
     read back to the host (one synchronisation); a numpy mask avoids it.
     """
-    from numeric._api import _REDUCTIONS, _axis, _grad_flags, _reduction_scale
+    from numeric._api import check_axis, grad_flags, reduction_factor
 
     cp = _backend.require_cupy()
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    student, teacher = _grad_flags(return_grad, teacher_grad)
+    student, teacher = grad_flags(return_grad, teacher_grad)  # validated by the caller
     t, s = teacher_logits, student_logits
     for name, x in (("teacher_logits", t), ("student_logits", s)):
         if not _backend.is_cupy_array(x):
@@ -314,7 +312,7 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
                          f"{t.shape} and {s.shape}")
     kdt = "float64" if "float64" in (compute_dtype(t.dtype), compute_dtype(s.dtype)) else "float32"
     dt_t, dt_s = _out_dtype(cp, t.dtype), _out_dtype(cp, s.dtype)
-    ax = _axis(axis, t.ndim, "teacher_logits")
+    ax = check_axis(axis, t.ndim, "teacher_logits")
     temperature = float(temperature)
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a finite positive number, got {temperature}")
@@ -322,7 +320,7 @@ def divergence_from_logits(f, teacher_logits, student_logits, *, axis=-1, temper
     batch = tuple(d for i, d in enumerate(t.shape) if i != ax)
     n = math.prod(batch)
     keep, kept = _keep(cp, mask, batch, n, reduction)
-    scale = _reduction_scale(reduction, kept, batch)
+    scale = reduction_factor(reduction, kept, batch)
     # rows x V views (a copy in the input dtype only where axis is not the last one)
     t_rows = cp.moveaxis(t, ax, -1).reshape(n, v)
     s_rows = cp.moveaxis(s, ax, -1).reshape(n, v)

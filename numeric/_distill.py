@@ -14,7 +14,8 @@ import numpy as np
 
 from numeric._api import divergence_from_logits
 from numeric._backend import namespace
-from numeric._reduction import check_reduction, check_return_grad, reduction_scale
+from numeric._reduction import reduction_scale
+from numeric.registry import check_options, operation
 
 __all__ = ["sinkd_loss", "bdkd_loss", "bdkd_entropy_weights", "pld_loss"]
 
@@ -63,6 +64,7 @@ def _pair(xp, teacher_logits, student_logits):
 
 # --------------------------------------------------------------------------- SinKD
 
+@operation(backends={"array-api": None})
 def sinkd_loss(teacher_logits, student_logits, *, temperature=2.0, epsilon=0.1, n_iter=20,
                reduction="mean", return_grad=False):
     r"""SinKD's batch-wise Sinkhorn distance (Cui et al. 2024, arXiv 2402.17110, ``loss.py``).
@@ -109,8 +111,7 @@ def sinkd_loss(teacher_logits, student_logits, *, temperature=2.0, epsilon=0.1, 
     True
     """
     xp = namespace(teacher_logits, student_logits)
-    check_reduction(reduction)
-    check_return_grad(return_grad)
+    check_options("sinkd_loss", reduction=reduction, return_grad=return_grad)
     dt = _out_dtype(xp, teacher_logits, student_logits)
     t, s = _pair(xp, teacher_logits, student_logits)
     temp = _positive(temperature, "temperature")
@@ -149,6 +150,7 @@ def sinkd_loss(teacher_logits, student_logits, *, temperature=2.0, epsilon=0.1, 
 
 # --------------------------------------------------------------------------- BD-KD
 
+@operation(backends={"array-api": None})
 def bdkd_entropy_weights(teacher_logits, student_logits, *, temperature=1.0):
     r"""Per-sample (forward, reverse) KL weights from the entropy gap (divkit's rule).
 
@@ -178,6 +180,7 @@ def bdkd_entropy_weights(teacher_logits, student_logits, *, temperature=1.0):
     return 1.0 + xp.maximum(-delta, zero), 1.0 + xp.maximum(delta, zero)
 
 
+@operation(backends={"numpy": None})
 def bdkd_loss(teacher_logits, student_logits, *, temperature=1.0, weights=None,
               reduction="mean", return_grad=False):
     r"""BD-KD's balanced KL, per row :math:`L_i = w^f_i\,\mathrm{KL}(p^t_i\|p^s_i) + w^r_i\,
@@ -214,8 +217,7 @@ def bdkd_loss(teacher_logits, student_logits, *, temperature=1.0, weights=None,
     >>> round(float(bdkd_loss(t, s, weights=(1.0, 0.0))), 10)  # KL(teacher || student)
     0.1438410362
     """
-    check_reduction(reduction)
-    check_return_grad(return_grad)
+    check_options("bdkd_loss", reduction=reduction, return_grad=return_grad)
     dt = _out_dtype(np, teacher_logits, student_logits)
     t, s = _pair(np, teacher_logits, student_logits)
     temp = _positive(temperature, "temperature")
@@ -255,6 +257,7 @@ def _logcumsumexp(xp, z):
     raise TypeError(f"pld_loss needs logaddexp.accumulate, which {xp.__name__} lacks")
 
 
+@operation(backends={"array-api": None})
 def pld_loss(teacher_logits, student_logits, labels=None, *, temperature=1.0,
              reduction="mean", return_grad=False):
     r"""PLD: the list-wise Plackett–Luce distillation loss (Bassam, Zhu, Bian 2025).
@@ -295,8 +298,7 @@ def pld_loss(teacher_logits, student_logits, labels=None, *, temperature=1.0,
     True
     """
     xp = namespace(teacher_logits, student_logits)
-    check_reduction(reduction)
-    check_return_grad(return_grad)
+    check_options("pld_loss", reduction=reduction, return_grad=return_grad)
     dt = _out_dtype(xp, teacher_logits, student_logits)
     t, s = _pair(xp, teacher_logits, student_logits)
     temp = _positive(temperature, "temperature")

@@ -16,10 +16,10 @@ A new backend is one :class:`Backend` (:func:`register_backend`) and one impleme
 operation it runs (:func:`register_implementation`); a new operation is one decorator.
 
 >>> [b.name for b in backends("divergence")]
-['cupy-host', 'c', 'numpy']
+['cupy-host', 'host']
 >>> import numpy as np
->>> select("divergence", np.ones(3), np.ones(3)).backend in ("c", "numpy")
-True
+>>> select("divergence", np.ones(3), np.ones(3)).backend
+'host'
 """
 
 from __future__ import annotations
@@ -43,12 +43,14 @@ __all__ = [
     "OPTION_RULES",
     "backends",
     "check_options",
+    "dispatch",
     "implementations",
     "markdown",
     "operation",
     "operations",
     "register_backend",
     "register_implementation",
+    "unregister_backend",
     "select",
 ]
 
@@ -64,6 +66,9 @@ class Backend:
     description: str
     accepts: Callable[..., bool]
     available: Callable[[], bool] = lambda: True
+    #: the implementation runs the whole operation around another backend (cupy arrays
+    #: copied to the host and back): it is called as ``impl(operation, *args, **kwargs)``
+    wraps_operation: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,12 +111,6 @@ def _array_api(*arrays) -> bool:
     return True
 
 
-def _c_available() -> bool:
-    from numeric import _cpu
-
-    return _cpu.available()
-
-
 _BACKENDS: dict[str, Backend] = {}
 _AVAILABLE: dict[str, bool] = {}
 _OPERATIONS: dict[str, Operation] = {}
@@ -129,12 +128,27 @@ def register_backend(backend: Backend, *, replace: bool = False) -> Backend:
 register_backend(Backend("cupy", "native CUDA kernel through cupy, on the arrays' device",
                          _backend.uses_cupy))
 register_backend(Backend("cupy-host", "cupy arrays computed by the CPU kernels and copied back",
-                         _backend.uses_cupy))
-register_backend(Backend("c", "C kernel compiled for this CPU on first use (cached on disk)",
-                         _all_numpy, _c_available))
+                         _backend.uses_cupy, wraps_operation=True))
+register_backend(Backend("host", "the C kernel compiled for this CPU on first use (cached on "
+                         "disk); numpy without a compiler or with DIVKIT_NO_CC=1", _all_numpy))
 register_backend(Backend("numpy", "numpy", _all_numpy))
 register_backend(Backend("array-api", "any array-API library (numpy, cupy, torch, ...)",
                          _array_api))
+
+
+def unregister_backend(name: str) -> None:
+    """Remove the backend ``name`` and its implementations (the reverse of
+    :func:`register_backend` and :func:`register_implementation`)."""
+    if name not in _BACKENDS:
+        raise ValueError(f"unknown backend {name!r}")
+    del _BACKENDS[name]
+    _AVAILABLE.pop(name, None)
+    for op, o in list(_OPERATIONS.items()):
+        if name in o.implementations:
+            impls = {b: t for b, t in o.implementations.items() if b != name}
+            _OPERATIONS[op] = Operation(o.name, o.function, o.options,
+                                        tuple(b for b in o.backends if b != name), impls,
+                                        o.takes_f)
 
 
 def _available(name: str) -> bool:
@@ -167,10 +181,10 @@ def operation(*, backends: Mapping[str, str | None], name: str | None = None):
     return deco
 
 
-def register_implementation(op: str, backend: str, target: str | None, *,
-                            first: bool = False) -> None:
-    """Let ``backend`` run ``op`` through ``target`` (``"module:function"``); ``first=True``
-    puts it ahead of the operation's other backends."""
+def register_implementation(op: str, backend: str, target, *, first: bool = False) -> None:
+    """Let ``backend`` run ``op`` through ``target`` (``"module:function"`` or a callable with
+    the operation's signature); ``first=True`` puts it ahead of the operation's other
+    backends."""
     o = _operation(op)
     if backend not in _BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; register it first")
@@ -199,9 +213,9 @@ def backends(op: str) -> tuple[Backend, ...]:
     return tuple(_BACKENDS[b] for b in _operation(op).backends)
 
 
-def _resolve(target: str | None) -> Callable | None:
-    if target is None:
-        return None
+def _resolve(target) -> Callable | None:
+    if target is None or callable(target):
+        return target
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -235,6 +249,19 @@ def select(op: str, *arrays, exclude: tuple[str, ...] = ()) -> Selection:
                     "'cuda12' or 'cuda13' extra)")
 
 
+def dispatch(op: str, *arrays) -> Callable:
+    """The callable that runs ``op`` on ``arrays`` (same signature as the public function):
+    the implementation of the backend :func:`select` picks. A public function is
+    ``check_options(...)`` then ``return dispatch(name, *arrays)(*args, **options)``."""
+    sel = select(op, *arrays)
+    if sel.run is None:
+        raise TypeError(f"{op}: the {sel.backend} backend is the public function's own body")
+    if _BACKENDS[sel.backend].wraps_operation:
+        fn = _operation(op).function
+        return lambda *args, **kwargs: sel.run(fn, *args, **kwargs)
+    return sel.run
+
+
 # ------------------------------------------------------------------------- options
 def _reduction(name, v):
     check_reduction(v)
@@ -258,9 +285,11 @@ def _params(name, v):
     if not isinstance(v, Mapping):
         raise TypeError(f"{name} must be a dict of parameter values, got {type(v).__name__}")
     for k, x in v.items():
-        if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        if isinstance(x, bool):
+            raise TypeError(f"{name}[{k!r}] must be a real number, got {x!r} (a bool)")
+        if not isinstance(x, (numbers.Real, str)) and type(x).__module__ != "sympy.core.numbers":
             raise TypeError(f"{name}[{k!r}] must be a real number, got {x!r}")
-        if not math.isfinite(x):
+        if isinstance(x, numbers.Real) and not math.isfinite(x):
             raise ValueError(f"{name}[{k!r}] must be finite, got {x!r}")
 
 

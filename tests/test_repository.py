@@ -106,3 +106,14 @@ def test_api_page_lists_exactly_all():
         assert listed == list(importlib.import_module(module).__all__), module
     for module in ("theory", "numeric", "proofs_check"):
         assert module in dict(sections), module
+
+
+def test_api_page_is_generated():
+    """docs/api.md is exactly what docs/make_api_page.py prints: the names and summaries,
+    and the backend table of numeric.registry (so dispatch and docs cannot drift)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_api_page", ROOT / "docs" / "make_api_page.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert (ROOT / "docs" / "api.md").read_text(encoding="utf-8") == mod.page()

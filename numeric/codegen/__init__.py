@@ -54,6 +54,7 @@ from numeric.codegen._source import (
     program,
     register_target,
     source,
+    unregister_target,
 )
 from numeric.codegen.nodes import expm1, log1mexp, log1p, logaddexp, softplus, xlog1py, xlogy
 from numeric.codegen.printers import CodegenError, UnsupportedFunctionError
@@ -85,6 +86,7 @@ __all__ = [
     "CODEGEN_VERSION",
     "TARGETS",
     "register_target",
+    "unregister_target",
     "C_FLAGS",
     "nodes",
     "log1p",

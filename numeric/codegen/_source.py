@@ -563,10 +563,17 @@ def register_target(name: str, emit, *, replace: bool = False) -> None:
     TARGETS[name] = emit
 
 
+def unregister_target(name: str) -> None:
+    """Remove the code-generation target ``name``."""
+    if name not in TARGETS:
+        raise ValueError(f"unknown target {name!r}")
+    del TARGETS[name]
+
+
 register_target("numpy", _numpy_source)
 register_target("c", lambda prog, name, dtype: _c_like_source(prog, name, dtype, "c"))
 register_target("cuda", lambda prog, name, dtype: _c_like_source(prog, name, dtype, "cuda"))
 
 
-__all__ += ["DEFAULT_PASSES", "CodegenError", "default_name", "register_target", "check_name",
-            "normalize_exprs"]
+__all__ += ["DEFAULT_PASSES", "CodegenError", "default_name", "register_target",
+            "unregister_target", "check_name", "normalize_exprs"]

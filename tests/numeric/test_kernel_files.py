@@ -89,8 +89,22 @@ def test_kernel_files_name_the_entry_points_and_the_layout():
         for text in files.values():
             for inc in re.findall(r'#include "([^"]+)"', text):
                 assert inc in files
-    both = kernel_files("kl", target="numpy")
-    assert "c/divkit_host.c" in both and "cuda/divkit_rows.cu" in both
+    forms_py = kernel_files("js", target="numpy", params={"beta": 0.3})
+    assert {f"divkit_js_{el}_{b}.py" for el in ("loss", "gs", "gt") for b in ("lo", "hi")} \
+        <= set(forms_py)
+    # the loss lo form, summed over a row, is D_f(P||Q) (normalised rows): against the
+    # closed form of JS_beta, not against divkit's own kernels
+    import numpy as np
+
+    ns = {}
+    exec(compile(forms_py["divkit_js_loss_lo.py"], "divkit_js_loss_lo.py", "exec"), ns)
+    p = np.array([0.2, 0.3, 0.5])
+    q = np.array([0.4, 0.4, 0.2])
+    beta = 0.3
+    m = beta * p + (1 - beta) * q
+    want = beta * np.sum(p * np.log(p / m)) + (1 - beta) * np.sum(q * np.log(q / m))
+    got = np.sum(ns["divkit_js_loss_lo"](np.log(p / q), q, beta, xp=np))
+    assert abs(got - want) <= 1e-14 * want
     with pytest.raises(ValueError, match="target"):
         kernel_files("kl", target="opencl")
     with pytest.raises(ValueError, match="dtype"):
