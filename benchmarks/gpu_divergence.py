@@ -18,7 +18,7 @@ c. **timing** — forward + student gradient at 4096×128256 and 16384×32000, f
    bfloat16, for kl, reverse_kl, js (β = ½), tv, alpha (α = ½): divkit (cupy kernels on
    DLPack views of torch tensors, ``reduction="batchmean"``) side by side with torch eager,
    torch.compile and Liger-Kernel (for KL and JSD, as measured in
-   shared/references/gpu-baselines.md), each optional with a clear skip. Timer:
+   docs/benchmarks.md), each optional with a clear skip. Timer:
    ``triton.testing.do_bench`` (median, 25 ms warm-up, 200 ms of repeats) or CUDA events.
    Prints % of the device-to-device copy bandwidth measured in the same run (ideal bytes
    ``3·B·V·itemsize``) and the peak extra device memory beyond the inputs and the gradient

@@ -83,7 +83,7 @@ def divergence(f, p, q, *, axis=-1, params=None):
 
     Notes
     -----
-    Zero mass follows the generator (DESIGN.md): :math:`0\cdot f(0/0) = 0`,
+    Zero mass follows the generator: :math:`0\cdot f(0/0) = 0`,
     :math:`q f(0/q) = q f(0^+)`, :math:`0\cdot f(p/0) = p f'(\infty)`; so KL(P‖Q) is
     ``inf`` where :math:`q_i = 0 < p_i`, and JS stays finite. Rows need not be normalised:
     the sum is exactly :math:`\sum_i q_i f(p_i/q_i)` (scipy's ``jensenshannon`` normalises,

@@ -117,3 +117,18 @@ def test_api_page_is_generated():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert (ROOT / "docs" / "api.md").read_text(encoding="utf-8") == mod.page()
+
+
+def test_the_product_cites_only_what_ships():
+    """Code, docs and benchmarks cite papers and files of the repository, never the team's
+    private notes (design and style notes, reference summaries) that users do not have."""
+    pattern = re.compile(r"DESIGN\.md|STYLE\.md|STYLE point|references/(?:papers|peers|gpu)")
+    hits = []
+    for top in ("theory", "numeric", "proofs_check", "docs", "benchmarks"):
+        for path in (ROOT / top).rglob("*"):
+            if path.suffix in (".py", ".md", ".h", ".c", ".cu") and path.is_file():
+                for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                    if pattern.search(line):
+                        hits.append(f"{path.relative_to(ROOT)}:{i}")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert not hits and not pattern.search(readme), hits
