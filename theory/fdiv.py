@@ -235,6 +235,11 @@ SOLVE_STACK_BUDGET = 200
 SOLVE_MAX_DENOMINATOR = 1000
 
 
+#: Time bound of the closed-form search of :attr:`FDivergence.policy_map` (and so of the
+#: conjugate), in seconds of the main thread.
+POLICY_MAP_SECONDS = 1.5
+
+
 def _bounded_solve(eq, var) -> list:
     """``sympy.solve`` with a bounded recursion depth: [] when it cannot finish (too deep,
     or exponents with denominators beyond :data:`SOLVE_MAX_DENOMINATOR`)."""
@@ -800,12 +805,18 @@ class FDivergence:
         if not self.strictly_convex:
             return None
         w = sympy.Symbol("w", positive=True)
-        sols = _bounded_solve(sympy.Eq(self.df.subs(u, w), t), w)
-        probe_points = self._interior_probe_points()
-        for cand in sols:
-            cand = self._on_interior(_tidy(cand))
-            if self._is_inverse(cand, probe_points):
-                return cand
+        try:
+            with _time_limit(POLICY_MAP_SECONDS):
+                sols = _bounded_solve(sympy.Eq(self.df.subs(u, w), t), w)
+                probe_points = self._interior_probe_points()
+                for cand in sols:
+                    cand = self._on_interior(_tidy(cand))
+                    if self._is_inverse(cand, probe_points):
+                        return cand
+        except _Timeout:
+            # sympy's solve can run for minutes on a member with a decimal parameter
+            # (js at beta = 3/10); the numeric inverse of f' serves such members
+            return None
         return None
 
     def _on_interior(self, expr: sympy.Expr) -> sympy.Expr:

@@ -35,3 +35,19 @@ def test_max_generator_has_its_zero_mass_limits():
     # by hand: f = 0 on (0, 1], u - 1 beyond: f(0+) = 0, f(u)/u -> 1, f'(0+) = 0
     assert d.f_at_zero == 0 and d.slope_at_infinity == 1 and d.df_at_zero == 0
     assert not d.strictly_convex
+
+
+def test_policy_map_at_a_decimal_parameter_answers_quickly():
+    # sympy's solve ran for minutes on js at beta = 3/10 (the REPL path of issue 19 item 7);
+    # the closed-form search is bounded, the numeric inverse of f' serves such members
+    import time
+
+    d = fdiv.get("js", beta=0.3)
+    start = time.process_time()
+    inv = d.policy_map
+    conj = d.conjugate
+    assert time.process_time() - start < 4.0
+    if inv is not None:  # whatever is returned is the inverse of f'
+        for x in (sympy.Rational(1, 3), sympy.Integer(2)):
+            assert abs(sympy.N(inv.subs(t, d.df.subs(u, x)) - x, 30)) < 1e-25
+    assert conj.domain is not None
