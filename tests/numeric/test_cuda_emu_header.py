@@ -70,8 +70,9 @@ def test_a_broken_indexing_is_caught():
 
     source, name = _cuda_sources.row_kernel_entry("kl", dtype="float64")
     assert source.count("row * V") >= 2
-    broken = cuda_emu.build(source.replace("const double *xs = student + row * V;",
-                                           "const double *xs = student + row * (V - 1);"))
+    good_line = "const DK_T *xs = student + row * V;"
+    assert source.count(good_line) == 1
+    broken = cuda_emu.build(source.replace(good_line, "const DK_T *xs = student + row * (V - 1);"))
     rng = np.random.default_rng(3)
     t, s = rng.standard_normal((3, 33)), rng.standard_normal((3, 33))
     loss = np.empty(3)

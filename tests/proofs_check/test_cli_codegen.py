@@ -116,10 +116,12 @@ def _nvcc(files, tmp_path):
     import subprocess
 
     nvcc = find_nvcc()
-    for name, text in files.items():
+    for name, text in files.items():       # the headers beside the entry, as written
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    for name in files:
         if name.endswith(".cu"):
-            path = tmp_path / Path(name).name
-            path.write_text(text)
+            path = tmp_path / name
             proc = subprocess.run([nvcc, "-c", "-std=c++17", "-o", str(path.with_suffix(".o")),
                                    str(path)], capture_output=True, text=True, timeout=600)
             assert proc.returncode == 0, proc.stderr
