@@ -179,6 +179,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     import torch
+    # one compiled loss per (f, shape, dtype): dynamo guards the shared code object on them,
+    # and past its default limit of 8 recompiles it would silently run the rest eagerly
+    torch._dynamo.config.recompile_limit = 1024
 
     all_threads = torch.get_num_threads()
     shapes = [tuple(int(x) for x in sh.split("x")) for sh in args.shapes.split(",")]
