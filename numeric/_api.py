@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numeric import _alignment, _kernels
+from numeric import _kernels, _kkt
 from numeric._backend import as_numpy_input
 from numeric._forms import forms
 from numeric._reduction import reduction_scale
@@ -26,7 +26,7 @@ from numeric.registry import check_options, dispatch, operation
 __all__ = ["divergence", "divergence_from_logits", "fdpo_loss", "policy_from_reward",
            "PolicyResult"]
 
-PolicyResult = _alignment.PolicyResult
+PolicyResult = _kkt.PolicyResult
 
 
 
@@ -443,7 +443,7 @@ def fdpo_loss_host(f, logp_chosen, logp_rejected, ref_logp_chosen, ref_logp_reje
         raise ValueError("logp_chosen, logp_rejected, ref_logp_chosen and ref_logp_rejected "
                          "must broadcast to a common shape") from None
     dt = _out_dtype(*arrays)
-    res = _alignment.fdpo(forms(f, **(params or {})), *[x.astype(np.float64) for x in arrays],
+    res = _kkt.fdpo(forms(f, **(params or {})), *[x.astype(np.float64) for x in arrays],
                           beta=beta, grad=return_grad)
     loss, grads = (res, ()) if not return_grad else (res[0], res[1:])
     shape = loss.shape
@@ -490,7 +490,7 @@ def policy_from_reward(f, reward, ref_logp, *, beta, axis=-1, tol=None, max_iter
         row also solves :math:`f'(\pi_i/\pi_{ref,i}) = (r_i-\lambda)/\beta` to a relative
         1e-12 in :math:`\pi_i` (or to the rounding of the right side) wherever
         :math:`\pi_i > 0`, and has :math:`\pi_i = 0` only where the right side is at most
-        :math:`f'(0^+)`. See :mod:`numeric._alignment` for the solvers (softmax for KL, one
+        :math:`f'(0^+)`. See :mod:`numeric._kkt` for the solvers (softmax for KL, one
         pass; otherwise 2–3.5 iterations per row on average, measured, the slowest rows up to
         about 13, next to :math:`f'(\infty)`).
     max_iter : int
@@ -547,7 +547,7 @@ def policy_from_reward_host(f, reward, ref_logp, *, beta, axis=-1, tol=None, max
     if lmax == -np.inf:
         raise ValueError("ref_logp has a row with no support (all -inf)")
     # (a row without support among others is refused where the reference is normalised)
-    res = _alignment.policy(fm, r2, l2, beta=beta, tol=tol, max_iter=int(max_iter), lmax=lmax)
+    res = _kkt.policy(fm, r2, l2, beta=beta, tol=tol, max_iter=int(max_iter), lmax=lmax)
     pol = res.policy.reshape(batch + (r2.shape[-1],))
     pol = np.moveaxis(pol, -1, ax) if ax != r.ndim - 1 else pol
     return PolicyResult(policy=np.ascontiguousarray(pol).astype(dt, copy=False),

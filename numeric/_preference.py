@@ -13,9 +13,9 @@ from collections.abc import Callable
 import numpy as np
 from scipy.special import expit
 
-from numeric._alignment import reward_limits, reward_values
 from numeric._backend import as_numpy_input
 from numeric._forms import forms
+from numeric._kkt import reward_limits, reward_values
 from numeric._reduction import reduction_scale
 from numeric.registry import check_options, operation
 

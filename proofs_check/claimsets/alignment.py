@@ -116,7 +116,7 @@ def _inverse_df(df_mp, tv, t_lo):
 
 def _kkt_policy_mp(d, r, ref, beta):
     """The KKT policy at the working precision: lambda from sum_i ref_i Phi((r_i - lambda)/beta)
-    = 1 (Illinois on the bracket of numeric._alignment), Phi by root-finding on f'."""
+    = 1 (Illinois on the bracket of numeric._kkt), Phi by root-finding on f'."""
     from theory import u
 
     df_mp = sympy.lambdify(u, d.df, modules="mpmath")

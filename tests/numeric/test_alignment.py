@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from scipy.special import log_softmax, logsumexp
 
 import numeric
-from numeric import _alignment, _forms
+from numeric import _forms, _kkt
 from numeric import tolerances as tol
 from theory import fdiv, u
 
@@ -380,14 +380,14 @@ CLOSED = [n for n in STRICT if n not in ("kl", "jeffreys", "softened_rkl")]
 def test_policy_numeric_inverse_on_closed_form_generators(name, monkeypatch):
     fd = fdiv.get(name)
     fm = _forms.forms(fd)
-    inv = _alignment._inverse(fm)
+    inv = _kkt._inverse(fm)
     assert inv.closed is not None  # the closed form passed its self-check
     forced = copy.copy(inv)
     forced.closed, forced.clamp, forced.table = None, None, inv._guess_table()
     key = (fm.family_forms, tuple(float(v) for v in fm.theta), True)
-    assert _alignment._CACHE.get(key) is inv  # the key the solver looks the inverse up by
-    monkeypatch.setitem(_alignment._CACHE, key, forced)
-    assert _alignment._inverse(fm) is forced
+    assert _kkt._CACHE.get(key) is inv  # the key the solver looks the inverse up by
+    monkeypatch.setitem(_kkt._CACHE, key, forced)
+    assert _kkt._inverse(fm) is forced
     rng = np.random.default_rng(zlib.crc32(name.encode()) + 1)
     r, lref = _random_rows(rng, 2_000)
     for beta in (0.01, 1.0):
@@ -402,7 +402,7 @@ def test_normaliser_step_below_resolution_is_no_convergence():
     row goes on (an alpha(5) row was once returned 'converged' with P = 2.3, then rescaled)."""
     P, dP, d2P = np.array([2.32]), np.array([-1.0e16]), np.array([5.4e32])
     la = np.array([-0.2])
-    nxt, lo, hi, done, good, _ = _alignment._newton_rows(
+    nxt, lo, hi, done, good, _ = _kkt._newton_rows(
         P, dP, d2P, None, None, la, la.copy(), np.array([0.0]), 1.0, 1e-13, 4.0, np.zeros(1))
     assert not done[0] and not good[0]
     assert lo[0] == -0.2 and hi[0] == 0.0 and -0.2 < nxt[0] < 0.0

@@ -1,4 +1,6 @@
-r"""Launchers of the alignment maps (f-DPO loss, KKT policy from reward).
+r"""The KKT maps of f-regularised alignment on arrays: the f-DPO loss (the reward map f' at
+the log-ratios) and the policy from reward (the KKT policy solver, the inverse map with its
+per-row normaliser).
 
 The expressions (:math:`f'(e^{\ell})`, :math:`e^{\ell} f''(e^{\ell})`, the policy map
 :math:`(f')^{-1}`) come from :mod:`numeric._forms` / :mod:`theory.fdiv` through
