@@ -35,22 +35,12 @@ import threading
 import numpy as np
 
 from numeric import _abi
+from numeric.codegen._runtime import ForkSafeLock
 
-__all__ = ["available", "threads", "host_kernel", "HostKernel", "divergence_rows",
-           "from_logits_rows"]
+__all__ = ["available", "threads", "host_kernel", "HostKernel", "kernel_from_files",
+           "divergence_rows", "from_logits_rows"]
 
-_lock = threading.Lock()
-
-
-def _reinit_after_fork():
-    # a fork while another thread compiles holds the lock in the child forever: the child
-    # gets a fresh one (the compile itself is not in the child; it simply compiles again)
-    global _lock
-    _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_after_fork)
+_lock = ForkSafeLock()
 
 
 @functools.lru_cache(maxsize=1)

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from numeric.codegen.rewrite import Pass, resolve_passes
 
 __all__ = [
     "CompilerNotFoundError",
+    "ForkSafeLock",
     "numpy_function",
     "compile_c",
     "c_function",
@@ -50,18 +52,38 @@ __all__ = [
 #: numpy's separately rounded operations), position-independent shared object.
 C_FLAGS = ("-O2", "-shared", "-fPIC", "-std=c99", "-fno-fast-math", "-ffp-contract=off")
 
-_lock = threading.Lock()
+class ForkSafeLock:
+    """A lock that a forked child gets fresh: a fork while another thread holds it (a
+    compile in progress) would leave the child's copy locked forever. The compile itself
+    is not in the child, which simply compiles again."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        _FORK_SAFE_LOCKS.add(self)
+
+    def _renew(self):
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()
 
 
-def _reinit_lock_after_fork():
-    # a fork while another thread held the lock (compiling) would leave the child's copy
-    # locked forever: the child starts with a fresh one
-    global _lock
-    _lock = threading.Lock()
+_FORK_SAFE_LOCKS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _renew_locks_after_fork():
+    for lock in list(_FORK_SAFE_LOCKS):
+        lock._renew()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_lock_after_fork)
+    os.register_at_fork(after_in_child=_renew_locks_after_fork)
+
+_lock = ForkSafeLock()
 _numpy_memo: dict[str, Callable] = {}
 _lib_memo: dict[str, ctypes.CDLL] = {}
 
